@@ -1,0 +1,5 @@
+"""Allow ``python -m nestlab``."""
+
+from nestlab.cli import main
+
+main()

@@ -1,0 +1,314 @@
+"""Decide, from host facts alone, how (and whether) a lab can run here.
+
+No I/O: everything comes from ``HostFacts`` so that each verdict can be replayed
+from a recorded facts file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+from nestlab.hostfacts import HostFacts
+from nestlab.model import Accel, GiB, Lab, human_size
+
+AccelChoice = Literal["kvm", "tcg", "none"]
+_ENABLED = {"Y", "y", "1"}
+_MODULE = {"intel": "kvm_intel", "amd": "kvm_amd"}
+_FLAG = {"intel": "vmx", "amd": "svm"}
+_MIN_FREE_DISK = 4 * GiB
+
+
+class Status(str, Enum):
+    ok = "ok"
+    warn = "warn"
+    fail = "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class HostReport:
+    """The verdict: which acceleration L1 guests get, and every check behind it."""
+
+    accel: AccelChoice
+    vendor: Literal["intel", "amd", "other"]
+    evmcs: bool
+    """Whether a Windows L1 gets the eVMCS enlightenment (Intel, and libvirt offers it)."""
+    checks: tuple[Check, ...]
+
+    @property
+    def can_run(self) -> bool:
+        return self.accel != "none" and all(c.status is not Status.fail for c in self.checks)
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.status is Status.fail)
+
+    @property
+    def summary(self) -> str:
+        if self.accel == "kvm":
+            return "L1 guests run under KVM with nested virtualization (kvm)."
+        if self.accel == "tcg":
+            return (
+                "No usable hardware virtualization: L1 guests run under QEMU emulation with "
+                "emulated AMD SVM (tcg); a Linux L1 then runs its L2s under KVM. Slow, but real."
+            )
+        return "This host cannot run L1 guests: neither kvm nor tcg is available."
+
+
+def nested_fix(vendor: str) -> str:
+    """The exact commands that turn nesting on for the vendor's KVM module."""
+    module = _MODULE.get(vendor, "kvm_intel")
+    return (
+        f"echo 'options {module} nested=1' | sudo tee /etc/modprobe.d/nestlab-kvm.conf\n"
+        f"# then, with no VMs running (or reboot):\n"
+        f"sudo modprobe -r {module} && sudo modprobe {module}"
+    )
+
+
+def check_host(facts: HostFacts, lab: Lab | None = None) -> HostReport:
+    """Decide the acceleration and list every check, with fixes for what is not ok."""
+    requested = lab.accel if lab else Accel.auto
+    vendor = facts.cpu.vendor
+    # Without kvm in the request, a missing kvm prerequisite only costs speed.
+    fallback = Status.fail if requested is Accel.kvm else Status.warn
+    checks: list[Check] = []
+
+    hw_checks, nesting_ready = _hardware_checks(facts, fallback)
+    checks += hw_checks
+    libvirt_checks, tcg_ready = _software_checks(facts)
+    checks += libvirt_checks
+
+    accel: AccelChoice
+    if requested is Accel.tcg:
+        accel = "tcg" if tcg_ready else "none"
+    elif nesting_ready:
+        accel = "kvm"
+    elif requested is Accel.kvm:
+        accel = "none"
+        checks.append(
+            Check("accel", Status.fail, "the lab asks for accel: kvm, which this host lacks",
+                  "Fix the checks above, or set accel: auto to fall back to emulation.")
+        )
+    else:
+        accel = "tcg" if tcg_ready else "none"
+
+    caps = facts.libvirt.kvm_caps
+    evmcs = vendor == "intel" and (
+        caps is None or caps.hyperv_features is None or "evmcs" in caps.hyperv_features
+    )
+    if accel == "kvm":
+        checks += _passthrough_checks(facts)
+    if lab is not None:
+        checks += _lab_checks(facts, lab, accel, evmcs)
+    return HostReport(accel=accel, vendor=vendor, evmcs=evmcs, checks=tuple(checks))
+
+
+def _hardware_checks(facts: HostFacts, fallback: Status) -> tuple[list[Check], bool]:
+    """vmx/svm, /dev/kvm, the vendor module, nested, SLAT. Returns (checks, ready)."""
+    vendor, kvm = facts.cpu.vendor, facts.kvm
+    flag = next((f for f in ("vmx", "svm") if f in facts.cpu.flags), None)
+    enable_virt = (
+        "Enable Intel VT-x / AMD-V in the firmware setup. In a cloud or nested VM, "
+        "turn on nested virtualization for this instance on the hypervisor below it."
+    )
+    if flag is None:
+        checks = [Check("cpu-virtualization", fallback,
+                        f"{facts.cpu.model_name}: the CPU flags show neither vmx nor svm, "
+                        "so no hardware virtualization reaches this host", enable_virt)]
+        if kvm.device_present:
+            checks.append(Check(
+                "kvm-device", fallback,
+                "/dev/kvm exists, but without vmx/svm in the CPU flags it is a paravirtual "
+                "KVM backend that cannot run standard guests (QEMU -accel kvm hangs); "
+                "nestlab does not use it"))
+        else:
+            checks.append(Check("kvm-device", fallback, "/dev/kvm does not exist", enable_virt))
+        return checks, False
+
+    checks = [Check("cpu-virtualization", Status.ok,
+                    f"{facts.cpu.model_name}: CPU flags include {flag}")]
+    module = _MODULE.get(vendor)
+    if module is None:
+        checks.append(Check("kvm-module", fallback,
+                            "CPU vendor is neither Intel nor AMD; nestlab supports only those"))
+        return checks, False
+    if not kvm.device_present:
+        checks.append(Check("kvm-device", fallback, "/dev/kvm does not exist",
+                            f"sudo modprobe {module}"))
+    elif not kvm.device_openable:
+        checks.append(Check("kvm-device", Status.warn,
+                            f"/dev/kvm exists but this user cannot open it ({kvm.device_error}); "
+                            "libvirt opens it as its own QEMU user, which must be able to",
+                            "sudo usermod -aG kvm \"$USER\"   # and log in again"))
+    else:
+        checks.append(Check("kvm-device", Status.ok, "/dev/kvm exists and opens"))
+    if kvm.module != module:
+        checks.append(Check("kvm-module", fallback, f"the {module} module is not loaded",
+                            f"sudo modprobe {module}"))
+        return checks, False
+    checks.append(Check("kvm-module", Status.ok, f"{module} is loaded"))
+
+    nested_ok = kvm.nested in _ENABLED
+    checks.append(
+        Check("nested", Status.ok, f"{module} nested={kvm.nested}")
+        if nested_ok
+        else Check("nested", fallback,
+                   f"{module} nested={kvm.nested}: L1 guests cannot run their own KVM",
+                   nested_fix(vendor))
+    )
+    slat_name = "ept" if vendor == "intel" else "npt"
+    slat_ok = kvm.slat in _ENABLED
+    checks.append(
+        Check("slat", Status.ok, f"{module} {slat_name}={kvm.slat} (SLAT for L1)")
+        if slat_ok
+        else Check("slat", fallback,
+                   f"{module} {slat_name}={kvm.slat}: no second-level address translation; "
+                   "Hyper-V refuses to install without it and nested KVM crawls",
+                   f"echo 'options {module} {slat_name}=1' | sudo tee -a "
+                   "/etc/modprobe.d/nestlab-kvm.conf; then reload the module "
+                   "(or the CPU lacks it)")
+    )
+    libvirt_kvm = not facts.libvirt.reachable or "kvm" in facts.libvirt.domain_types
+    if not libvirt_kvm:
+        checks.append(Check("libvirt-kvm", fallback,
+                            "libvirt does not offer kvm domains on this host",
+                            "Check that the QEMU user can open /dev/kvm (group kvm) and "
+                            "restart libvirtd."))
+    ready = kvm.device_present and nested_ok and slat_ok and libvirt_kvm
+    return checks, ready
+
+
+def _software_checks(facts: HostFacts) -> tuple[list[Check], bool]:
+    """libvirt and QEMU. Returns (checks, whether tcg is possible)."""
+    lv = facts.libvirt
+    checks = []
+    if lv.reachable:
+        checks.append(Check("libvirt", Status.ok, f"libvirt {lv.version} at {lv.uri}"))
+    elif lv.daemon_installed:
+        checks.append(Check("libvirt", Status.warn,
+                            f"libvirt is installed but {lv.uri} does not answer: {lv.error}",
+                            "sudo systemctl enable --now libvirtd   "
+                            "# or pass --connect URI / set LIBVIRT_DEFAULT_URI"))
+    else:
+        checks.append(Check("libvirt", Status.fail, "libvirt's daemon is not installed",
+                            "sudo apt-get install libvirt-daemon-system"))
+    if facts.qemu_binary:
+        checks.append(Check("qemu", Status.ok, f"{facts.qemu_binary}"))
+    else:
+        checks.append(Check("qemu", Status.fail, "qemu-system-x86_64 is not installed",
+                            "sudo apt-get install qemu-system-x86"))
+    tcg_ready = (
+        facts.qemu_binary is not None
+        and (lv.reachable or lv.daemon_installed)
+        and (not lv.reachable or "qemu" in lv.domain_types)
+    )
+    return checks, tcg_ready
+
+
+def _passthrough_checks(facts: HostFacts) -> list[Check]:
+    caps = facts.libvirt.kvm_caps
+    if caps is None:
+        return [Check("host-passthrough", Status.warn,
+                      "libvirt's domain capabilities could not be read; host-passthrough "
+                      "is assumed, not verified")]
+    if not caps.host_passthrough:
+        return [Check("host-passthrough", Status.fail,
+                      "libvirt does not offer host-passthrough CPUs for kvm domains",
+                      "Upgrade libvirt/QEMU; nested L1 guests need the host's vmx/svm.")]
+    flag = _FLAG.get(facts.cpu.vendor, "vmx")
+    detail = "host-passthrough is supported"
+    if flag not in caps.host_model_features:
+        detail += f" (libvirt's host-model CPU does not list {flag}; it is required explicitly)"
+    return [Check("host-passthrough", Status.ok, detail)]
+
+
+def _lab_checks(facts: HostFacts, lab: Lab, accel: AccelChoice, evmcs: bool) -> list[Check]:
+    checks = []
+    res = facts.resources
+    need_mem = sum(h.memory for h in lab.hosts)
+    if need_mem > res.mem_available:
+        checks.append(Check("memory", Status.fail,
+                            f"the L1 hosts need {human_size(need_mem)}, "
+                            f"{human_size(res.mem_available)} is available",
+                            "Free memory on the host or lower hosts[].memory in the lab file."))
+    else:
+        checks.append(Check("memory", Status.ok,
+                            f"the L1 hosts need {human_size(need_mem)} of "
+                            f"{human_size(res.mem_available)} available"))
+
+    need_disk = sum(h.disk + sum(g.disk for g in h.guests) for h in lab.hosts)
+    if res.disk_free < _MIN_FREE_DISK:
+        checks.append(Check("disk", Status.fail,
+                            f"only {human_size(res.disk_free)} free at {res.disk_path}",
+                            f"Free at least {human_size(_MIN_FREE_DISK)} there, or set "
+                            "NESTLAB_HOME to a larger file system."))
+    elif res.disk_free < need_disk:
+        checks.append(Check("disk", Status.warn,
+                            f"disks are thin, but could grow to {human_size(need_disk)}; "
+                            f"{human_size(res.disk_free)} free at {res.disk_path}"))
+    else:
+        checks.append(Check("disk", Status.ok,
+                            f"{human_size(res.disk_free)} free at {res.disk_path}"))
+
+    explicit_cpus = [h.name for h in lab.hosts if h.cpus and h.cpus > 1]
+    if accel == "tcg" and explicit_cpus:
+        checks.append(Check("tcg-vcpus", Status.warn,
+                            f"{', '.join(explicit_cpus)}: more than one vCPU under emulation "
+                            "sometimes hangs an L1 at its first KVM use (about 1 run in 10)",
+                            "Leave hosts[].cpus unset (1 under tcg) unless you need more."))
+
+    if lab.has_windows:
+        checks += _windows_checks(facts, accel, evmcs)
+    return checks
+
+
+def _windows_checks(facts: HostFacts, accel: AccelChoice, evmcs: bool) -> list[Check]:
+    checks = []
+    if accel != "kvm":
+        checks.append(Check("windows-accel", Status.fail,
+                            "a Windows Server 2016 L1 with Hyper-V needs kvm with nesting; "
+                            "under emulation (tcg) Hyper-V would itself run emulated, which is "
+                            "not practical (hours per boot) and is not supported",
+                            "Run this lab on a host with VT-x/AMD-V and nested KVM "
+                            "(see the checks above)."))
+        return checks
+    if facts.cpu.vendor == "amd":
+        checks.append(Check("windows-vendor", Status.warn,
+                            "AMD host: Hyper-V in a Windows Server 2016 L1 on AMD KVM is "
+                            "unproven (no source shows WS2016 L2s starting there); nestlab "
+                            "proves it by starting the L2s, and never enables eVMCS on AMD"))
+    else:
+        checks.append(Check("windows-vendor", Status.ok, "Intel host: eVMCS is available to L1"
+                            if evmcs else "Intel host"))
+    caps = facts.libvirt.kvm_caps
+    if caps is None or caps.hyperv_features is None:
+        checks.append(Check("hyperv-features", Status.warn,
+                            "libvirt does not list its Hyper-V enlightenments (needs libvirt "
+                            "9.0 and a reachable daemon); the preset is used unverified"))
+    else:
+        wanted = {"relaxed", "vapic", "spinlocks", "vpindex", "runtime", "synic", "stimer"}
+        missing = sorted(wanted - set(caps.hyperv_features))
+        checks.append(
+            Check("hyperv-features", Status.ok, "libvirt offers the Hyper-V enlightenments")
+            if not missing
+            else Check("hyperv-features", Status.warn,
+                       f"libvirt does not offer: {', '.join(missing)}",
+                       "Upgrade QEMU/libvirt for a Windows L1 that boots reliably.")
+        )
+    firmware = facts.ovmf_files or (caps.firmware if caps else ())
+    checks.append(
+        Check("ovmf", Status.ok, f"UEFI firmware: {firmware[0]}")
+        if firmware
+        else Check("ovmf", Status.fail, "no OVMF (UEFI) firmware found; Windows L1s boot UEFI",
+                   "sudo apt-get install ovmf")
+    )
+    return checks

@@ -1,0 +1,214 @@
+"""The lab as typed, frozen objects: what ``labfile`` hands to every later stage.
+
+Field-level rules live here (names, sizes, enums); rules that relate several
+fields (overlapping CIDRs, memory that must fit) live in ``labfile``, which can
+point at the exact key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import Enum
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+)
+
+GiB = 1024**3
+MiB = 1024**2
+
+_byte_size = TypeAdapter(ByteSize)
+
+
+def _parse_size(value: Any) -> int:
+    """Accept ``8GiB``, ``512MiB``, ``1.5 GiB``, ``20GB``; refuse bare numbers."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(
+            f"expected a size with a unit, like 4GiB or 512MiB, got {value!r}"
+        )
+    try:
+        return int(_byte_size.validate_python(value))
+    except ValueError:
+        raise ValueError(
+            f"expected a size with a unit, like 4GiB or 512MiB, got {value!r}"
+        ) from None
+
+
+def _at_least(minimum: int, what: str) -> AfterValidator:
+    def check(value: int) -> int:
+        if value < minimum:
+            raise ValueError(f"{what} must be at least {format_size(minimum)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def format_size(size: int) -> str:
+    """Render a byte count the way a lab file would write it."""
+    for unit, factor in (("TiB", 1024**4), ("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    if size >= GiB:
+        return f"{size / GiB:.1f}GiB"
+    return f"{size}B"
+
+
+def human_size(size: int) -> str:
+    """An approximate size for messages: 23.2GiB, 512MiB."""
+    if size >= GiB:
+        return f"{size / GiB:.1f}GiB"
+    return f"{size / MiB:.0f}MiB"
+
+
+Size = Annotated[int, BeforeValidator(_parse_size)]
+MemorySize = Annotated[Size, _at_least(128 * MiB, "memory")]
+DiskSize = Annotated[Size, _at_least(64 * MiB, "a disk")]
+
+# A DNS label that is also safe in libvirt names, bridge names and file names.
+Name = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z]([a-z0-9-]*[a-z0-9])?$",
+        min_length=1,
+        max_length=20,
+        description="lower-case letters, digits and '-', starting with a letter",
+    ),
+]
+
+
+def _ipv4_network(value: Any) -> ipaddress.IPv4Network:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IPv4 CIDR like 10.80.0.0/24, got {value!r}")
+    try:
+        net = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"expected an IPv4 CIDR like 10.80.0.0/24: {exc}") from None
+    if not 16 <= net.prefixlen <= 28:
+        raise ValueError(f"prefix length must be between /16 and /28, got /{net.prefixlen}")
+    return net
+
+
+Cidr = Annotated[ipaddress.IPv4Network, BeforeValidator(_ipv4_network)]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Accel(str, Enum):
+    """How L1 guests are run: chosen by the host check, or forced by the lab."""
+
+    auto = "auto"
+    kvm = "kvm"
+    tcg = "tcg"
+
+
+class NetworkMode(str, Enum):
+    nat = "nat"
+    isolated = "isolated"
+
+
+class OS(str, Enum):
+    windows_server_2016 = "windows-server-2016"
+    debian_12 = "debian-12"
+
+    @property
+    def is_windows(self) -> bool:
+        return self is OS.windows_server_2016
+
+
+class Transport(str, Enum):
+    ssh = "ssh"
+    winrm = "winrm"
+
+
+class GuestNetworkMode(str, Enum):
+    """The L2 network inside an L1."""
+
+    nat = "nat"
+    internal = "internal"
+    bridged = "bridged"
+
+
+DEFAULT_TRANSPORT = {OS.debian_12: Transport.ssh, OS.windows_server_2016: Transport.winrm}
+DEFAULT_IMAGE = {OS.debian_12: "debian-12", OS.windows_server_2016: "windows-server-2016"}
+WINDOWS_MIN_MEMORY = 4 * GiB
+# What an L1 keeps for itself before its L2s get any memory.
+L1_RESERVED_MEMORY = {OS.debian_12: 768 * MiB, OS.windows_server_2016: 2 * GiB}
+
+
+class Network(Frozen):
+    """An L1 network on the L0 host (a libvirt network)."""
+
+    name: Name
+    mode: NetworkMode = NetworkMode.nat
+    cidr: Cidr
+
+
+class GuestNetwork(Frozen):
+    """The network an L1 gives its L2 guests."""
+
+    mode: GuestNetworkMode = GuestNetworkMode.nat
+    cidr: Cidr = Field(default=ipaddress.IPv4Network("192.168.100.0/24"))
+
+
+class Guest(Frozen):
+    """An L2 guest ("guest prime") that runs inside an L1."""
+
+    name: Name
+    cpus: int = Field(default=1, ge=1, le=64)
+    memory: MemorySize = 256 * MiB
+    disk: DiskSize = 1 * GiB
+    image: Name = "prime"
+
+
+class Host(Frozen):
+    """An L1 lab host: a hypervisor that runs its own L2 guests."""
+
+    name: Name
+    os: OS
+    cpus: int | None = Field(
+        default=None, ge=1, le=64, description="default: 2 under kvm, 1 under tcg"
+    )
+    memory: MemorySize = 3 * GiB
+    disk: DiskSize = 10 * GiB
+    image: Name | None = Field(default=None, description="default: the OS's base image")
+    transport: Transport | None = Field(default=None, description="default: ssh or winrm by OS")
+    networks: tuple[Name, ...] = Field(min_length=1)
+    guest_network: GuestNetwork = GuestNetwork()
+    guests: tuple[Guest, ...] = ()
+
+    @property
+    def base_image(self) -> str:
+        return self.image or DEFAULT_IMAGE[self.os]
+
+    @property
+    def transport_kind(self) -> Transport:
+        return self.transport or DEFAULT_TRANSPORT[self.os]
+
+
+class Lab(Frozen):
+    """A whole lab: the networks on L0, the L1 hosts and their L2 guests."""
+
+    lab: Name = Field(description="the lab's name; every libvirt object it creates carries it")
+    accel: Accel = Accel.auto
+    networks: tuple[Network, ...] = Field(min_length=1)
+    hosts: tuple[Host, ...] = Field(min_length=1)
+
+    @property
+    def name(self) -> str:
+        return self.lab
+
+    @property
+    def has_windows(self) -> bool:
+        return any(h.os.is_windows for h in self.hosts)
+
+    def network(self, name: str) -> Network:
+        return next(n for n in self.networks if n.name == name)

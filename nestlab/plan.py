@@ -1,0 +1,269 @@
+"""Turn a lab and the host's verdict into everything that must exist: the Plan.
+
+Names, MAC and IP addresses, file paths and CPU presets are all decided here,
+deterministically, so ``render`` and later ``up`` only follow the plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from nestlab.errors import HostCannotRunLab
+from nestlab.hostcheck import HostReport
+from nestlab.model import OS, GuestNetworkMode, Host, Lab, NetworkMode, Transport
+
+NAME_PREFIX = "nestlab-"
+METADATA_NS = "https://nestlab.dev/xmlns/lab/1"
+# Inside a Linux L1, where nestlab keeps the L2 images and disks.
+L1_GUEST_DIR = "/var/lib/nestlab"
+_FIRST_HOST_OFFSET = 10  # .1 is the gateway; hosts and guests are numbered from .10
+
+
+@dataclass(frozen=True)
+class Nic:
+    network: str
+    """libvirt network name."""
+    mac: str
+    ip: ipaddress.IPv4Address
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    name: str
+    """libvirt network name: nestlab-<lab>-<network>."""
+    lab_network: str
+    mode: Literal["nat", "isolated"]
+    bridge: str
+    gateway: ipaddress.IPv4Address
+    netmask: ipaddress.IPv4Address
+    dhcp_range: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | None
+    reservations: tuple[tuple[str, str, ipaddress.IPv4Address], ...]
+    """(mac, host name, ip) of every L1 on this network."""
+
+
+@dataclass(frozen=True)
+class CpuPlan:
+    mode: Literal["host-passthrough", "custom"]
+    model: str | None
+    require: tuple[str, ...]
+    disable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GuestPlan:
+    """An L2 guest, with paths as seen inside its L1."""
+
+    name: str
+    domain_name: str
+    cpus: int
+    memory: int
+    disk: int
+    image: str
+    mac: str
+    ip: ipaddress.IPv4Address
+    disk_path: str
+    kernel: str
+    initrd: str
+    console_log: str
+
+
+@dataclass(frozen=True)
+class GuestNetworkPlan:
+    mode: GuestNetworkMode
+    name: str
+    bridge: str
+    gateway: ipaddress.IPv4Address | None
+    netmask: ipaddress.IPv4Address | None
+    reservations: tuple[tuple[str, str, ipaddress.IPv4Address], ...]
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """An L1 host, with paths on L0."""
+
+    name: str
+    domain_name: str
+    os: OS
+    transport: Transport
+    domain_type: Literal["kvm", "qemu"]
+    cpus: int
+    memory: int
+    disk: int
+    base_image: str
+    disk_path: Path
+    kernel: Path
+    initrd: Path
+    seed_path: Path
+    console_log: Path
+    cpu: CpuPlan
+    nics: tuple[Nic, ...]
+    evmcs: bool
+    guest_network: GuestNetworkPlan
+    guests: tuple[GuestPlan, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    lab: str
+    accel: Literal["kvm", "tcg"]
+    lab_dir: Path
+    networks: tuple[NetworkPlan, ...]
+    hosts: tuple[HostPlan, ...]
+
+
+def make_plan(lab: Lab, report: HostReport, lab_dir: Path) -> Plan:
+    """Decide every name, address, path and preset; refuse if the host cannot run the lab."""
+    if not report.can_run or report.accel == "none":
+        reasons = "; ".join(f"{c.name}: {c.detail}" for c in report.failures) or report.summary
+        raise HostCannotRunLab(
+            f"this host cannot run lab {lab.name!r}: {reasons}",
+            hint="`nestlab check` lists the fixes; --facts FILE plans for another host.",
+        )
+    accel: Literal["kvm", "tcg"] = "kvm" if report.accel == "kvm" else "tcg"
+    networks = tuple(_plan_network(lab, net.name) for net in lab.networks)
+    hosts = tuple(
+        _plan_host(lab, host, accel, report, lab_dir, networks) for host in lab.hosts
+    )
+    return Plan(lab=lab.name, accel=accel, lab_dir=lab_dir, networks=networks, hosts=hosts)
+
+
+def domain_name(lab: str, host: str) -> str:
+    return f"{NAME_PREFIX}{lab}-{host}"
+
+
+def network_name(lab: str, network: str) -> str:
+    return f"{NAME_PREFIX}{lab}-{network}"
+
+
+def _digest(*parts: str) -> bytes:
+    return hashlib.sha256("/".join(parts).encode()).digest()
+
+
+def mac_address(*parts: str) -> str:
+    """A stable, locally administered MAC in QEMU's 52:54:00 range."""
+    tail = _digest("mac", *parts)[:3]
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in tail)
+
+
+def bridge_name(*parts: str) -> str:
+    """Linux caps interface names at 15 characters; 'nl' + 10 hex digits fits."""
+    return "nl" + _digest("bridge", *parts).hex()[:10]
+
+
+def _nth(network: ipaddress.IPv4Network, index: int) -> ipaddress.IPv4Address:
+    return network.network_address + index
+
+
+def _plan_network(lab: Lab, name: str) -> NetworkPlan:
+    net = lab.network(name)
+    attached = [h for h in lab.hosts if name in h.networks]
+    reservations = tuple(
+        (mac_address(lab.name, h.name, name), h.name, _nth(net.cidr, _FIRST_HOST_OFFSET + i))
+        for i, h in enumerate(attached)
+    )
+    first_free = _FIRST_HOST_OFFSET + len(attached)
+    last = net.cidr.num_addresses - 2
+    return NetworkPlan(
+        name=network_name(lab.name, name),
+        lab_network=name,
+        mode="nat" if net.mode is NetworkMode.nat else "isolated",
+        bridge=bridge_name(lab.name, name),
+        gateway=_nth(net.cidr, 1),
+        netmask=net.cidr.netmask,
+        dhcp_range=(_nth(net.cidr, first_free), _nth(net.cidr, last)) if first_free <= last
+        else None,
+        reservations=reservations,
+    )
+
+
+def _cpu_plan(host: Host, accel: str, vendor: str) -> CpuPlan:
+    if accel == "tcg":
+        # TCG emulates AMD SVM; EPYC is a model QEMU 7.2's TCG can run (it warns about a
+        # few features it lacks, harmlessly). See reference/nested-ci-recipe.md.
+        return CpuPlan(mode="custom", model="EPYC", require=("svm",))
+    if vendor == "intel":
+        # TSX off is needed for Hyper-V in the VM (cilium/ebpf setup.sh, hyperv-in-kvm.md).
+        disable = ("hle", "rtm") if host.os.is_windows else ()
+        return CpuPlan(mode="host-passthrough", model=None, require=("vmx",), disable=disable)
+    return CpuPlan(mode="host-passthrough", model=None, require=("svm",))
+
+
+def _plan_host(
+    lab: Lab,
+    host: Host,
+    accel: Literal["kvm", "tcg"],
+    report: HostReport,
+    lab_dir: Path,
+    networks: tuple[NetworkPlan, ...],
+) -> HostPlan:
+    nics = []
+    for net_name in host.networks:
+        plan = next(n for n in networks if n.lab_network == net_name)
+        mac, _, ip = next(r for r in plan.reservations if r[1] == host.name)
+        nics.append(Nic(network=plan.name, mac=mac, ip=ip))
+    host_dir = lab_dir / "hosts" / host.name
+    # Under tcg more than one vCPU sometimes hangs L1 at its first KVM use (recipe, pitfall 5).
+    cpus = host.cpus or (2 if accel == "kvm" else 1)
+    guests = _plan_guests(lab, host)
+    return HostPlan(
+        name=host.name,
+        domain_name=domain_name(lab.name, host.name),
+        os=host.os,
+        transport=host.transport_kind,
+        domain_type="kvm" if accel == "kvm" else "qemu",
+        cpus=cpus,
+        memory=host.memory,
+        disk=host.disk,
+        base_image=host.base_image,
+        disk_path=host_dir / "disk.qcow2",
+        kernel=host_dir / "vmlinuz",
+        initrd=host_dir / "initrd.img",
+        seed_path=host_dir / "seed.iso",
+        console_log=host_dir / "console.log",
+        cpu=_cpu_plan(host, accel, report.vendor),
+        nics=tuple(nics),
+        evmcs=host.os.is_windows and report.evmcs,
+        guest_network=_plan_guest_network(host, guests),
+        guests=guests,
+    )
+
+
+def _plan_guest_network(host: Host, guests: tuple[GuestPlan, ...]) -> GuestNetworkPlan:
+    gnet = host.guest_network
+    reservations = tuple((g.mac, g.name, g.ip) for g in guests)
+    bridged = gnet.mode is GuestNetworkMode.bridged
+    return GuestNetworkPlan(
+        mode=gnet.mode,
+        name=f"nestlab-{gnet.mode.value}",
+        bridge="nlbr0" if bridged else "nlvirbr0",
+        gateway=None if bridged else _nth(gnet.cidr, 1),
+        netmask=None if bridged else gnet.cidr.netmask,
+        reservations=() if bridged else reservations,
+    )
+
+
+def _plan_guests(lab: Lab, host: Host) -> tuple[GuestPlan, ...]:
+    guests = []
+    for i, guest in enumerate(host.guests):
+        base = f"{L1_GUEST_DIR}/guests/{guest.name}"
+        guests.append(
+            GuestPlan(
+                name=guest.name,
+                domain_name=domain_name(lab.name, guest.name),
+                cpus=guest.cpus,
+                memory=guest.memory,
+                disk=guest.disk,
+                image=guest.image,
+                mac=mac_address(lab.name, host.name, guest.name),
+                ip=_nth(host.guest_network.cidr, _FIRST_HOST_OFFSET + i),
+                disk_path=f"{base}/disk.qcow2",
+                kernel=f"{L1_GUEST_DIR}/images/{guest.image}/vmlinuz",
+                initrd=f"{L1_GUEST_DIR}/images/{guest.image}/initrd.img",
+                console_log=f"{base}/console.log",
+            )
+        )
+    return tuple(guests)

@@ -1,0 +1,96 @@
+"""Render a Plan into the artifacts ``up`` will use. Pure: nothing is defined or started.
+
+This is the only module that knows where the templates live (the
+``nestlab.templates`` package, installed from the repo's ``templates/``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path, PurePosixPath
+
+import jinja2
+
+from nestlab.plan import METADATA_NS, GuestPlan, HostPlan, NetworkPlan, Plan
+
+Artifacts = Mapping[PurePosixPath, str]
+
+
+def _environment() -> jinja2.Environment:
+    root = resources.files("nestlab.templates")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root)),
+        undefined=jinja2.StrictUndefined,
+        # Every value that lands in XML is escaped; other templates choose their own quoting.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("xml.j2",), default=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.globals["metadata_ns"] = METADATA_NS
+    return env
+
+
+_ENV = _environment()
+
+
+def render_template(name: str, **values: object) -> str:
+    return _ENV.get_template(name).render(**values)
+
+
+def render_network_xml(plan: Plan, net: NetworkPlan) -> str:
+    """libvirt network XML for one L1 network on L0."""
+    return render_template("network.xml.j2", lab=plan.lab, net=net)
+
+
+def render_domain_xml(plan: Plan, host: HostPlan) -> str:
+    """libvirt domain XML for one L1, by OS (and, through the plan, accel and vendor)."""
+    template = "domain-windows.xml.j2" if host.os.is_windows else "domain-linux.xml.j2"
+    return render_template(template, lab=plan.lab, host=host)
+
+
+def render_guest_network_xml(plan: Plan, host: HostPlan) -> str:
+    """libvirt network XML for the L2 network inside a Linux L1."""
+    return render_template("guest-network.xml.j2", lab=plan.lab, gnet=host.guest_network)
+
+
+def render_guest_domain_xml(plan: Plan, host: HostPlan, guest: GuestPlan) -> str:
+    """libvirt domain XML for an L2 inside a Linux L1."""
+    return render_template("guest-domain.xml.j2", lab=plan.lab, host=host, guest=guest)
+
+
+def render_artifacts(plan: Plan) -> dict[PurePosixPath, str]:
+    """Everything ``up`` defines, keyed by a relative path that says what it is."""
+    out: dict[PurePosixPath, str] = {}
+    for net in plan.networks:
+        out[PurePosixPath("l0/networks", f"{net.name}.xml")] = render_network_xml(plan, net)
+    for host in plan.hosts:
+        out[PurePosixPath("l0/domains", f"{host.domain_name}.xml")] = render_domain_xml(
+            plan, host
+        )
+        if host.os.is_windows:
+            continue  # Hyper-V's switch and VMs are made by PowerShell, not libvirt XML.
+        inside = PurePosixPath("l1", host.name)
+        out[inside / "networks" / f"{host.guest_network.name}.xml"] = (
+            render_guest_network_xml(plan, host)
+        )
+        for guest in host.guests:
+            out[inside / "domains" / f"{guest.domain_name}.xml"] = render_guest_domain_xml(
+                plan, host, guest
+            )
+    return out
+
+
+def write_artifacts(artifacts: Artifacts, out_dir: Path) -> list[Path]:
+    """Write rendered artifacts under ``out_dir``; returns the files written."""
+    written = []
+    for relative, text in sorted(artifacts.items()):
+        target = out_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+        written.append(target)
+    return written
