@@ -126,6 +126,15 @@ def _pydantic_problems(exc: ValidationError, lines: dict[KeyPath, int]) -> list[
 
 def check_lab(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
     """Rules that relate several fields; yields (key path, message)."""
+    # Emptiness is checked here, not with min_length: pydantic would also report a
+    # list whose only item is invalid as empty.
+    if not lab.networks:
+        yield (("networks",), "a lab needs at least one network")
+    if not lab.hosts:
+        yield (("hosts",), "a lab needs at least one host")
+    for i, host in enumerate(lab.hosts):
+        if not host.networks:
+            yield (("hosts", i, "networks"), "an L1 host needs at least one network")
     yield from _unique(("networks",), [n.name for n in lab.networks], "network", "name")
     yield from _unique(("hosts",), [h.name for h in lab.hosts], "host", "name")
 

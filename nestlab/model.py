@@ -181,7 +181,7 @@ class Host(Frozen):
     disk: DiskSize = 10 * GiB
     image: Name | None = Field(default=None, description="default: the OS's base image")
     transport: Transport | None = Field(default=None, description="default: ssh or winrm by OS")
-    networks: tuple[Name, ...] = Field(min_length=1)
+    networks: tuple[Name, ...]
     guest_network: GuestNetwork = GuestNetwork()
     guests: tuple[Guest, ...] = ()
 
@@ -199,8 +199,8 @@ class Lab(Frozen):
 
     lab: Name = Field(description="the lab's name; every libvirt object it creates carries it")
     accel: Accel = Accel.auto
-    networks: tuple[Network, ...] = Field(min_length=1)
-    hosts: tuple[Host, ...] = Field(min_length=1)
+    networks: tuple[Network, ...]
+    hosts: tuple[Host, ...]
 
     @property
     def name(self) -> str:

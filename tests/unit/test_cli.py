@@ -1,0 +1,119 @@
+"""The command line as a user meets it: exit codes, messages, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nestlab import __version__
+from nestlab.cli import main
+from tests.conftest import EXAMPLES, FACTS
+
+LINUX = str(EXAMPLES / "linux-nested.yaml")
+WINDOWS = str(EXAMPLES / "windows-hyperv.yaml")
+THIS_MACHINE = str(FACTS / "this-machine-paravirtual-kvm.json")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_version_and_help() -> None:
+    assert run("--version") == (0, f"nestlab, version {__version__}\n", "")
+    code, out, _ = run("--help")
+    assert code == 0
+    for command in ("check", "facts", "render", "schema"):
+        assert command in out
+
+
+def test_check_json_tcg_host_linux_lab_exits_0() -> None:
+    code, out, _ = run("check", "-f", LINUX, "--facts", THIS_MACHINE, "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["accel"] == "tcg" and report["can_run"] is True
+    kvm = next(c for c in report["checks"] if c["name"] == "kvm-device")
+    assert "paravirtual" in kvm["detail"]
+
+
+def test_check_windows_lab_on_tcg_host_exits_1_with_reason() -> None:
+    code, out, _ = run("check", "-f", WINDOWS, "--facts", THIS_MACHINE)
+    assert code == 1
+    assert "windows-accel" in out
+    assert "cannot run lab windows-hyperv" in out
+
+
+def test_check_prints_fixes() -> None:
+    code, out, _ = run("check", "-f", LINUX, "--facts", str(FACTS / "intel-nested-n.json"))
+    assert code == 0
+    assert "options kvm_intel nested=1" in out
+
+
+def test_bad_lab_file_exits_2_without_traceback(tmp_path: Path) -> None:
+    lab = tmp_path / "nestlab.yaml"
+    lab.write_text(Path(LINUX).read_text().replace("memory: 3GiB", "memory: 3 apples"))
+    code, out, err = run("check", "-f", str(lab), "--facts", THIS_MACHINE)
+    assert code == 2
+    assert out == ""
+    assert f"{lab}:10: hosts[0].memory: expected a size with a unit" in err
+    assert "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    lab = tmp_path / "nestlab.yaml"
+    lab.write_text("lab: [")
+    result = CliRunner().invoke(main, ["--debug", "check", "-f", str(lab)])
+    assert result.exception is not None
+    assert type(result.exception).__name__ == "LabFileError"
+
+
+def test_bad_facts_file_exits_2(tmp_path: Path) -> None:
+    facts = tmp_path / "facts.json"
+    facts.write_text("{}")
+    code, _, err = run("check", "-f", LINUX, "--facts", str(facts))
+    assert code == 2
+    assert "not a nestlab facts file" in err
+
+
+def test_render_writes_files(tmp_path: Path) -> None:
+    code, out, _ = run("render", "-f", LINUX, "--facts", THIS_MACHINE,
+                       "--out", str(tmp_path), "--json")
+    files = json.loads(out)["files"]
+    assert code == 0
+    assert len(files) == 4
+    assert all(Path(f).is_file() for f in files)
+
+
+def test_render_refuses_a_lab_the_host_cannot_run(tmp_path: Path) -> None:
+    code, _, err = run("render", "-f", WINDOWS, "--facts", THIS_MACHINE, "--out", str(tmp_path))
+    assert code == 1
+    assert "cannot run lab 'windows-hyperv'" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_schema_is_json_schema() -> None:
+    code, out, _ = run("schema")
+    schema = json.loads(out)
+    assert code == 0
+    assert schema["title"] == "Lab"
+    assert set(schema["required"]) == {"lab", "networks", "hosts"}
+
+
+def test_check_without_lab_checks_the_host(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run("check", "--facts", str(FACTS / "intel-nested-y.json"), "--json")
+    assert code == 0
+    assert json.loads(out)["lab"] is None
+
+
+def test_facts_json_round_trips() -> None:
+    code, out, _ = run("--connect", "qemu+unix:///system?socket=/nonexistent/sock",
+                       "facts", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["format"] == 1
+    assert data["libvirt"]["reachable"] is False

@@ -1,0 +1,148 @@
+"""Verdicts from recorded host facts: each case a user's host could be in."""
+
+from __future__ import annotations
+
+from nestlab.hostcheck import HostReport, Status, check_host
+from nestlab.labfile import parse_lab
+from tests.conftest import example, example_text, facts
+
+
+def by_name(report: HostReport) -> dict[str, tuple[Status, str, str | None]]:
+    return {c.name: (c.status, c.detail, c.fix) for c in report.checks}
+
+
+def test_this_machine_paravirtual_kvm_falls_back_to_tcg() -> None:
+    report = check_host(facts("this-machine-paravirtual-kvm"), example("linux-nested"))
+    checks = by_name(report)
+    assert report.accel == "tcg"
+    assert report.can_run
+    status, detail, _ = checks["kvm-device"]
+    assert status is Status.warn
+    assert "paravirtual KVM backend that cannot run standard guests" in detail
+    assert checks["cpu-virtualization"][0] is Status.warn
+    assert "emulated AMD SVM" in report.summary
+
+
+def test_windows_lab_on_a_tcg_host_cannot_run() -> None:
+    report = check_host(facts("this-machine-paravirtual-kvm"), example("windows-hyperv"))
+    assert report.accel == "tcg"
+    assert not report.can_run
+    status, detail, _ = by_name(report)["windows-accel"]
+    assert status is Status.fail
+    assert "not practical" in detail
+
+
+def test_intel_nested_y_gives_kvm() -> None:
+    report = check_host(facts("intel-nested-y"), example("linux-nested"))
+    assert report.accel == "kvm"
+    assert report.can_run
+    assert report.vendor == "intel"
+    assert all(c.status is Status.ok for c in report.checks), report.checks
+
+
+def test_intel_nested_n_says_how_to_enable_it() -> None:
+    report = check_host(facts("intel-nested-n"), example("linux-nested"))
+    status, detail, fix = by_name(report)["nested"]
+    assert report.accel == "tcg"  # still runs, emulated, with a warning
+    assert status is Status.warn
+    assert detail.startswith("kvm_intel nested=N")
+    assert fix is not None
+    assert "options kvm_intel nested=1" in fix
+    assert "/etc/modprobe.d/" in fix
+    assert "modprobe -r kvm_intel && sudo modprobe kvm_intel" in fix
+
+
+def test_intel_nested_n_is_a_failure_when_the_lab_asks_for_kvm() -> None:
+    lab = parse_lab(example_text("linux-nested").replace("lab: linux-nested",
+                                                           "lab: linux-nested\naccel: kvm"))
+    report = check_host(facts("intel-nested-n"), lab)
+    assert report.accel == "none"
+    assert not report.can_run
+    assert by_name(report)["nested"][0] is Status.fail
+
+
+def test_amd_nested_0_says_how_to_enable_it() -> None:
+    report = check_host(facts("amd-nested-0"), example("linux-nested"))
+    status, detail, fix = by_name(report)["nested"]
+    assert status is Status.warn
+    assert detail.startswith("kvm_amd nested=0")
+    assert fix is not None and "options kvm_amd nested=1" in fix
+
+
+def test_amd_nested_1_gives_kvm_without_evmcs() -> None:
+    report = check_host(facts("amd-nested-1"), example("linux-nested"))
+    assert report.accel == "kvm"
+    assert report.vendor == "amd"
+    assert not report.evmcs
+
+
+def test_intel_offers_evmcs() -> None:
+    assert check_host(facts("intel-nested-y")).evmcs
+
+
+def test_no_dev_kvm() -> None:
+    report = check_host(facts("intel-no-dev-kvm"), example("linux-nested"))
+    status, detail, fix = by_name(report)["kvm-device"]
+    assert report.accel == "tcg"
+    assert status is Status.warn
+    assert detail == "/dev/kvm does not exist"
+    assert fix == "sudo modprobe kvm_intel"
+
+
+def test_libvirtd_unreachable_is_a_warning_with_the_fix() -> None:
+    report = check_host(facts("intel-libvirt-unreachable"), example("linux-nested"))
+    status, detail, fix = by_name(report)["libvirt"]
+    assert status is Status.warn
+    assert "does not answer" in detail
+    assert fix is not None and "systemctl enable --now libvirtd" in fix
+    assert report.accel == "kvm"
+    assert by_name(report)["host-passthrough"][0] is Status.warn  # could not be verified
+
+
+def test_libvirt_not_installed_cannot_run() -> None:
+    report = check_host(facts("intel-no-libvirt"), example("linux-nested"))
+    assert not report.can_run
+    assert by_name(report)["libvirt"][2] == "sudo apt-get install libvirt-daemon-system"
+
+
+def test_windows_on_intel_kvm_can_run() -> None:
+    report = check_host(facts("intel-nested-y"), example("windows-hyperv"))
+    checks = by_name(report)
+    assert report.can_run
+    assert checks["windows-vendor"][0] is Status.ok
+    assert checks["hyperv-features"][0] is Status.ok
+    assert checks["ovmf"][0] is Status.ok
+
+
+def test_windows_on_amd_is_flagged_unproven() -> None:
+    report = check_host(facts("amd-nested-1"), example("windows-hyperv"))
+    status, detail, _ = by_name(report)["windows-vendor"]
+    assert report.can_run
+    assert status is Status.warn
+    assert "unproven" in detail
+
+
+def test_not_enough_memory_fails() -> None:
+    report = check_host(facts("intel-small-memory"), example("windows-hyperv"))
+    status, detail, _ = by_name(report)["memory"]
+    assert status is Status.fail
+    assert detail == "the L1 hosts need 8.0GiB, 2.0GiB is available"
+    assert not report.can_run
+
+
+def test_more_than_one_vcpu_under_tcg_warns() -> None:
+    lab = parse_lab(example_text("linux-nested").replace("    os: debian-12\n",
+                                                         "    os: debian-12\n    cpus: 2\n"))
+    report = check_host(facts("this-machine-paravirtual-kvm"), lab)
+    assert by_name(report)["tcg-vcpus"][0] is Status.warn
+
+
+def test_lab_can_force_tcg_on_a_kvm_host() -> None:
+    lab = parse_lab(example_text("linux-nested").replace(
+        "lab: linux-nested", "lab: linux-nested\naccel: tcg"))
+    assert check_host(facts("intel-nested-y"), lab).accel == "tcg"
+
+
+def test_host_only_check_has_no_lab_checks() -> None:
+    names = {c.name for c in check_host(facts("intel-nested-y")).checks}
+    assert "memory" not in names and "nested" in names

@@ -1,0 +1,93 @@
+"""Rendering: golden files (``pytest --update-golden`` rewrites them), strictness, escaping."""
+
+from __future__ import annotations
+
+import ipaddress
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from nestlab.plan import METADATA_NS, NetworkPlan
+from nestlab.render import render_template, write_artifacts
+from tests.conftest import GOLDEN
+from tests.golden_cases import CASES, render_case
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rendered_files_match_golden(case: str, request: pytest.FixtureRequest) -> None:
+    artifacts = render_case(case)
+    golden = GOLDEN / case
+    if request.config.getoption("--update-golden"):
+        if golden.exists():
+            for old in sorted(golden.rglob("*"), reverse=True):
+                old.unlink() if old.is_file() else old.rmdir()
+        write_artifacts(artifacts, golden)
+    on_disk = {p.relative_to(golden).as_posix(): p.read_text()
+               for p in golden.rglob("*.xml")}
+    assert on_disk == {str(k): v for k, v in artifacts.items()}
+
+
+def test_linux_tcg_domain_is_emulated_with_svm() -> None:
+    artifacts = render_case("linux-nested-tcg")
+    xml = next(v for k, v in artifacts.items() if str(k).startswith("l0/domains/"))
+    root = ET.fromstring(xml)
+    assert root.get("type") == "qemu"
+    assert root.findtext("cpu/model") == "EPYC"
+    assert root.find("cpu/feature[@name='svm']").get("policy") == "require"  # type: ignore[union-attr]
+    assert root.find("features/acpi") is not None  # else poweroff leaves it "running"
+    meta = root.find(f"metadata/{{{METADATA_NS}}}lab")
+    assert meta is not None and meta.get("name") == "linux-nested" and meta.get("role") == "l1"
+
+
+def test_windows_intel_domain_preset() -> None:
+    xml = next(v for k, v in render_case("windows-hyperv-kvm-intel").items()
+               if str(k).startswith("l0/domains/"))
+    root = ET.fromstring(xml)
+    assert root.get("type") == "kvm"
+    assert root.find("os").get("firmware") == "efi"  # type: ignore[union-attr]
+    assert root.find("cpu").get("mode") == "host-passthrough"  # type: ignore[union-attr]
+    policies = {f.get("name"): f.get("policy") for f in root.findall("cpu/feature")}
+    assert policies == {"vmx": "require", "hle": "disable", "rtm": "disable"}
+    hyperv = {e.tag for e in root.find("features/hyperv")}  # type: ignore[union-attr]
+    assert {"evmcs", "stimer", "vapic", "synic"} <= hyperv
+    assert root.find("features/hyperv/stimer/direct").get("state") == "on"  # type: ignore[union-attr]
+    assert root.find("clock/timer[@name='hypervclock']").get("present") == "yes"  # type: ignore[union-attr]
+    assert root.find("devices/memballoon").get("model") == "none"  # type: ignore[union-attr]
+    assert {m.get("type") for m in root.findall("devices/interface/model")} == {"e1000e"}
+    assert {t.get("bus") for t in root.findall("devices/disk/target")} == {"sata"}
+
+
+def test_windows_amd_domain_has_no_evmcs() -> None:
+    xml = next(v for k, v in render_case("windows-hyperv-kvm-amd").items()
+               if str(k).startswith("l0/domains/"))
+    root = ET.fromstring(xml)
+    assert root.find("features/hyperv/evmcs") is None
+    assert {f.get("name") for f in root.findall("cpu/feature")} == {"svm"}
+
+
+def test_values_are_xml_escaped() -> None:
+    net = NetworkPlan(
+        name="x'><evil/>", lab_network="a&b", mode="isolated", bridge="nl0",
+        gateway=ipaddress.IPv4Address("10.1.0.1"), netmask=ipaddress.IPv4Address("255.255.0.0"),
+        dhcp_range=None, reservations=(),
+    )
+    xml = render_template("network.xml.j2", lab="lab<1>", net=net)
+    root = ET.fromstring(xml)
+    assert root.findtext("name") == "x'><evil/>"
+    assert root.find("domain").get("name") == "a&b.lab<1>.nestlab"  # type: ignore[union-attr]
+    assert root.find("forward") is None
+
+
+def test_missing_values_are_errors_not_blanks() -> None:
+    with pytest.raises(jinja2.UndefinedError):
+        render_template("network.xml.j2", lab="lab")
+
+
+def test_write_artifacts(tmp_path: Path) -> None:
+    artifacts = render_case("linux-nested-tcg")
+    written = write_artifacts(artifacts, tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == sorted(
+        str(k) for k in artifacts)
+    assert not list(tmp_path.rglob("*.tmp"))
