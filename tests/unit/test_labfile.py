@@ -9,7 +9,7 @@ import pytest
 
 from nestlab.errors import LabFileError
 from nestlab.labfile import load_lab, parse_lab
-from nestlab.model import GiB, MiB, OS, Accel, Transport
+from nestlab.model import OS, Accel, GiB, MiB, Transport
 from tests.conftest import EXAMPLES
 
 GOOD = """\

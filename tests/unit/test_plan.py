@@ -9,7 +9,7 @@ import pytest
 
 from nestlab.errors import HostCannotRunLab
 from nestlab.hostcheck import check_host
-from nestlab.plan import Plan, bridge_name, make_plan, mac_address
+from nestlab.plan import Plan, bridge_name, mac_address, make_plan
 from tests.conftest import example, facts
 
 LAB_DIR = Path("/var/lib/nestlab/labs/x")

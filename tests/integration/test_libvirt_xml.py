@@ -1,0 +1,62 @@
+"""Every rendered XML passes libvirt's own schemas and defines in libvirt's test driver."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path, PurePosixPath
+
+import libvirt
+import pytest
+
+from nestlab.plan import METADATA_NS
+from tests.golden_cases import CASES, render_case
+
+TEST_URI = f"test://{Path(__file__).with_name('testdriver.xml')}"
+
+RENDERED = [
+    (case, path, xml) for case in sorted(CASES) for path, xml in render_case(case).items()
+]
+
+
+@pytest.fixture(scope="module")
+def validator() -> str:
+    tool = shutil.which("virt-xml-validate")
+    if tool is None:
+        pytest.fail("virt-xml-validate is missing: install libvirt-clients (.ci/run does)")
+    return tool
+
+
+@pytest.mark.parametrize(("case", "path", "xml"), RENDERED,
+                         ids=[f"{c}:{p}" for c, p, _ in RENDERED])
+def test_validates_against_libvirt_schema(
+    validator: str, tmp_path: Path, case: str, path: PurePosixPath, xml: str
+) -> None:
+    kind = "network" if "/networks/" in str(path) else "domain"
+    target = tmp_path / path.name
+    target.write_text(xml)
+    result = subprocess.run([validator, str(target), kind], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def conn() -> libvirt.virConnect:
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    connection = libvirt.open(TEST_URI)
+    yield connection
+    connection.close()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_defines_in_the_test_driver(conn: libvirt.virConnect, case: str) -> None:
+    artifacts = render_case(case)
+    for path, xml in sorted(artifacts.items()):
+        if "/networks/" in str(path):
+            net = conn.networkDefineXML(xml)
+            assert net.name() == path.stem
+        else:
+            dom = conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+            assert dom.name() == path.stem
+            meta = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS)
+            assert "name=\"" + CASES[case][0] + "\"" in meta
