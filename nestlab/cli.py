@@ -8,7 +8,10 @@ bug and gets a short message, with the traceback only under ``--debug``.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -23,10 +26,12 @@ from nestlab import __version__
 from nestlab.errors import NestlabError
 from nestlab.hostcheck import HostReport, Status, check_host
 from nestlab.hostfacts import HostFacts, load_facts, read_host_facts
+from nestlab.images import build_image, list_images, recipe_names
 from nestlab.labfile import DEFAULT_LAB_FILE, load_lab
-from nestlab.model import Lab
+from nestlab.model import Lab, human_size
 from nestlab.paths import data_root, lab_dir
 from nestlab.plan import make_plan
+from nestlab.progress import Reporter
 from nestlab.render import render_artifacts, write_artifacts
 
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -77,6 +82,10 @@ def main(ctx: click.Context, debug: bool, uri: str) -> None:
     `nestlab check` to see whether and how this host can run it.
     """
     ctx.meta["nestlab.debug"] = debug
+    if not debug:
+        # paramiko logs every refused connection while a guest boots; nestlab reports
+        # what matters itself.
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     ctx.obj = {"uri": uri}
 
 
@@ -214,3 +223,235 @@ def render(ctx: click.Context, lab_file: Path, facts_file: Path | None, out_dir:
         click.echo(f"lab {lab.name} ({plan.accel}): wrote {len(written)} files to {out_dir}")
         for path in written:
             click.echo(f"  {path}")
+
+
+@main.group()
+def image() -> None:
+    """Build and list base images (cached, keyed by their recipe)."""
+
+
+@image.command("build")
+@click.argument("name", type=click.Choice(recipe_names()))
+@_json_option
+def image_build(name: str, as_json: bool) -> None:
+    """Build image NAME from its recipe in images/ (a no-op when already cached).
+
+    debian-12 is the Linux L1; prime is the small L2 guest. Packages come from
+    this host's apt sources via mmdebstrap (root needed).
+    """
+    started = time.monotonic()
+
+    def progress(step: str) -> None:
+        if not as_json:
+            click.echo(f"[{time.monotonic() - started:6.1f}s] {name}: {step}", err=True)
+
+    built_image, built = build_image(name, progress)
+    if as_json:
+        click.echo(json.dumps(built_image.to_json() | {"built_now": built}, indent=2))
+    elif built:
+        click.echo(f"built {name} in {built_image.seconds:.0f}s: {built_image.path}")
+    else:
+        click.echo(f"{name} is up to date: {built_image.path}")
+
+
+@image.command("list")
+@_json_option
+def image_list(as_json: bool) -> None:
+    """List the images in the cache."""
+    images = list_images()
+    if as_json:
+        click.echo(json.dumps([i.to_json() for i in images], indent=2))
+        return
+    if not images:
+        click.echo("no images built yet; try: nestlab image build debian-12")
+    for i in images:
+        click.echo(f"{i.name:12} {i.key}  {human_size(i.size):>9}  {i.built}  {i.path}")
+
+
+def _lab_selector(command: Command) -> Command:
+    command = click.option("--lab", "lab_name", metavar="NAME",
+                           help="Name of a lab brought up earlier (instead of -f).")(command)
+    return click.option("-f", "--file", "lab_file", default=DEFAULT_LAB_FILE, show_default=True,
+                        type=click.Path(dir_okay=False, path_type=Path),
+                        help="Lab file (its `lab:` name selects the lab).")(command)
+
+
+def _selected_lab_dir(lab_file: Path, lab_name: str | None) -> Path:
+    if lab_name is not None:
+        return lab_dir(lab_name)
+    return lab_dir(load_lab(lab_file).name)
+
+
+@main.command()
+@_lab_option(required=True)
+@click.option("--sandbox", is_flag=True,
+              help="Run the lab in nestlab's own libvirtd inside a network namespace (root).")
+@_json_option
+@click.pass_context
+def up(ctx: click.Context, lab_file: Path, sandbox: bool, as_json: bool) -> None:
+    """Bring the lab up: L1 guests, their hypervisor, and their L2 guests, proven running.
+
+    Every step first checks whether it is already done: running `up` again on
+    a running lab changes nothing, and after a failure or Ctrl-C it continues.
+    """
+    from nestlab.up import up as bring_up
+
+    lab = load_lab(lab_file)
+    directory = lab_dir(lab.name)
+    reporter = Reporter(lab.name, directory, "up", show=None if not as_json else False)
+    proofs = bring_up(lab, lab_file, directory, ctx.obj["uri"], sandbox,
+                      lambda uri: read_host_facts(uri, data_root()), reporter)
+    elapsed = round(time.monotonic() - reporter.started, 1)
+    if as_json:
+        click.echo(json.dumps({"lab": lab.name, "seconds": elapsed,
+                               "proofs": [asdict(p) for p in proofs],
+                               "timings": reporter.timings}, indent=2))
+        return
+    _print_timings(reporter.timings)
+    for proof in proofs:
+        click.echo(f"L2 {proof.guest} in {proof.l1}: proven (SSH at {proof.address} answered; "
+                   f"kernel {proof.kernel}, up {proof.uptime:.1f}s)")
+    click.echo(f"lab {lab.name} is up ({elapsed:.0f}s). Try: nestlab status -f {lab_file}")
+
+
+def _print_timings(timings: list[dict[str, Any]]) -> None:
+    table = Table(title="phases", box=None, pad_edge=False)
+    for column in ("guest", "phase", "seconds", "outcome"):
+        table.add_column(column)
+    for t in timings:
+        table.add_row(escape(t["guest"]), escape(t["phase"]), f"{t['seconds']:.1f}",
+                      escape(t["outcome"]))
+    Console().print(table)
+
+
+@main.command()
+@_lab_selector
+@_json_option
+def status(lab_file: Path, lab_name: str | None, as_json: bool) -> None:
+    """Show the lab as libvirt sees it now (L1s on this host, L2s inside each L1)."""
+    from nestlab.labctx import LabContext
+    from nestlab.status import lab_status
+
+    report = lab_status(LabContext.load(_selected_lab_dir(lab_file, lab_name)))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    console = Console()
+    sandbox = report["sandbox"]
+    console.print(f"lab [bold]{escape(report['lab'])}[/] accel={report['accel']} "
+                  + (f"sandbox={sandbox['netns']} "
+                     f"({'running' if sandbox['running'] else 'stopped'})"
+                     if sandbox else f"uri={escape(report['uri'])}"))
+    table = Table(box=None, pad_edge=False)
+    for column in ("level", "name", "state", "address", "in"):
+        table.add_column(column)
+    for net in report["networks"]:
+        table.add_row("net", escape(net["name"]), net["state"], "", "")
+    for host in report["hosts"]:
+        table.add_row("L1", escape(host["name"]), host["state"], host.get("address") or "", "")
+        for guest in host["guests"]:
+            table.add_row("L2", escape(guest["name"]), guest["state"], guest["address"],
+                          escape(host["name"]))
+        if host.get("note"):
+            table.add_row("", "", f"[yellow]{escape(host['note'])}[/]", "", "")
+    console.print(table)
+    if report["timings"]:
+        _print_timings(report["timings"])
+
+
+@main.command(name="exec", context_settings={"ignore_unknown_options": True})
+@_lab_selector
+@click.argument("name")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(lab_file: Path, lab_name: str | None, name: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND on guest NAME (an L1, or an L2 through its L1); exit with its status.
+
+    Example: nestlab exec prime1 -- uname -a
+    """
+    from nestlab.labctx import LabContext
+
+    lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name))
+    host, guest = lab_ctx.find(name)
+    l1 = lab_ctx.l1_transport(host)
+    try:
+        target = l1 if guest is None else lab_ctx.l2_transport(l1, guest)
+        result = target.run(list(command))
+        target.close()
+    finally:
+        l1.close()
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    sys.exit(result.exit_status)
+
+
+@main.command()
+@_lab_selector
+@click.argument("name")
+def ssh(lab_file: Path, lab_name: str | None, name: str) -> None:
+    """Open an interactive shell on guest NAME with OpenSSH (an L2 through its L1)."""
+    from nestlab.access import write_ssh_config
+    from nestlab.labctx import LabContext
+
+    lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name))
+    lab_ctx.find(name)
+    config = write_ssh_config(lab_ctx)
+    _exec_tool(["ssh", "-F", str(config), name], "openssh-client")
+
+
+@main.command()
+@_lab_selector
+@click.argument("name")
+def console(lab_file: Path, lab_name: str | None, name: str) -> None:
+    """Attach to guest NAME's serial console (Ctrl-] leaves)."""
+    from nestlab.access import write_ssh_config
+    from nestlab.labctx import LabContext
+
+    lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name))
+    host, guest = lab_ctx.find(name)
+    if guest is None:
+        _exec_tool(["virsh", "-c", lab_ctx.record.uri, "console", host.domain_name],
+                   "libvirt-clients")
+    config = write_ssh_config(lab_ctx)
+    _exec_tool(["ssh", "-F", str(config), "-t", host.name, "virsh", "console",
+                guest.domain_name], "openssh-client")
+
+
+def _exec_tool(argv: list[str], package: str) -> NoReturn:
+    import shutil
+
+    if shutil.which(argv[0]) is None:
+        raise NestlabError(f"{argv[0]} is not installed", hint=f"sudo apt-get install {package}")
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)  # noqa: S606 - an argument list, no shell
+
+
+@main.command()
+@_lab_selector
+@click.option("--purge", is_flag=True, help="Also remove the lab's keys, events and state.")
+@_json_option
+def down(lab_file: Path, lab_name: str | None, purge: bool, as_json: bool) -> None:
+    """Remove everything the lab created (L2s first) and nothing else. Images stay cached."""
+    from nestlab.down import down as take_down
+
+    directory = _selected_lab_dir(lab_file, lab_name)
+    reporter = Reporter(directory.name, directory, "down", show=None if not as_json else False)
+    result = take_down(directory, purge, reporter)
+    if as_json:
+        click.echo(json.dumps(asdict(result), indent=2))
+        return
+    for note in result.l2_notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"lab {directory.name} is down: removed {len(result.removed_domains)} domains, "
+               f"{len(result.removed_networks)} networks" + (", purged its state" if result.purged
+                                                              else ""))
+
+
+@main.command(name="_proxy", hidden=True)
+@click.option("--lab-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.argument("name")
+def proxy(lab_dir: Path, name: str) -> None:
+    """ProxyCommand for OpenSSH/testinfra: relay stdin/stdout to NAME's SSH port."""
+    from nestlab.access import relay
+    from nestlab.labctx import LabContext
+
+    relay(LabContext.load(lab_dir), name)

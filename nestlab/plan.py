@@ -113,9 +113,15 @@ class Plan:
     lab_dir: Path
     networks: tuple[NetworkPlan, ...]
     hosts: tuple[HostPlan, ...]
+    public_key: str | None = None
+    """The lab's SSH public key, once generated (the first `up`); L2s get it at boot."""
+
+    def host(self, name: str) -> HostPlan:
+        return next(h for h in self.hosts if h.name == name)
 
 
-def make_plan(lab: Lab, report: HostReport, lab_dir: Path) -> Plan:
+def make_plan(lab: Lab, report: HostReport, lab_dir: Path,
+              public_key: str | None = None) -> Plan:
     """Decide every name, address, path and preset; refuse if the host cannot run the lab."""
     if not report.can_run or report.accel == "none":
         reasons = "; ".join(f"{c.name}: {c.detail}" for c in report.failures) or report.summary
@@ -128,7 +134,8 @@ def make_plan(lab: Lab, report: HostReport, lab_dir: Path) -> Plan:
     hosts = tuple(
         _plan_host(lab, host, accel, report, lab_dir, networks) for host in lab.hosts
     )
-    return Plan(lab=lab.name, accel=accel, lab_dir=lab_dir, networks=networks, hosts=hosts)
+    return Plan(lab=lab.name, accel=accel, lab_dir=lab_dir, networks=networks, hosts=hosts,
+                public_key=public_key)
 
 
 def domain_name(lab: str, host: str) -> str:

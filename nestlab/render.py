@@ -6,6 +6,7 @@ This is the only module that knows where the templates live (the
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from importlib import resources
@@ -58,7 +59,9 @@ def render_guest_network_xml(plan: Plan, host: HostPlan) -> str:
 
 def render_guest_domain_xml(plan: Plan, host: HostPlan, guest: GuestPlan) -> str:
     """libvirt domain XML for an L2 inside a Linux L1."""
-    return render_template("guest-domain.xml.j2", lab=plan.lab, host=host, guest=guest)
+    authkey = base64.b64encode(plan.public_key.encode()).decode() if plan.public_key else None
+    return render_template("guest-domain.xml.j2", lab=plan.lab, host=host, guest=guest,
+                           authkey=authkey)
 
 
 def render_artifacts(plan: Plan) -> dict[PurePosixPath, str]:

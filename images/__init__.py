@@ -1,0 +1,1 @@
+"""Image recipes (one folder each); shipped with the package as nestlab.recipes."""

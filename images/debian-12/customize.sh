@@ -1,0 +1,30 @@
+#!/bin/sh
+# mmdebstrap customize hook for the debian-12 L1 image: $1 is the new root.
+# Leaves no password, key or machine identity in the image: each L1 gets its
+# own at first boot from its seed medium (nestlab-firstboot).
+set -eu
+root="$1"
+here="$(dirname "$0")"
+
+install -m 0755 "$here/files/nestlab-firstboot" "$root/usr/local/sbin/nestlab-firstboot"
+install -m 0644 "$here/files/nestlab-firstboot.service" "$root/etc/systemd/system/"
+install -m 0644 "$here/files/20-lab.network" "$root/etc/systemd/network/"
+ln -sf /etc/systemd/system/nestlab-firstboot.service \
+  "$root/etc/systemd/system/multi-user.target.wants/nestlab-firstboot.service"
+ln -sf /lib/systemd/system/systemd-networkd.service \
+  "$root/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+
+# Identity comes at first boot: no shared host keys, machine-id or hostname.
+rm -f "$root"/etc/ssh/ssh_host_*
+: > "$root/etc/machine-id"
+echo localhost > "$root/etc/hostname"
+printf '/dev/vda / ext4 rw,relatime 0 1\n' > "$root/etc/fstab"
+
+# L2s run under KVM in L1: nesting on (the default for kvm_amd, stated anyway).
+echo 'options kvm_amd nested=1' > "$root/etc/modprobe.d/nestlab-kvm.conf"
+echo 'options kvm_intel nested=1' >> "$root/etc/modprobe.d/nestlab-kvm.conf"
+# libvirt's default network is not used by nestlab; do not start it.
+rm -f "$root/etc/libvirt/qemu/networks/autostart/default.xml"
+# Key-only root login over SSH.
+printf 'PermitRootLogin prohibit-password\nPasswordAuthentication no\n' \
+  > "$root/etc/ssh/sshd_config.d/nestlab.conf"

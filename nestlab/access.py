@@ -1,0 +1,92 @@
+"""Reaching a guest from outside nestlab's own process: OpenSSH and testinfra.
+
+``ssh_config`` writes an OpenSSH client config for the lab (also read by
+pytest-testinfra's paramiko backend): each guest by name, the lab's key, its
+pinned host key under its name, and a ProxyCommand that is nestlab itself
+(``nestlab _proxy``), so it works from the host's namespace into a sandbox
+and through an L1 to an L2.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shlex
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from nestlab.labctx import LabContext
+from nestlab.labkeys import known_hosts_path, private_key_path
+
+
+def ssh_config_path(lab_dir: Path) -> Path:
+    return lab_dir / "ssh_config"
+
+
+def write_ssh_config(ctx: LabContext) -> Path:
+    proxy = shlex.join([sys.executable, "-m", "nestlab", "_proxy", "--lab-dir",
+                        str(ctx.lab_dir)])
+    blocks = []
+    for host in ctx.plan.hosts:
+        names = [host.name] + [g.name for g in host.guests]
+        for name in names:
+            blocks.append(
+                f"Host {name}\n"
+                f"  HostName {name}\n"
+                "  User root\n"
+                f"  IdentityFile {private_key_path(ctx.lab_dir)}\n"
+                "  IdentitiesOnly yes\n"
+                f"  UserKnownHostsFile {known_hosts_path(ctx.lab_dir)}\n"
+                f"  HostKeyAlias {name}\n"
+                "  StrictHostKeyChecking yes\n"
+                f"  ProxyCommand {proxy} {name}\n"
+            )
+    path = ssh_config_path(ctx.lab_dir)
+    path.write_text("# Written by nestlab for lab " + ctx.lab.name + "\n" + "\n".join(blocks))
+    return path
+
+
+def relay(ctx: LabContext, name: str) -> None:
+    """Connect stdin/stdout to the guest's SSH port (an L2 through its L1)."""
+    host, guest = ctx.find(name)
+    l1 = ctx.l1_transport(host)
+    stream: Any
+    if guest is None:
+        from nestlab.sandbox import open_socket
+
+        stream = open_socket(ctx.record.netns, str(host.nics[0].ip), 22, 30)
+    else:
+        l1.wait_until_reachable(60)
+        stream = l1.open_channel(str(guest.ip), 22, 30)
+    try:
+        _pump(stream)
+    finally:
+        stream.close()
+        l1.close()
+
+
+def _pump(stream: Any) -> None:
+    selector = selectors.DefaultSelector()
+    stdin, stdout_buffer = sys.stdin.buffer, sys.stdout.buffer
+    selector.register(stdin, selectors.EVENT_READ, "in")
+    selector.register(stream, selectors.EVENT_READ, "out")
+    while True:
+        for key, _ in selector.select():
+            if key.data == "in":
+                data = os.read(stdin.fileno(), 65536)
+                if not data:
+                    if isinstance(stream, socket.socket):
+                        stream.shutdown(socket.SHUT_WR)
+                    else:
+                        stream.shutdown_write()
+                    selector.unregister(stdin)
+                    continue
+                stream.sendall(data)
+            else:
+                data = stream.recv(65536)
+                if not data:
+                    return
+                stdout_buffer.write(data)
+                stdout_buffer.flush()

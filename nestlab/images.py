@@ -1,0 +1,219 @@
+"""Build and find base images from the recipes in ``images/`` (the nestlab.recipes package).
+
+An image is cached under ``cache_root()/images/NAME/KEY`` where KEY hashes the
+recipe's files: building again with nothing changed is a no-op, and a changed
+recipe builds next to the old image instead of over it. Builds happen in a
+``.partial`` folder that is renamed only when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+from nestlab.errors import NestlabError
+from nestlab.paths import cache_root
+
+Progress = Callable[[str], None]
+SUITE = "bookworm"  # Debian 12; packages come from the host's configured apt sources
+L1_DISK_SIZE = "3G"
+_TOOLS = {"mmdebstrap": "mmdebstrap", "mkfs.ext4": "e2fsprogs", "qemu-img": "qemu-utils"}
+
+
+class ImageBuildError(NestlabError):
+    """An image could not be built; the message names the step and the log."""
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    name: str
+    key: str
+    path: Path
+    kernel: Path
+    initrd: Path
+    disk: Path | None
+    size: int
+    seconds: float
+    built: str
+
+    def to_json(self) -> dict[str, object]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+def recipe_dir(name: str) -> Path:
+    """Where a recipe's files are (installed with the package)."""
+    path = Path(str(resources.files("nestlab.recipes"))) / name
+    if not (path / "packages").is_file():
+        known = ", ".join(recipe_names())
+        raise NestlabError(f"no image recipe named {name!r}", hint=f"Known recipes: {known}.")
+    return path
+
+
+def recipe_names() -> list[str]:
+    root = Path(str(resources.files("nestlab.recipes")))
+    return sorted(p.parent.name for p in root.glob("*/packages"))
+
+
+def recipe_key(path: Path) -> str:
+    """A hash of every file of the recipe: its name, mode and content."""
+    digest = hashlib.sha256(SUITE.encode())
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(file.relative_to(path)).encode() + b"\0")
+        digest.update(oct(file.stat().st_mode & 0o777).encode() + b"\0")
+        digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def packages(path: Path) -> list[str]:
+    lines = (line.split("#")[0].strip() for line in (path / "packages").read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def images_root() -> Path:
+    return cache_root() / "images"
+
+
+def find_image(name: str) -> BuiltImage | None:
+    """The image built from the current recipe, if there is one."""
+    manifest = images_root() / name / recipe_key(recipe_dir(name)) / "manifest.json"
+    return _read_manifest(manifest) if manifest.is_file() else None
+
+
+def list_images() -> list[BuiltImage]:
+    """Every image in the cache, current recipe or not."""
+    return [
+        image
+        for manifest in sorted(images_root().glob("*/*/manifest.json"))
+        if (image := _read_manifest(manifest)) is not None
+    ]
+
+
+def _read_manifest(path: Path) -> BuiltImage | None:
+    try:
+        data = json.loads(path.read_text())
+        return BuiltImage(
+            name=data["name"], key=data["key"], path=path.parent,
+            kernel=Path(data["kernel"]), initrd=Path(data["initrd"]),
+            disk=Path(data["disk"]) if data.get("disk") else None,
+            size=int(data["size"]), seconds=float(data["seconds"]), built=data["built"],
+        )
+    except (OSError, ValueError, KeyError):
+        return None  # a damaged manifest is treated as no image: it gets rebuilt
+
+
+def build_image(name: str, progress: Progress = lambda _msg: None) -> tuple[BuiltImage, bool]:
+    """Build the named image unless the current recipe's is cached. Returns (image, built)."""
+    recipe = recipe_dir(name)
+    existing = find_image(name)
+    if existing is not None:
+        return existing, False
+    _require_tools()
+    key = recipe_key(recipe)
+    final = images_root() / name / key
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=".partial", dir=final.parent))
+    log = partial / "build.log"
+    started = time.monotonic()
+    try:
+        if name == "prime":
+            _build_prime(recipe, partial, log, progress)
+        else:
+            _build_disk_image(recipe, partial, log, progress)
+        disk = partial / "disk.qcow2"
+        image = BuiltImage(
+            name=name, key=key, path=final,
+            kernel=final / "vmlinuz", initrd=final / "initrd.img",
+            disk=final / "disk.qcow2" if disk.exists() else None,
+            size=sum(p.stat().st_size for p in partial.iterdir() if p.is_file()),
+            seconds=round(time.monotonic() - started, 1),
+            built=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        (partial / "manifest.json").write_text(json.dumps(image.to_json(), indent=2) + "\n")
+        for file in partial.iterdir():
+            file.chmod(0o644)
+        partial.chmod(0o755)
+        os.replace(partial, final)
+    except BaseException:
+        kept = log.read_text(errors="replace")[-4000:] if log.exists() else ""
+        shutil.rmtree(partial, ignore_errors=True)
+        if kept:
+            failed_log = final.parent / f"{key}.failed.log"
+            failed_log.write_text(kept)
+        raise
+    return image, True
+
+
+def _require_tools() -> None:
+    missing = [pkg for tool, pkg in _TOOLS.items() if shutil.which(tool) is None]
+    if missing:
+        raise ImageBuildError(
+            f"building images needs: {', '.join(missing)}",
+            hint=f"sudo apt-get install {' '.join(missing)}",
+        )
+
+
+def _run(step: str, argv: list[str], log: Path, progress: Progress) -> None:
+    progress(step)
+    with log.open("a") as out:
+        out.write(f"\n### {step}: {' '.join(argv)}\n")
+        out.flush()
+        result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise ImageBuildError(f"image build failed at '{step}' (exit {result.returncode}):\n"
+                              f"{tail}")
+
+
+def _build_disk_image(recipe: Path, out: Path, log: Path, progress: Progress) -> None:
+    """An L1 disk image: mmdebstrap into a folder, then ext4 (no mount needed), then qcow2."""
+    root = out / "root"
+    _run("mmdebstrap (Debian packages)", [
+        "mmdebstrap", "--variant=apt", "--include=" + ",".join(packages(recipe)),
+        f"--customize-hook=sh {recipe / 'customize.sh'} \"$1\"",
+        SUITE, str(root),
+    ], log, progress)
+    kernels = sorted((root / "boot").glob("vmlinuz-*"))
+    initrds = sorted((root / "boot").glob("initrd.img-*"))
+    if not kernels or not initrds:
+        raise ImageBuildError(f"the {recipe.name} recipe produced no kernel or initrd in /boot")
+    shutil.copyfile(kernels[-1], out / "vmlinuz")
+    shutil.copyfile(initrds[-1], out / "initrd.img")
+    raw = out / "disk.raw"
+    with raw.open("wb") as handle:
+        handle.truncate(_parse_g(L1_DISK_SIZE))
+    _run("mkfs.ext4 from the root tree", [
+        "mkfs.ext4", "-q", "-F", "-L", "nestlab-root", "-d", str(root), str(raw),
+    ], log, progress)
+    _run("qemu-img convert to qcow2", [
+        "qemu-img", "convert", "-O", "qcow2", str(raw), str(out / "disk.qcow2"),
+    ], log, progress)
+    raw.unlink()
+    shutil.rmtree(root)
+
+
+def _build_prime(recipe: Path, out: Path, log: Path, progress: Progress) -> None:
+    """The L2 prime: a kernel and a busybox/dropbear initramfs, assembled in a build root."""
+    _run("mmdebstrap + initramfs", [
+        "mmdebstrap", "--variant=essential", "--include=" + ",".join(packages(recipe)),
+        f"--customize-hook=mkdir -p \"$1/tmp/prime-recipe\" && cp -r {recipe}/. "
+        "\"$1/tmp/prime-recipe/\"",
+        "--customize-hook=chroot \"$1\" sh /tmp/prime-recipe/build-initramfs.sh",
+        f"--customize-hook=copy-out /prime {out}",
+        SUITE, "/dev/null",
+    ], log, progress)
+    os.replace(out / "prime" / "vmlinuz", out / "vmlinuz")
+    os.replace(out / "prime" / "initrd.img", out / "initrd.img")
+    (out / "prime").rmdir()
+
+
+def _parse_g(size: str) -> int:
+    return int(size.rstrip("G")) * 1024**3

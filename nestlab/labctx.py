@@ -1,0 +1,77 @@
+"""A brought-up lab, as status, exec, ssh and down see it: its record, plan and transports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import libvirt
+
+from nestlab.errors import NestlabError
+from nestlab.hostcheck import HostReport
+from nestlab.labfile import parse_lab
+from nestlab.labkeys import known_hosts_path, load_private_key
+from nestlab.model import Lab
+from nestlab.plan import GuestPlan, HostPlan, Plan, make_plan
+from nestlab.sandbox import Sandbox, open_socket
+from nestlab.state import LabRecord, load_record
+from nestlab.transport.ssh import SSHTransport
+from nestlab.virt.connection import connect
+
+LAB_SNAPSHOT = "lab.yaml"
+"""The lab file as it was at the last `up`: what the lab's objects were made from."""
+
+
+class NoSuchGuest(NestlabError):
+    """A name that is neither an L1 nor an L2 of the lab."""
+
+
+@dataclass(frozen=True)
+class LabContext:
+    lab_dir: Path
+    record: LabRecord
+    lab: Lab
+    plan: Plan
+
+    @classmethod
+    def load(cls, lab_dir: Path) -> LabContext:
+        record = load_record(lab_dir)
+        snapshot = lab_dir / LAB_SNAPSHOT
+        lab = parse_lab(snapshot.read_text(), str(snapshot))
+        report = HostReport(accel=record.accel, vendor=record.vendor, evmcs=record.evmcs,
+                            checks=())
+        public = lab_dir / "keys" / "id_ed25519.pub"
+        key = public.read_text().strip() if public.exists() else None
+        return cls(lab_dir, record, lab, make_plan(lab, report, lab_dir, key))
+
+    @property
+    def sandbox(self) -> Sandbox | None:
+        return Sandbox(self.lab.name, self.lab_dir / "sandbox") if self.record.sandbox else None
+
+    def libvirt(self) -> libvirt.virConnect:
+        return connect(self.record.uri)
+
+    def l1_transport(self, host: HostPlan) -> SSHTransport:
+        address = str(host.nics[0].ip)
+        netns = self.record.netns
+        return SSHTransport(host.name, lambda timeout: open_socket(netns, address, 22, timeout),
+                            load_private_key(self.lab_dir), known_hosts_path(self.lab_dir))
+
+    def l2_transport(self, l1: SSHTransport, guest: GuestPlan) -> SSHTransport:
+        address = str(guest.ip)
+        return SSHTransport(guest.name,
+                            lambda timeout: l1.open_channel(address, 22, timeout),
+                            load_private_key(self.lab_dir), known_hosts_path(self.lab_dir))
+
+    def find(self, name: str) -> tuple[HostPlan, GuestPlan | None]:
+        """An L1 by name -> (host, None); an L2 -> (its L1, guest)."""
+        for host in self.plan.hosts:
+            if host.name == name:
+                return host, None
+            for guest in host.guests:
+                if guest.name == name:
+                    return host, guest
+        names = [h.name for h in self.plan.hosts] + [
+            g.name for h in self.plan.hosts for g in h.guests]
+        raise NoSuchGuest(f"lab {self.lab.name} has no guest named {name!r}",
+                          hint=f"Its guests: {', '.join(names)}.")

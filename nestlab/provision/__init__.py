@@ -1,0 +1,1 @@
+"""Per-OS steps run over a Transport inside each L1: hypervisor, L2 network, L2 guests."""

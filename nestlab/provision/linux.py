@@ -1,0 +1,141 @@
+"""Provision a Linux L1 over SSH: KVM present and nested, libvirt running, the L2
+network, the prime image, and each L2 defined and started. Every step checks
+first whether it is already done, so a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from nestlab.errors import NestlabError
+from nestlab.images import BuiltImage
+from nestlab.plan import L1_GUEST_DIR, GuestPlan, HostPlan, Plan
+from nestlab.progress import Reporter
+from nestlab.render import render_guest_domain_xml, render_guest_network_xml
+from nestlab.transport import Transport
+from nestlab.transport.base import CommandResult
+
+
+class ProvisionError(NestlabError):
+    """An L1 is not in a state to run L2 guests."""
+
+
+def provision(t: Transport, plan: Plan, host: HostPlan, images: dict[str, BuiltImage],
+              reporter: Reporter) -> None:
+    """Everything inside one Linux L1, up to its L2s started (not yet proven)."""
+    with reporter.phase(host.name, "kvm in L1"):
+        check_kvm(t, host)
+    with reporter.phase(host.name, "libvirt in L1"):
+        ensure_libvirt(t)
+    with reporter.phase(host.name, "L2 network"):
+        ensure_guest_network(t, plan, host)
+    for name in sorted({g.image for g in host.guests}):
+        with reporter.phase(host.name, f"L2 image {name}"):
+            ensure_guest_image(t, images[name])
+    for guest in host.guests:
+        with reporter.phase(guest.name, "define + start in " + host.name):
+            ensure_guest(t, plan, host, guest)
+
+
+def check_kvm(t: Transport, host: HostPlan) -> str:
+    """/dev/kvm exists in L1 and its vendor module has nested on; returns 'kvm_amd=1' etc."""
+    if not t.run(["test", "-c", "/dev/kvm"]).ok:
+        raise ProvisionError(
+            f"{host.name}: /dev/kvm does not exist inside the L1, so it cannot run L2s",
+            hint="The L1's CPU lacks vmx/svm: check the domain's <cpu> (nestlab render).")
+    for module in ("kvm_amd", "kvm_intel"):
+        result = t.run(["cat", f"/sys/module/{module}/parameters/nested"])
+        if result.ok:
+            value = result.stdout.strip()
+            if value not in ("1", "Y", "y"):
+                raise ProvisionError(f"{host.name}: {module} nested={value} inside the L1")
+            return f"{module} nested={value}"
+    raise ProvisionError(f"{host.name}: neither kvm_amd nor kvm_intel is loaded in the L1")
+
+
+def ensure_libvirt(t: Transport) -> None:
+    if not t.run(["systemctl", "is-active", "--quiet", "libvirtd"]).ok:
+        t.check(["systemctl", "start", "libvirtd"])
+    # The first connection probes QEMU (~10 s under emulation); later ones use the cache.
+    t.check(["virsh", "-c", "qemu:///system", "version"], timeout=180)
+
+
+def _virsh(t: Transport, *args: str) -> CommandResult:
+    return t.run(["virsh", "-c", "qemu:///system", *args], timeout=180)
+
+
+def _virsh_check(t: Transport, *args: str) -> CommandResult:
+    return t.check(["virsh", "-c", "qemu:///system", *args], timeout=180)
+
+
+def _info_field(result: CommandResult, field: str) -> str:
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == field:
+            return value.strip()
+    return ""
+
+
+def ensure_guest_network(t: Transport, plan: Plan, host: HostPlan) -> None:
+    gnet = host.guest_network
+    xml_path = f"{L1_GUEST_DIR}/networks/{gnet.name}.xml"
+    t.check(["mkdir", "-p", f"{L1_GUEST_DIR}/networks"])
+    t.put_text(render_guest_network_xml(plan, host), xml_path)
+    info = _virsh(t, "net-info", gnet.name)
+    if not info.ok:
+        _virsh_check(t, "net-define", xml_path)
+        _virsh_check(t, "net-autostart", gnet.name)
+        info = _virsh_check(t, "net-info", gnet.name)
+    if _info_field(info, "Active") != "yes":
+        _virsh_check(t, "net-start", gnet.name)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ensure_guest_image(t: Transport, image: BuiltImage) -> None:
+    """Copy an L2 image's kernel and initrd into L1 unless identical ones are there."""
+    folder = f"{L1_GUEST_DIR}/images/{image.name}"
+    t.check(["mkdir", "-p", folder])
+    for local in (image.kernel, image.initrd):
+        remote = f"{folder}/{local.name}"
+        have = t.run(["sha256sum", remote]).stdout.split()
+        if not have or have[0] != _sha256(local):
+            t.put(local, remote)
+
+
+def ensure_guest(t: Transport, plan: Plan, host: HostPlan, guest: GuestPlan) -> None:
+    folder = str(Path(guest.disk_path).parent)
+    t.check(["mkdir", "-p", folder])
+    if not t.run(["test", "-e", guest.disk_path]).ok:
+        t.check(["qemu-img", "create", "-q", "-f", "qcow2", guest.disk_path, str(guest.disk)])
+    xml_path = f"{folder}/domain.xml"
+    t.put_text(render_guest_domain_xml(plan, host, guest), xml_path)
+    if not _virsh(t, "dominfo", guest.domain_name).ok:
+        _virsh_check(t, "define", xml_path)
+    state = _virsh_check(t, "domstate", guest.domain_name).stdout.strip()
+    if state != "running":
+        _virsh_check(t, "start", guest.domain_name)
+
+
+def guest_states(t: Transport) -> dict[str, str]:
+    """Domain name -> state of every domain in the L1's libvirt."""
+    result = _virsh(t, "list", "--all", "--name")
+    states = {}
+    for name in result.stdout.split():
+        states[name] = _virsh(t, "domstate", name).stdout.strip() or "unknown"
+    return states
+
+
+def remove_guests(t: Transport, host: HostPlan) -> None:
+    """L2s first on `down`: stop and undefine them inside a running L1."""
+    for guest in host.guests:
+        if _virsh(t, "dominfo", guest.domain_name).ok:
+            _virsh(t, "destroy", guest.domain_name)
+            _virsh(t, "undefine", guest.domain_name)

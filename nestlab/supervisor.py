@@ -1,0 +1,87 @@
+"""The sandbox's supervisor: run as ``ip netns exec NS python -m nestlab.supervisor ROOT``.
+
+Inside the namespace's private mount namespace it mounts libvirt's state
+folders from the lab's sandbox folder, starts virtlogd and libvirtd as its
+children, and stays their parent: it is a child subreaper, so the QEMU and
+dnsmasq processes libvirt double-forks are reaped here rather than left as
+zombies under a PID 1 that may not reap (recipe, pitfall 6). SIGTERM stops
+the daemons and then the supervisor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import grp
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True)
+
+
+def prepare_mounts(root: Path, cache: Path) -> None:
+    """Private views of libvirt's folders; the host's stay untouched."""
+    _mount("--make-rslave", "/")
+    for folder in ("/run/libvirt", "/etc/libvirt", "/var/lib/libvirt", "/var/log/libvirt",
+                   "/var/cache/libvirt"):
+        os.makedirs(folder, exist_ok=True)
+    _mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run/libvirt")
+    _mount("--bind", str(root / "etc"), "/etc/libvirt")
+    _mount("--bind", str(root / "lib"), "/var/lib/libvirt")
+    _mount("--bind", str(root / "log"), "/var/log/libvirt")
+    _mount("--bind", str(cache), "/var/cache/libvirt")
+    if os.path.exists("/dev/kvm"):
+        # libvirt's probe sees the host's root-only /dev/kvm as KVM, then finds it unusable
+        # as the QEMU user and probes again on every lookup (~3 s each). A namespace-local
+        # node with Debian's usual root:kvm 0660 gives it one consistent answer (recipe,
+        # pitfall 1). The host's own node is never changed.
+        node = root / "dev" / "kvm"
+        if not node.exists():
+            os.mknod(node, 0o660 | 0o020000, os.makedev(10, 232))
+        # Without a kvm group, root-only is still one consistent answer.
+        with contextlib.suppress(KeyError):
+            os.chown(node, 0, grp.getgrnam("kvm").gr_gid)
+        node.chmod(0o660)
+        _mount("--bind", str(node), "/dev/kvm")
+
+
+def main() -> None:
+    root, cache = Path(sys.argv[1]), Path(sys.argv[2])
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    prepare_mounts(root, cache)
+    daemons = [subprocess.Popen(["virtlogd"]), subprocess.Popen(["libvirtd"])]
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in daemons:
+            if proc.poll() is None:
+                proc.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return  # nothing left to reap
+        except InterruptedError:
+            continue
+        for proc in daemons:
+            if proc.pid == pid:
+                proc.returncode = 0
+        if not stopping and all(p.returncode is not None for p in daemons):
+            return  # the daemons died on their own: nothing to supervise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""SSH to a guest with paramiko: the lab's key, host keys pinned under the guest's name.
+
+How the TCP stream is made is the caller's business (a socket opened inside
+the sandbox's namespace, or a channel through an L1 for an L2), so the same
+class serves L1s and L2s.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from nestlab.labkeys import HostKeyChanged, PinningPolicy
+from nestlab.transport.base import CommandResult, Transport, TransportError
+
+Connector = Callable[[float], Any]
+"""Returns a connected socket-like object (socket or paramiko Channel) within a timeout."""
+Waiting = Callable[[str], None]
+
+_RETRYABLE = (OSError, EOFError, paramiko.SSHException, paramiko.ChannelException)
+
+
+class SSHTransport(Transport):
+    """One SSH session with a guest, opened on demand and reused for every command."""
+
+    def __init__(self, name: str, connector: Connector, key: paramiko.PKey,
+                 known_hosts: Path, user: str = "root") -> None:
+        self.name = name
+        self._connector = connector
+        self._key = key
+        self._known_hosts = known_hosts
+        self._user = user
+        self._client: paramiko.SSHClient | None = None
+
+    # -- connecting ---------------------------------------------------------------
+    def _connect_once(self, timeout: float) -> paramiko.SSHClient:
+        sock = self._connector(timeout)
+        client = paramiko.SSHClient()
+        if self._known_hosts.exists():
+            client.load_host_keys(str(self._known_hosts))
+        client.set_missing_host_key_policy(PinningPolicy(self._known_hosts))
+        try:
+            client.connect(self.name, username=self._user, pkey=self._key, sock=sock,
+                           timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+                           look_for_keys=False, allow_agent=False)
+        except paramiko.BadHostKeyException:
+            client.close()
+            raise HostKeyChanged(
+                f"{self.name}: its SSH host key changed; refusing to connect",
+                hint=f"If the guest was rebuilt on purpose, remove its line from "
+                     f"{self._known_hosts}.") from None
+        except BaseException:
+            client.close()
+            raise
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(15)
+        return client
+
+    def wait_until_reachable(self, timeout: float, waiting: Waiting | None = None) -> None:
+        """Connect, retrying while the guest boots; a TransportError names guest and cause."""
+        deadline = time.monotonic() + timeout
+        last = "no attempt"
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransportError(
+                    f"{self.name}: SSH not reachable after {timeout:.0f}s (last: {last})",
+                    hint="`nestlab console NAME` shows the guest's console; `nestlab up` "
+                         "again continues where this one stopped.")
+            try:
+                self._client = self._connect_once(min(10.0, max(remaining, 1.0)))
+                return
+            except paramiko.AuthenticationException as exc:
+                raise TransportError(f"{self.name}: the lab key was refused ({exc})") from None
+            except _RETRYABLE as exc:
+                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if waiting is not None:
+                    waiting(last)
+                time.sleep(min(2.0, max(deadline - time.monotonic(), 0)))
+
+    @property
+    def client(self) -> paramiko.SSHClient:
+        if self._client is None or not self._is_active():
+            self.wait_until_reachable(30.0)
+        assert self._client is not None
+        return self._client
+
+    def _is_active(self) -> bool:
+        transport = self._client.get_transport() if self._client else None
+        return bool(transport and transport.is_active())
+
+    def reconnect(self, timeout: float) -> None:
+        self.close()
+        self.wait_until_reachable(timeout)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- using --------------------------------------------------------------------
+    def run(self, argv: list[str], timeout: float = 600.0) -> CommandResult:
+        command = shlex.join(argv)
+        try:
+            channel = self.client.get_transport().open_session(timeout=30)  # type: ignore[union-attr]
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+            stdout, stderr = _drain(channel, timeout)
+            status = channel.recv_exit_status()
+        except TimeoutError:
+            raise TransportError(f"{self.name}: `{command}` did not finish in {timeout:.0f}s"
+                                 ) from None
+        except _RETRYABLE as exc:
+            raise TransportError(f"{self.name}: lost the SSH session during `{command}`: "
+                                 f"{exc}") from None
+        return CommandResult(command, status, stdout.decode(errors="replace"),
+                             stderr.decode(errors="replace"))
+
+    def put(self, local: Path, remote: str) -> None:
+        with self.client.open_sftp() as sftp:
+            sftp.put(str(local), remote + ".part")
+            sftp.posix_rename(remote + ".part", remote)
+
+    def put_text(self, text: str, remote: str, mode: int = 0o644) -> None:
+        with self.client.open_sftp() as sftp:
+            with sftp.open(remote + ".part", "w") as handle:
+                handle.write(text)
+            sftp.chmod(remote + ".part", mode)
+            sftp.posix_rename(remote + ".part", remote)
+
+    def open_channel(self, host: str, port: int, timeout: float) -> paramiko.Channel:
+        """A TCP stream from the guest to ``host:port`` (how an L2 is reached via its L1)."""
+        transport = self.client.get_transport()
+        assert transport is not None
+        return transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0),
+                                      timeout=timeout)
+
+
+def _drain(channel: paramiko.Channel, timeout: float) -> tuple[bytes, bytes]:
+    """Read stdout and stderr together, so neither fills its window and stalls the other."""
+    out, err = bytearray(), bytearray()
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = False
+        if channel.recv_ready():
+            out += channel.recv(65536)
+            busy = True
+        if channel.recv_stderr_ready():
+            err += channel.recv_stderr(65536)
+            busy = True
+        if channel.exit_status_ready() and not channel.recv_ready() and (
+            not channel.recv_stderr_ready()
+        ):
+            # Collect what may still be in flight after the exit status.
+            while (chunk := channel.recv(65536)):
+                out += chunk
+            while (chunk := channel.recv_stderr(65536)):
+                err += chunk
+            return bytes(out), bytes(err)
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        if not busy:
+            time.sleep(0.02)

@@ -1,0 +1,199 @@
+"""``nestlab up``: make the lab real, step by step, each step skipped when already done.
+
+Order: host check, sandbox (optional), keys, images, L0 networks, then per L1
+(in parallel): disk, define + start, address, SSH, provisioning, and proof
+that each L2 booted (its own SSH answers through the L1).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import libvirt
+
+from nestlab import sandbox as sandboxes
+from nestlab.errors import HostCannotRunLab, NestlabError
+from nestlab.hostcheck import check_host
+from nestlab.hostfacts import HostFacts
+from nestlab.images import BuiltImage, build_image
+from nestlab.labctx import LAB_SNAPSHOT, LabContext
+from nestlab.labkeys import ensure_lab_key
+from nestlab.model import Lab
+from nestlab.plan import GuestPlan, HostPlan, make_plan
+from nestlab.progress import Reporter
+from nestlab.provision import linux
+from nestlab.render import render_domain_xml, render_network_xml
+from nestlab.state import LabRecord, lab_lock, load_record, record_path, save_record
+from nestlab.transport.ssh import SSHTransport
+from nestlab.virt import disks, objects
+from nestlab.virt.connection import connect
+
+FactsReader = Callable[[str], HostFacts]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    address: float
+    ssh: float
+    l2: float
+
+    @classmethod
+    def for_accel(cls, accel: str) -> Timeouts:
+        # Under emulation an L1 boots to SSH in ~30-40 s; allow for a loaded machine.
+        return cls(address=300, ssh=600, l2=300) if accel == "tcg" else cls(120, 300, 180)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What shows an L2 is really up: its own SSH answered and ran a command."""
+
+    guest: str
+    l1: str
+    address: str
+    kernel: str
+    uptime: float
+
+
+def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
+       read_facts: FactsReader, reporter: Reporter) -> list[Proof]:
+    """Bring the lab up (or continue it); returns one proof per L2."""
+    with lab_lock(lab_dir, "up"):
+        box = _sandbox_for(lab, lab_dir, want_sandbox)
+        if box is not None:
+            with reporter.phase("L0", "sandbox libvirtd"):
+                sandboxes.start(box)
+            uri = box.uri
+        report = check_host(read_facts(uri), lab)
+        if not report.can_run:
+            reasons = "; ".join(f"{c.name}: {c.detail}" for c in report.failures)
+            raise HostCannotRunLab(f"this host cannot run lab {lab.name!r}: {reasons}",
+                                   hint="`nestlab check` says how to fix it.")
+        if lab.has_windows:
+            raise NestlabError("Windows L1s cannot be brought up yet (WinRM provisioning is "
+                               "not built); `nestlab render` shows their domain XML")
+        public_key = ensure_lab_key(lab_dir)
+        plan = make_plan(lab, report, lab_dir, public_key)
+        save_record(lab_dir, LabRecord(
+            lab=lab.name, lab_file=str(lab_file.resolve()), uri=uri, sandbox=box is not None,
+            netns=box.netns if box else None, accel=plan.accel, vendor=report.vendor,
+            evmcs=report.evmcs))
+        shutil.copyfile(lab_file, lab_dir / LAB_SNAPSHOT)
+        ctx = LabContext.load(lab_dir)
+
+        images = _images(lab, reporter)
+        conn = connect(uri)
+        try:
+            with reporter.phase("L0", "networks"):
+                for net in plan.networks:
+                    objects.ensure_network(conn, lab.name, net.name, render_network_xml(plan, net))
+
+            def bring_up(host: HostPlan) -> list[Proof]:
+                return _bring_up_host(ctx, conn, host, images, reporter)
+
+            with ThreadPoolExecutor(max_workers=len(plan.hosts)) as pool:
+                futures = [pool.submit(bring_up, host) for host in plan.hosts]
+                proofs, errors = [], []
+                for future in futures:
+                    try:
+                        proofs.extend(future.result())
+                    except NestlabError as exc:
+                        errors.append(exc)
+            if errors:
+                if len(errors) == 1:
+                    raise errors[0]
+                raise NestlabError("; ".join(e.message for e in errors),
+                                   hint="`nestlab up` again continues where this one stopped.")
+            return proofs
+        finally:
+            conn.close()
+
+
+def _sandbox_for(lab: Lab, lab_dir: Path, want: bool) -> sandboxes.Sandbox | None:
+    """A lab keeps the mode it was first brought up in."""
+    if record_path(lab_dir).exists():
+        had = load_record(lab_dir).sandbox
+        if had != want:
+            mode = "with --sandbox" if had else "without --sandbox"
+            raise NestlabError(f"lab {lab.name} was brought up {mode}; continue it the same way",
+                               hint=f"Or take it down first: nestlab down --lab {lab.name}")
+    return sandboxes.Sandbox(lab.name, lab_dir / "sandbox") if want else None
+
+
+def _images(lab: Lab, reporter: Reporter) -> dict[str, BuiltImage]:
+    names = sorted({h.base_image for h in lab.hosts} | {
+        g.image for h in lab.hosts for g in h.guests})
+    images = {}
+    for name in names:
+        with reporter.phase("L0", f"image {name}"):
+            images[name], _built = build_image(name, _image_progress(reporter, name))
+    return images
+
+
+def _image_progress(reporter: Reporter, name: str) -> Callable[[str], None]:
+    return lambda step: reporter.say("L0", f"image {name}: {step}")
+
+
+def _bring_up_host(ctx: LabContext, conn: libvirt.virConnect, host: HostPlan,
+                   images: dict[str, BuiltImage], reporter: Reporter) -> list[Proof]:
+    plan, timeouts = ctx.plan, Timeouts.for_accel(ctx.plan.accel)
+    base = images[host.base_image]
+    with reporter.phase(host.name, "disk"):
+        disks.ensure_overlay(host, base)
+        disks.ensure_boot_files(host, base)
+        disks.ensure_seed(host, plan.public_key or "")
+        host.console_log.touch()
+    with reporter.phase(host.name, "define + start"):
+        dom = objects.ensure_domain(conn, plan.lab, host.domain_name,
+                                    render_domain_xml(plan, host))
+        objects.start_domain(dom)
+    with reporter.phase(host.name, "address"):
+        nic = host.nics[0]
+        _wait_for(lambda: objects.lease_address(conn, nic.network, nic.mac),
+                  timeouts.address, f"{host.name}: no DHCP lease for {nic.mac} on {nic.network}",
+                  lambda: reporter.say(host.name, "waiting for its DHCP lease"))
+    l1 = ctx.l1_transport(host)
+    try:
+        with reporter.phase(host.name, "ssh"):
+            l1.wait_until_reachable(timeouts.ssh, lambda why: reporter.say(
+                host.name, f"waiting for SSH ({why})"))
+        linux.provision(l1, plan, host, images, reporter)
+        return [_prove(ctx, l1, host, guest, timeouts.l2, reporter) for guest in host.guests]
+    finally:
+        l1.close()
+
+
+def _prove(ctx: LabContext, l1: SSHTransport, host: HostPlan, guest: GuestPlan, timeout: float,
+           reporter: Reporter) -> Proof:
+    with reporter.phase(guest.name, "proven (SSH via " + host.name + ")"):
+        l2 = ctx.l2_transport(l1, guest)
+        try:
+            l2.wait_until_reachable(timeout, lambda why: reporter.say(
+                guest.name, f"waiting for SSH through {host.name} ({why})"))
+            kernel = l2.check(["uname", "-r"]).stdout.strip()
+            uptime = float(l2.check(["cat", "/proc/uptime"]).stdout.split()[0])
+        finally:
+            l2.close()
+    return Proof(guest=guest.name, l1=host.name, address=str(guest.ip), kernel=kernel,
+                 uptime=uptime)
+
+
+def _wait_for(probe: Callable[[], str | None], timeout: float, failure: str,
+              waiting: Callable[[], None]) -> str:
+    deadline = time.monotonic() + timeout
+    last_note = 0.0
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() - last_note > 15:
+            waiting()
+            last_note = time.monotonic()
+        time.sleep(1)
+    raise NestlabError(f"{failure} after {timeout:.0f}s",
+                       hint="`nestlab console NAME` shows its console; `nestlab up` again "
+                            "continues.")

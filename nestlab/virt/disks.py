@@ -1,0 +1,55 @@
+"""An L1's files on L0: a qcow2 overlay over the cached base (never a copy), its kernel
+and initrd (Linux, direct kernel boot) and its seed medium."""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+import subprocess
+
+from nestlab.errors import NestlabError
+from nestlab.images import BuiltImage
+from nestlab.plan import HostPlan
+from nestlab.seed import write_seed_iso
+
+
+def ensure_overlay(host: HostPlan, base: BuiltImage) -> bool:
+    """Create the overlay if missing; True when created. An existing one is kept as is."""
+    if host.disk_path.exists():
+        return False
+    if base.disk is None:
+        raise NestlabError(f"image {base.name} has no disk to boot {host.name} from")
+    host.disk_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = host.disk_path.with_suffix(".partial")
+    result = subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base.disk),
+         str(tmp), str(host.disk)],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise NestlabError(f"{host.name}: cannot create its disk: {result.stderr.strip()}")
+    tmp.rename(host.disk_path)
+    return True
+
+
+def ensure_boot_files(host: HostPlan, base: BuiltImage) -> bool:
+    """Copy the image's kernel and initrd next to the overlay (kept in sync with the image)."""
+    acted = False
+    for source, target in ((base.kernel, host.kernel), (base.initrd, host.initrd)):
+        if target.exists() and filecmp.cmp(source, target, shallow=False):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target.with_suffix(".partial"))
+        target.with_suffix(".partial").rename(target)
+        acted = True
+    return acted
+
+
+def ensure_seed(host: HostPlan, public_key: str) -> bool:
+    """The first-boot medium: hostname and the lab's public key."""
+    if host.seed_path.exists():
+        return False
+    host.seed_path.parent.mkdir(parents=True, exist_ok=True)
+    write_seed_iso(host.seed_path, {"hostname": host.name + "\n",
+                                    "authorized_keys": public_key + "\n"})
+    return True

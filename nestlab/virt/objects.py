@@ -1,0 +1,140 @@
+"""libvirt networks and domains that belong to a lab.
+
+A domain is the lab's when its <metadata> carries nestlab's element with the
+lab's name. libvirt 9.0 keeps no metadata on networks, so a network is the
+lab's when its name is nestlab-LAB-... and its DNS domain is NET.LAB.nestlab,
+both set by nestlab's template. Nothing else is ever changed or removed.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+
+import libvirt
+
+from nestlab.plan import METADATA_NS, NAME_PREFIX
+from nestlab.virt.connection import LibvirtError
+
+
+def _lookup_network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork | None:
+    try:
+        return conn.networkLookupByName(name)
+    except libvirt.libvirtError:
+        return None
+
+
+def _lookup_domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError:
+        return None
+
+
+def network_is_owned(net: libvirt.virNetwork, lab: str) -> bool:
+    root = ET.fromstring(net.XMLDesc(0))  # noqa: S314 - libvirt's own XML
+    dns = root.find("domain")
+    return net.name().startswith(f"{NAME_PREFIX}{lab}-") and dns is not None and (
+        dns.get("name", "").endswith(f".{lab}.nestlab")
+    )
+
+
+def domain_lab(dom: libvirt.virDomain) -> dict[str, str] | None:
+    """nestlab's metadata attributes of a domain, or None when it is not nestlab's."""
+    try:
+        xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS)
+    except libvirt.libvirtError:
+        return None
+    return dict(ET.fromstring(xml).attrib)  # noqa: S314 - libvirt's own XML
+
+
+def ensure_network(conn: libvirt.virConnect, lab: str, name: str, xml: str) -> bool:
+    """Define (persistent, autostart) and start the network; True when it had to act."""
+    net = _lookup_network(conn, name)
+    acted = False
+    if net is None:
+        try:
+            net = conn.networkDefineXML(xml)
+            net.setAutostart(True)
+        except libvirt.libvirtError as exc:
+            raise LibvirtError(f"cannot define network {name}: {exc}") from None
+        acted = True
+    elif not network_is_owned(net, lab):
+        raise LibvirtError(f"a network named {name} exists and is not lab {lab}'s; "
+                           "nestlab will not touch it",
+                           hint="Rename the lab or the network in the lab file.")
+    if not net.isActive():
+        try:
+            net.create()
+        except libvirt.libvirtError as exc:
+            raise LibvirtError(f"cannot start network {name}: {exc}") from None
+        acted = True
+    return acted
+
+
+def ensure_domain(conn: libvirt.virConnect, lab: str, name: str, xml: str) -> libvirt.virDomain:
+    """Define the domain unless it is already defined (and ours)."""
+    dom = _lookup_domain(conn, name)
+    if dom is None:
+        try:
+            return conn.defineXML(xml)
+        except libvirt.libvirtError as exc:
+            raise LibvirtError(f"cannot define domain {name}: {exc}") from None
+    meta = domain_lab(dom)
+    if meta is None or meta.get("name") != lab:
+        raise LibvirtError(f"a domain named {name} exists and is not lab {lab}'s; "
+                           "nestlab will not touch it",
+                           hint="Rename the lab or the host in the lab file.")
+    return dom
+
+
+def start_domain(dom: libvirt.virDomain) -> bool:
+    """Start unless running; True when it had to start it."""
+    if dom.isActive():
+        return False
+    try:
+        dom.create()
+    except libvirt.libvirtError as exc:
+        raise LibvirtError(f"cannot start {dom.name()}: {exc}") from None
+    return True
+
+
+def owned_domains(conn: libvirt.virConnect, lab: str) -> Iterator[tuple[libvirt.virDomain,
+                                                                          dict[str, str]]]:
+    for dom in conn.listAllDomains(0):
+        meta = domain_lab(dom)
+        if meta is not None and meta.get("name") == lab:
+            yield dom, meta
+
+
+def owned_networks(conn: libvirt.virConnect, lab: str) -> Iterator[libvirt.virNetwork]:
+    for net in conn.listAllNetworks(0):
+        if network_is_owned(net, lab):
+            yield net
+
+
+def lease_address(conn: libvirt.virConnect, network: str, mac: str) -> str | None:
+    """The address libvirt's DHCP server leased to ``mac``, if any."""
+    net = _lookup_network(conn, network)
+    if net is None or not net.isActive():
+        return None
+    for lease in net.DHCPLeases(mac):
+        if lease.get("ipaddr"):
+            return str(lease["ipaddr"])
+    return None
+
+
+def remove_domain(dom: libvirt.virDomain) -> None:
+    if dom.isActive():
+        dom.destroy()
+    try:
+        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                          | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+    except libvirt.libvirtError:
+        dom.undefine()  # drivers that know no such flags
+
+
+def remove_network(net: libvirt.virNetwork) -> None:
+    if net.isActive():
+        net.destroy()
+    net.undefine()
