@@ -8,19 +8,29 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LAB    ?= examples/linux-nested.yaml
 
-# What the tests need from Debian: libvirt's client tools (virt-xml-validate) and
-# headers to build libvirt-python, a compiler, venv support.
-TEST_DEBS := libvirt-clients libvirt-dev pkg-config gcc python3-dev python3-venv
+ROOT   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -E)
 
-.PHONY: help system-deps venv test lint typecheck unit integration check golden clean
+# From Debian: libvirt's daemon and client tools (virt-xml-validate), headers to
+# build libvirt-python, QEMU, mmdebstrap and e2fsprogs for the images, dnsmasq
+# and iptables for libvirt's networks, iproute2 for namespaces, OpenSSH's client.
+DEBS := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config gcc python3-dev \
+        python3-venv qemu-system-x86 qemu-utils mmdebstrap e2fsprogs dnsmasq-base iptables \
+        iproute2 openssh-client ovmf
+
+.PHONY: help system-deps venv test quick lint typecheck unit integration system check \
+        images demo demo-down golden clean
 
 help:
-	@echo "make test    install what the tests need, then lint, type-check and run the tests"
+	@echo "make demo    install what it needs, build the images, bring up $(LAB) in a"
+	@echo "             sandbox, show it, run a command in the L2, take it down (root/sudo)"
+	@echo "make test    install what the tests need, lint, type-check, run every test"
+	@echo "             (the system tests boot a real nested lab: root/sudo, ~10 min)"
+	@echo "make quick   lint, type-check, unit and integration tests only (no root)"
 	@echo "make check   run the host check on $(LAB)"
 	@echo "make golden  rewrite tests/golden from the current templates (review the diff!)"
 
 system-deps:
-	@missing=$$(for p in $(TEST_DEBS); do \
+	@missing=$$(for p in $(DEBS); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
 	  done); \
 	if [ -n "$$missing" ]; then \
@@ -52,9 +62,30 @@ unit: venv
 integration: venv
 	$(BIN)/pytest tests/integration
 
+system: venv
+	$(ROOT) $(BIN)/pytest -s tests/system
+
+quick: lint typecheck
+	$(BIN)/pytest tests/unit tests/integration
+
 # The README's test command. pytest exits 5 when it collects no test, which fails here too.
 test: lint typecheck
-	$(BIN)/pytest tests/unit tests/integration
+	$(ROOT) $(BIN)/pytest -s tests
+
+images: venv
+	$(ROOT) $(BIN)/nestlab image build debian-12
+	$(ROOT) $(BIN)/nestlab image build prime
+
+# A real nested lab end to end. A failure leaves the lab as it is: `make demo` again
+# continues it, `make demo-down` removes it.
+demo: images
+	$(ROOT) $(BIN)/nestlab up --sandbox -f $(LAB)
+	$(ROOT) $(BIN)/nestlab status -f $(LAB)
+	$(ROOT) $(BIN)/nestlab exec -f $(LAB) prime1 -- sh -c 'echo "L2 $$(hostname): $$(uname -sr), up $$(cut -d" " -f1 /proc/uptime)s"'
+	$(ROOT) $(BIN)/nestlab down -f $(LAB)
+
+demo-down: venv
+	$(ROOT) $(BIN)/nestlab down -f $(LAB)
 
 check: venv
 	$(BIN)/nestlab check -f $(LAB)

@@ -455,3 +455,18 @@ def proxy(lab_dir: Path, name: str) -> None:
     from nestlab.labctx import LabContext
 
     relay(LabContext.load(lab_dir), name)
+
+
+@main.command(name="ssh-config")
+@_lab_selector
+def ssh_config(lab_file: Path, lab_name: str | None) -> None:
+    """Write the lab's OpenSSH client config and print its path.
+
+    Every guest is a Host entry by name (L2s reached through their L1), so
+    `ssh -F PATH prime1` works, and so does pytest-testinfra:
+    `pytest --hosts=paramiko://kvm1 --ssh-config=PATH`.
+    """
+    from nestlab.access import write_ssh_config
+    from nestlab.labctx import LabContext
+
+    click.echo(str(write_ssh_config(LabContext.load(_selected_lab_dir(lab_file, lab_name)))))

@@ -8,6 +8,7 @@ that each L2 booted (its own SSH answers through the L1).
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -64,10 +65,7 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
     """Bring the lab up (or continue it); returns one proof per L2."""
     with lab_lock(lab_dir, "up"):
         box = _sandbox_for(lab, lab_dir, want_sandbox)
-        if box is not None:
-            with reporter.phase("L0", "sandbox libvirtd"):
-                sandboxes.start(box)
-            uri = box.uri
+        # In a sandbox its libvirtd is not started yet: the host's facts decide.
         report = check_host(read_facts(uri), lab)
         if not report.can_run:
             reasons = "; ".join(f"{c.name}: {c.detail}" for c in report.failures)
@@ -78,39 +76,61 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
                                "not built); `nestlab render` shows their domain XML")
         public_key = ensure_lab_key(lab_dir)
         plan = make_plan(lab, report, lab_dir, public_key)
+        # Recorded before anything else exists, so that `down` can always clean up.
         save_record(lab_dir, LabRecord(
-            lab=lab.name, lab_file=str(lab_file.resolve()), uri=uri, sandbox=box is not None,
+            lab=lab.name, lab_file=str(lab_file.resolve()),
+            uri=box.uri if box else uri, sandbox=box is not None,
             netns=box.netns if box else None, accel=plan.accel, vendor=report.vendor,
             evmcs=report.evmcs))
         shutil.copyfile(lab_file, lab_dir / LAB_SNAPSHOT)
         ctx = LabContext.load(lab_dir)
-
-        images = _images(lab, reporter)
-        conn = connect(uri)
+        if box is not None:
+            with reporter.phase("L0", "sandbox libvirtd"):
+                sandboxes.start(box)
+        conn = connect(ctx.record.uri)
         try:
+            objects.refuse_foreign_names(conn, lab.name, [n.name for n in plan.networks],
+                                         [h.domain_name for h in plan.hosts])
+            images = _images(lab, reporter)
             with reporter.phase("L0", "networks"):
                 for net in plan.networks:
                     objects.ensure_network(conn, lab.name, net.name, render_network_xml(plan, net))
-
-            def bring_up(host: HostPlan) -> list[Proof]:
-                return _bring_up_host(ctx, conn, host, images, reporter)
-
-            with ThreadPoolExecutor(max_workers=len(plan.hosts)) as pool:
-                futures = [pool.submit(bring_up, host) for host in plan.hosts]
-                proofs, errors = [], []
-                for future in futures:
-                    try:
-                        proofs.extend(future.result())
-                    except NestlabError as exc:
-                        errors.append(exc)
-            if errors:
-                if len(errors) == 1:
-                    raise errors[0]
-                raise NestlabError("; ".join(e.message for e in errors),
-                                   hint="`nestlab up` again continues where this one stopped.")
-            return proofs
+            return _bring_up_hosts(ctx, conn, images, reporter)
         finally:
             conn.close()
+
+
+class Cancelled(NestlabError):
+    """Another L1's failure or Ctrl-C stopped this one's wait."""
+
+
+def _bring_up_hosts(ctx: LabContext, conn: libvirt.virConnect, images: dict[str, BuiltImage],
+                    reporter: Reporter) -> list[Proof]:
+    """All L1s in parallel. Ctrl-C stops every wait within a few seconds."""
+    cancel = threading.Event()
+
+    def bring_up(host: HostPlan) -> list[Proof]:
+        return _bring_up_host(ctx, conn, host, images, reporter, cancel)
+
+    proofs: list[Proof] = []
+    errors: list[NestlabError] = []
+    with ThreadPoolExecutor(max_workers=len(ctx.plan.hosts)) as pool:
+        futures = [pool.submit(bring_up, host) for host in ctx.plan.hosts]
+        try:
+            for future in futures:
+                try:
+                    proofs.extend(future.result())
+                except NestlabError as exc:
+                    errors.append(exc)
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+    if errors:
+        if len(errors) == 1:
+            raise errors[0]
+        raise NestlabError("; ".join(e.message for e in errors),
+                           hint="`nestlab up` again continues where this one stopped.")
+    return proofs
 
 
 def _sandbox_for(lab: Lab, lab_dir: Path, want: bool) -> sandboxes.Sandbox | None:
@@ -139,8 +159,15 @@ def _image_progress(reporter: Reporter, name: str) -> Callable[[str], None]:
 
 
 def _bring_up_host(ctx: LabContext, conn: libvirt.virConnect, host: HostPlan,
-                   images: dict[str, BuiltImage], reporter: Reporter) -> list[Proof]:
+                   images: dict[str, BuiltImage], reporter: Reporter,
+                   cancel: threading.Event) -> list[Proof]:
     plan, timeouts = ctx.plan, Timeouts.for_accel(ctx.plan.accel)
+
+    def waiting(guest: str, message: str) -> None:
+        if cancel.is_set():
+            raise Cancelled(f"{guest}: stopped waiting ({message})")
+        reporter.say(guest, message)
+
     base = images[host.base_image]
     with reporter.phase(host.name, "disk"):
         disks.ensure_overlay(host, base)
@@ -155,24 +182,25 @@ def _bring_up_host(ctx: LabContext, conn: libvirt.virConnect, host: HostPlan,
         nic = host.nics[0]
         _wait_for(lambda: objects.lease_address(conn, nic.network, nic.mac),
                   timeouts.address, f"{host.name}: no DHCP lease for {nic.mac} on {nic.network}",
-                  lambda: reporter.say(host.name, "waiting for its DHCP lease"))
+                  lambda: waiting(host.name, "waiting for its DHCP lease"), cancel)
     l1 = ctx.l1_transport(host)
     try:
         with reporter.phase(host.name, "ssh"):
-            l1.wait_until_reachable(timeouts.ssh, lambda why: reporter.say(
+            l1.wait_until_reachable(timeouts.ssh, lambda why: waiting(
                 host.name, f"waiting for SSH ({why})"))
         linux.provision(l1, plan, host, images, reporter)
-        return [_prove(ctx, l1, host, guest, timeouts.l2, reporter) for guest in host.guests]
+        return [_prove(ctx, l1, host, guest, timeouts.l2, waiting, reporter)
+                for guest in host.guests]
     finally:
         l1.close()
 
 
 def _prove(ctx: LabContext, l1: SSHTransport, host: HostPlan, guest: GuestPlan, timeout: float,
-           reporter: Reporter) -> Proof:
+           waiting: Callable[[str, str], None], reporter: Reporter) -> Proof:
     with reporter.phase(guest.name, "proven (SSH via " + host.name + ")"):
         l2 = ctx.l2_transport(l1, guest)
         try:
-            l2.wait_until_reachable(timeout, lambda why: reporter.say(
+            l2.wait_until_reachable(timeout, lambda why: waiting(
                 guest.name, f"waiting for SSH through {host.name} ({why})"))
             kernel = l2.check(["uname", "-r"]).stdout.strip()
             uptime = float(l2.check(["cat", "/proc/uptime"]).stdout.split()[0])
@@ -183,14 +211,14 @@ def _prove(ctx: LabContext, l1: SSHTransport, host: HostPlan, guest: GuestPlan, 
 
 
 def _wait_for(probe: Callable[[], str | None], timeout: float, failure: str,
-              waiting: Callable[[], None]) -> str:
+              waiting: Callable[[], None], cancel: threading.Event) -> str:
     deadline = time.monotonic() + timeout
-    last_note = 0.0
+    last_note = time.monotonic()
     while time.monotonic() < deadline:
         value = probe()
         if value:
             return value
-        if time.monotonic() - last_note > 15:
+        if cancel.is_set() or time.monotonic() - last_note > 15:
             waiting()
             last_note = time.monotonic()
         time.sleep(1)

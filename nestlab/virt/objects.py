@@ -48,6 +48,23 @@ def domain_lab(dom: libvirt.virDomain) -> dict[str, str] | None:
     return dict(ET.fromstring(xml).attrib)  # noqa: S314 - libvirt's own XML
 
 
+def refuse_foreign_names(conn: libvirt.virConnect, lab: str, networks: list[str],
+                         domains: list[str]) -> None:
+    """Before anything is created: every name the lab needs is free or already the lab's."""
+    for name in networks:
+        net = _lookup_network(conn, name)
+        if net is not None and not network_is_owned(net, lab):
+            raise LibvirtError(f"a network named {name} exists and is not lab {lab}'s; "
+                               "nestlab will not touch it",
+                               hint="Rename the lab or the network in the lab file.")
+    for name in domains:
+        dom = _lookup_domain(conn, name)
+        if dom is not None and (domain_lab(dom) or {}).get("name") != lab:
+            raise LibvirtError(f"a domain named {name} exists and is not lab {lab}'s; "
+                               "nestlab will not touch it",
+                               hint="Rename the lab or the host in the lab file.")
+
+
 def ensure_network(conn: libvirt.virConnect, lab: str, name: str, xml: str) -> bool:
     """Define (persistent, autostart) and start the network; True when it had to act."""
     net = _lookup_network(conn, name)

@@ -1,0 +1,154 @@
+"""The example Linux lab for real, in a sandbox: an L1 under QEMU with emulated SVM,
+KVM inside it, an L2 prime proven over SSH. The tests run in order and share one lab.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+
+from tests.conftest import EXAMPLES
+from tests.system.conftest import Nestlab
+
+pytestmark = pytest.mark.system
+
+LAB_FILE = str(EXAMPLES / "linux-nested.yaml")
+LAB = "linux-nested"
+NETNS = f"nestlab-{LAB}"
+
+
+def events(lab_dir: Path) -> list[dict[str, object]]:
+    path = lab_dir / "events.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def wait_until(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def lab_dir(nestlab_home: Path) -> Path:
+    return nestlab_home / "labs" / LAB
+
+
+def test_killed_up_is_resumed_and_a_second_up_refused(
+    nestlab: Nestlab, images: None, lab_dir: Path, tmp_path: Path
+) -> None:
+    log = (tmp_path / "first-up.log").open("w")
+    first = subprocess.Popen(nestlab.argv("up", "--sandbox", "-f", LAB_FILE), env=nestlab.env,
+                             stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: (lab_dir / "lock").exists() and (lab_dir / "lock").read_text(), 60,
+                   "the first up to take the lab's lock")
+        second = nestlab("up", "--sandbox", "-f", LAB_FILE, timeout=60)
+        assert second.returncode == 1
+        assert "is busy: `nestlab up`" in second.stderr
+
+        # Kill it hard once provisioning inside the L1 has begun.
+        wait_until(lambda: any(e["phase"] == "kvm in L1" for e in events(lab_dir)), 900,
+                   "provisioning to start")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert not any(str(e["phase"]).startswith("proven") for e in events(lab_dir))
+
+    resumed = nestlab.ok("up", "--sandbox", "-f", LAB_FILE, "--json")
+    report = json.loads(resumed.stdout)
+    assert [p["guest"] for p in report["proofs"]] == ["prime1"]
+    assert report["proofs"][0]["address"] == "192.168.100.10"
+    phases = {(t["guest"], t["phase"]) for t in report["timings"]}
+    assert ("prime1", "proven (SSH via kvm1)") in phases
+
+
+def test_l1_and_l2_with_testinfra(nestlab: Nestlab) -> None:
+    config = nestlab.ok("ssh-config", "-f", LAB_FILE).stdout.strip()
+    l1 = testinfra.get_host("paramiko://kvm1", ssh_config=config)
+    l2 = testinfra.get_host("paramiko://prime1", ssh_config=config)
+    try:
+        assert l1.check_output("hostname") == "kvm1"
+        assert l1.check_output("stat -c %F /dev/kvm") == "character special file"
+        assert l1.file("/sys/module/kvm_amd/parameters/nested").content_string.strip() == "1"
+        assert l1.service("libvirtd").is_running
+        assert "svm" in l1.file("/proc/cpuinfo").content_string
+        domains = l1.check_output("virsh list --name --state-running")
+        assert "nestlab-linux-nested-prime1" in domains.split()
+
+        assert l2.check_output("hostname") == "prime1"
+        assert l2.check_output("ip -4 -o addr show scope global").split()[3] == \
+            "192.168.100.10/24"
+        assert "default via 192.168.100.1" in l2.check_output("ip route")
+        assert l2.run("pidof dropbear").rc == 0  # busybox: no ps for testinfra's process module
+    finally:
+        # Each connection runs `nestlab _proxy` as its ProxyCommand: close them here,
+        # not when pytest exits.
+        for host in (l1, l2):
+            host.backend.client.close()
+
+
+def test_up_again_changes_nothing(nestlab: Nestlab) -> None:
+    def l2_state() -> tuple[str, float]:
+        domid = nestlab.ok("exec", "-f", LAB_FILE, "kvm1", "--", "virsh", "domid",
+                           "nestlab-linux-nested-prime1").stdout.strip()
+        uptime = float(nestlab.ok("exec", "-f", LAB_FILE, "prime1", "--", "cat",
+                                  "/proc/uptime").stdout.split()[0])
+        return domid, uptime
+
+    domid, uptime = l2_state()
+    again = json.loads(nestlab.ok("up", "--sandbox", "-f", LAB_FILE, "--json").stdout)
+    assert all(t["outcome"] == "ok" for t in again["timings"])
+    domid_after, uptime_after = l2_state()
+    assert domid_after == domid  # the same running L2, not a new one
+    assert uptime_after > uptime
+
+
+def test_exec_returns_the_commands_exit_status(nestlab: Nestlab) -> None:
+    result = nestlab("exec", "-f", LAB_FILE, "prime1", "--", "sh", "-c",
+                     "echo out; echo err >&2; exit 7")
+    assert (result.returncode, result.stdout, result.stderr) == (7, "out\n", "err\n")
+    missing = nestlab("exec", "-f", LAB_FILE, "nosuch", "--", "true")
+    assert missing.returncode == 1
+    assert "has no guest named 'nosuch'" in missing.stderr
+
+
+def test_status_reads_libvirt(nestlab: Nestlab) -> None:
+    status = json.loads(nestlab.ok("status", "-f", LAB_FILE, "--json").stdout)
+    [host] = status["hosts"]
+    assert (host["name"], host["state"], host["address"]) == ("kvm1", "running", "10.77.0.10")
+    assert host["guests"] == [{"name": "prime1", "domain": "nestlab-linux-nested-prime1",
+                               "address": "192.168.100.10", "state": "running"}]
+    assert status["sandbox"] == {"netns": NETNS, "running": True}
+    assert {t["phase"] for t in status["timings"]} >= {"ssh", "proven (SSH via kvm1)"}
+
+
+def test_down_leaves_nothing(nestlab: Nestlab, lab_dir: Path) -> None:
+    down = json.loads(nestlab.ok("down", "-f", LAB_FILE, "--json").stdout)
+    assert down["removed_domains"] == ["nestlab-linux-nested-kvm1"]
+    assert down["removed_networks"] == ["nestlab-linux-nested-lab"]
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                           check=True).stdout
+    assert NETNS not in netns
+    assert not (lab_dir / "hosts").exists()
+    assert not (lab_dir / "sandbox").exists()
+    leftovers = subprocess.run(["pgrep", "-f", str(lab_dir)], capture_output=True, text=True,
+                               check=False).stdout
+    assert leftovers == ""
+    assert (lab_dir / "keys" / "id_ed25519").exists()  # kept unless --purge
+    nestlab.ok("down", "-f", LAB_FILE, "--purge")
+    assert not lab_dir.exists()

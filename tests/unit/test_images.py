@@ -1,0 +1,61 @@
+"""Image recipes: keys that follow the recipe, the cache, and a clear error for bad names."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nestlab.errors import NestlabError
+from nestlab.images import build_image, find_image, list_images, packages, recipe_dir, recipe_key
+
+
+def test_known_recipes_ship_with_the_package() -> None:
+    for name in ("debian-12", "prime"):
+        assert (recipe_dir(name) / "packages").is_file()
+    assert "openssh-server" in packages(recipe_dir("debian-12"))
+    assert "dropbear-bin" in packages(recipe_dir("prime"))
+
+
+def test_unknown_recipe() -> None:
+    with pytest.raises(NestlabError, match="no image recipe named 'centos'"):
+        recipe_dir("centos")
+
+
+def test_key_follows_content_and_mode(tmp_path: Path) -> None:
+    recipe = tmp_path / "r"
+    shutil.copytree(recipe_dir("prime"), recipe)
+    key = recipe_key(recipe)
+    assert key == recipe_key(recipe)
+    (recipe / "init").write_text((recipe / "init").read_text() + "# changed\n")
+    changed = recipe_key(recipe)
+    assert changed != key
+    (recipe / "init").chmod(0o644)
+    assert recipe_key(recipe) != changed
+
+
+def test_cached_image_is_reused_without_building(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path))
+    key = recipe_key(recipe_dir("prime"))
+    folder = tmp_path / "images" / "prime" / key
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({
+        "name": "prime", "key": key, "path": str(folder), "kernel": str(folder / "vmlinuz"),
+        "initrd": str(folder / "initrd.img"), "disk": None, "size": 1, "seconds": 1.0,
+        "built": "2026-01-01T00:00:00Z"}))
+    image, built = build_image("prime")  # would need mmdebstrap if it tried to build
+    assert not built
+    assert image == find_image("prime")
+    assert [i.key for i in list_images()] == [key]
+
+
+def test_damaged_manifest_means_no_image(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path))
+    folder = tmp_path / "images" / "prime" / recipe_key(recipe_dir("prime"))
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text("{")
+    assert find_image("prime") is None
