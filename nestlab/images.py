@@ -26,6 +26,10 @@ from nestlab.paths import cache_root
 Progress = Callable[[str], None]
 SUITE = "bookworm"  # Debian 12; packages come from the host's configured apt sources
 L1_DISK_SIZE = "3G"
+# Images built from something the user provides, with how to build them.
+EXTERNAL_IMAGES = {
+    "windows-server-2016": "nestlab image build windows-server-2016 --iso PATH",
+}
 _TOOLS = {"mmdebstrap": "mmdebstrap", "mkfs.ext4": "e2fsprogs", "qemu-img": "qemu-utils"}
 
 
@@ -38,12 +42,20 @@ class BuiltImage:
     name: str
     key: str
     path: Path
-    kernel: Path
-    initrd: Path
+    kernel: Path | None
+    """None for an image that boots from its disk (Windows)."""
+    initrd: Path | None
     disk: Path | None
     size: int
     seconds: float
     built: str
+
+    def boot_files(self) -> tuple[Path, Path]:
+        """(kernel, initrd) of an image booted directly by its kernel."""
+        if self.kernel is None or self.initrd is None:
+            raise NestlabError(f"image {self.name} boots from its disk; it has no kernel to "
+                               "boot directly")
+        return self.kernel, self.initrd
 
     def to_json(self) -> dict[str, object]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
@@ -83,9 +95,28 @@ def images_root() -> Path:
 
 
 def find_image(name: str) -> BuiltImage | None:
-    """The image built from the current recipe, if there is one."""
+    """The image built from the current recipe, if there is one.
+
+    Images built from an input nestlab does not have (a Windows ISO) have no
+    recipe to key them: the newest one built is used.
+    """
+    if name in EXTERNAL_IMAGES:
+        built = [i for i in list_images() if i.name == name]
+        return max(built, key=lambda i: i.built) if built else None
     manifest = images_root() / name / recipe_key(recipe_dir(name)) / "manifest.json"
     return _read_manifest(manifest) if manifest.is_file() else None
+
+
+def require_image(name: str) -> BuiltImage:
+    image = find_image(name)
+    if image is None:
+        how = EXTERNAL_IMAGES.get(name, f"nestlab image build {name}")
+        raise NestlabError(f"image {name} is not built", hint=f"Build it: {how}")
+    return image
+
+
+def write_manifest(folder: Path, image: BuiltImage) -> None:
+    (folder / "manifest.json").write_text(json.dumps(image.to_json(), indent=2) + "\n")
 
 
 def list_images() -> list[BuiltImage]:
@@ -102,7 +133,8 @@ def _read_manifest(path: Path) -> BuiltImage | None:
         data = json.loads(path.read_text())
         return BuiltImage(
             name=data["name"], key=data["key"], path=path.parent,
-            kernel=Path(data["kernel"]), initrd=Path(data["initrd"]),
+            kernel=Path(data["kernel"]) if data.get("kernel") else None,
+            initrd=Path(data["initrd"]) if data.get("initrd") else None,
             disk=Path(data["disk"]) if data.get("disk") else None,
             size=int(data["size"]), seconds=float(data["seconds"]), built=data["built"],
         )
@@ -137,7 +169,7 @@ def build_image(name: str, progress: Progress = lambda _msg: None) -> tuple[Buil
             seconds=round(time.monotonic() - started, 1),
             built=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
-        (partial / "manifest.json").write_text(json.dumps(image.to_json(), indent=2) + "\n")
+        write_manifest(partial, image)
         for file in partial.iterdir():
             file.chmod(0o644)
         partial.chmod(0o755)
@@ -210,8 +242,8 @@ def _build_prime(recipe: Path, out: Path, log: Path, progress: Progress) -> None
         f"--customize-hook=copy-out /prime {out}",
         SUITE, "/dev/null",
     ], log, progress)
-    os.replace(out / "prime" / "vmlinuz", out / "vmlinuz")
-    os.replace(out / "prime" / "initrd.img", out / "initrd.img")
+    for produced in (out / "prime").iterdir():
+        os.replace(produced, out / produced.name)
     (out / "prime").rmdir()
 
 

@@ -37,8 +37,25 @@ def _environment() -> jinja2.Environment:
 _ENV = _environment()
 
 
+def template_source(name: str) -> str:
+    """A template's text (what an image key hashes)."""
+    return _ENV.loader.get_source(_ENV, name)[0]  # type: ignore[union-attr]
+
+
 def render_template(name: str, **values: object) -> str:
     return _ENV.get_template(name).render(**values)
+
+
+def powershell_script(name: str) -> str:
+    """A PowerShell script shipped in templates/windows/, as text (values go in as
+    parameters when it runs, never into its text)."""
+    return (resources.files("nestlab.templates") / "windows" / f"{name}.ps1").read_text()
+
+
+def powershell_script_names() -> list[str]:
+    folder = resources.files("nestlab.templates") / "windows"
+    return sorted(p.name.removesuffix(".ps1") for p in folder.iterdir()
+                  if p.name.endswith(".ps1"))
 
 
 def render_network_xml(plan: Plan, net: NetworkPlan) -> str:

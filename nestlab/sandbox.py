@@ -202,6 +202,15 @@ def _wait_gone(pids: list[int], timeout: float) -> None:
         time.sleep(0.1)
 
 
+def enter_netns(netns: str) -> None:
+    """Move the calling thread (only it: setns is per thread) into a network namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open(f"/run/netns/{netns}", "rb") as handle:
+        if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns into {netns}: {os.strerror(err)}")
+
+
 def open_socket(netns: str | None, host: str, port: int, timeout: float) -> socket.socket:
     """A TCP connection made from inside ``netns`` (or this namespace when None).
 
@@ -214,11 +223,7 @@ def open_socket(netns: str | None, host: str, port: int, timeout: float) -> sock
 
     def connect() -> None:
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            with open(f"/run/netns/{netns}", "rb") as handle:
-                if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns into {netns}: {os.strerror(err)}")
+            enter_netns(netns)
             result.append(socket.create_connection((host, port), timeout=timeout))
         except BaseException as exc:  # handed to the caller's thread below
             result.append(exc)

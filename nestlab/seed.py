@@ -1,7 +1,9 @@
-"""The per-L1 seed medium: a small ISO (label NLSEED) read at boot by nestlab-firstboot.
+"""The per-L1 seed medium: a small ISO (label NLSEED) read at first boot.
 
-It carries only what is public or per-guest: the hostname and the lab's public
-key. Built with pycdlib, so no external tool is needed.
+A Linux L1's nestlab-firstboot reads its hostname and the lab's public key
+(Rock Ridge names); a Windows L1's setup reads autounattend.xml and winrm.ps1
+(Joliet names). Built with pycdlib, so no external tool is needed. A medium
+that holds a secret (a Windows answer file) is written 0600.
 """
 
 from __future__ import annotations
@@ -15,31 +17,41 @@ import pycdlib
 SEED_LABEL = "NLSEED"
 
 
-def write_seed_iso(path: Path, files: dict[str, str]) -> None:
-    """Write an ISO 9660 image (Rock Ridge names) holding ``files`` at its root."""
+def write_seed_iso(path: Path, files: dict[str, str], label: str = SEED_LABEL,
+                   mode: int = 0o644) -> None:
+    """Write an ISO 9660 image (Rock Ridge and Joliet names) with ``files`` at its root."""
     iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, vol_ident=SEED_LABEL, rock_ridge="1.09")
+    iso.new(interchange_level=3, vol_ident=label, rock_ridge="1.09", joliet=3)
     for name, text in sorted(files.items()):
         data = text.encode()
         iso_name = "/" + name.upper().replace("-", "_").replace(".", "_")[:30] + ".;1"
-        iso.add_fp(io.BytesIO(data), len(data), iso_name, rr_name=name)
+        iso.add_fp(io.BytesIO(data), len(data), iso_name, rr_name=name, joliet_path="/" + name)
     tmp = path.with_suffix(".tmp")
-    iso.write(str(tmp))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)  # also when the file existed with another mode
+    with os.fdopen(fd, "wb") as handle:
+        iso.write_fp(handle)
     iso.close()
     os.replace(tmp, path)
 
 
-def read_seed_iso(path: Path) -> dict[str, str]:
-    """Read the files back (by their Rock Ridge names): for tests and `status`."""
+def read_seed_iso(path: Path, names: str = "rock-ridge") -> dict[str, str]:
+    """Read the files back by their Rock Ridge (Linux) or Joliet (Windows) names."""
     iso = pycdlib.PyCdlib()
     iso.open(str(path))
     try:
         out = {}
-        for child in iso.list_children(rr_path="/"):
+        if names == "joliet":
+            listing = [(c.file_identifier().decode("utf-16-be"), c)
+                       for c in iso.list_children(joliet_path="/")]
+        else:
+            listing = [(c.rock_ridge.name().decode() if c.rock_ridge else "", c)
+                       for c in iso.list_children(rr_path="/")]
+        for name, child in listing:
             if child.is_file():
-                name = child.rock_ridge.name().decode()
                 buffer = io.BytesIO()
-                iso.get_file_from_iso_fp(buffer, rr_path="/" + name)
+                key = {"joliet_path" if names == "joliet" else "rr_path": "/" + name}
+                iso.get_file_from_iso_fp(buffer, **key)
                 out[name] = buffer.getvalue().decode()
         return out
     finally:

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs inside the prime's build root (chroot): assembles /prime/initrd.img
 # from busybox, dropbear (with the libraries it links) and the listed modules,
-# and puts the kernel beside it as /prime/vmlinuz.
+# and puts the kernel beside it as /prime/vmlinuz, with isolinux for its ISO.
 set -eu
 kver="$(ls /lib/modules | head -n 1)"
 tree=/tmp/prime-tree
@@ -40,3 +40,5 @@ echo '/bin/sh' > "$tree/etc/shells"
 
 (cd "$tree" && find . | cpio --quiet -o -H newc | gzip -9) > /prime/initrd.img
 cp "/boot/vmlinuz-$kver" /prime/vmlinuz
+# For the prime's bootable ISO (BIOS, El Torito): isolinux and its core module.
+cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 /prime/

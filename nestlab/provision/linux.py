@@ -103,7 +103,7 @@ def ensure_guest_image(t: Transport, image: BuiltImage) -> None:
     """Copy an L2 image's kernel and initrd into L1 unless identical ones are there."""
     folder = f"{L1_GUEST_DIR}/images/{image.name}"
     t.check(["mkdir", "-p", folder])
-    for local in (image.kernel, image.initrd):
+    for local in image.boot_files():
         remote = f"{folder}/{local.name}"
         have = t.run(["sha256sum", remote]).stdout.split()
         if not have or have[0] != _sha256(local):

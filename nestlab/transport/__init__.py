@@ -12,6 +12,7 @@ __all__ = ["CommandFailed", "CommandResult", "Transport", "TransportError", "tra
 # scheme -> (module, class, the package that provides its dependency)
 _REGISTRY = {
     "ssh": ("nestlab.transport.ssh", "SSHTransport", "paramiko"),
+    "winrm": ("nestlab.transport.winrm", "WinRMTransport", "pypsrp"),
 }
 
 

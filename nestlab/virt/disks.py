@@ -35,7 +35,8 @@ def ensure_overlay(host: HostPlan, base: BuiltImage) -> bool:
 def ensure_boot_files(host: HostPlan, base: BuiltImage) -> bool:
     """Copy the image's kernel and initrd next to the overlay (kept in sync with the image)."""
     acted = False
-    for source, target in ((base.kernel, host.kernel), (base.initrd, host.initrd)):
+    kernel, initrd = base.boot_files()
+    for source, target in ((kernel, host.kernel), (initrd, host.initrd)):
         if target.exists() and filecmp.cmp(source, target, shallow=False):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,79 @@
+"""Windows answer files and their media: the install-time autounattend.xml of the
+base image, and each L1's first-boot answer file with its own password.
+
+Passwords are generated here, stored 0600 in the lab's key folder, and only
+ever written into answer media that are themselves 0600.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import string
+from pathlib import Path
+from typing import Literal
+
+from nestlab.render import powershell_script, render_template
+from nestlab.seed import write_seed_iso
+
+EDITIONS = {
+    "standard": "Windows Server 2016 SERVERSTANDARD",
+    "datacenter": "Windows Server 2016 SERVERDATACENTER",
+}
+ANSWER_LABEL = "NLANSWER"
+LOCALE = "en-US"
+
+
+def encode_password(password: str, field: Literal["AdministratorPassword", "Password"]) -> str:
+    """What answer files store with PlainText=false: base64 of UTF-16LE(password + field)."""
+    return base64.b64encode((password + field).encode("utf-16-le")).decode()
+
+
+def generate_password() -> str:
+    """24 characters with all four classes Windows' complexity rule counts."""
+    alphabet = string.ascii_letters + string.digits
+    core = "".join(secrets.choice(alphabet) for _ in range(20))
+    return core + secrets.choice(string.ascii_uppercase) + secrets.choice(
+        string.ascii_lowercase) + secrets.choice(string.digits) + secrets.choice("-_.+")
+
+
+def l1_password(lab_dir: Path, host: str) -> str:
+    """The Administrator password of one Windows L1 of the lab (created once, 0600)."""
+    folder = lab_dir / "keys"
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    path = folder / f"{host}.password"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generate_password())
+    return path.read_text().strip()
+
+
+def render_install_answer(edition: str, password: str) -> str:
+    """autounattend.xml for the base-image build (runs build.ps1, which sysprep-s)."""
+    return render_template(
+        "windows/autounattend.xml.j2", locale=LOCALE, image_name=EDITIONS[edition],
+        admin_password_value=encode_password(password, "AdministratorPassword"),
+        autologon_password_value=encode_password(password, "Password"), script="build.ps1")
+
+
+def render_l1_answer(computer_name: str, password: str) -> str:
+    """The first-boot answer file of one L1 (named autounattend.xml on its medium)."""
+    return render_template(
+        "windows/unattend.xml.j2", locale=LOCALE, computer_name=computer_name,
+        admin_password_value=encode_password(password, "AdministratorPassword"),
+        autologon_password_value=encode_password(password, "Password"))
+
+
+def write_install_medium(path: Path, edition: str, password: str) -> None:
+    write_seed_iso(path, {"autounattend.xml": render_install_answer(edition, password),
+                          "build.ps1": powershell_script("build")},
+                   label=ANSWER_LABEL, mode=0o600)
+
+
+def write_l1_medium(path: Path, computer_name: str, password: str) -> None:
+    write_seed_iso(path, {"autounattend.xml": render_l1_answer(computer_name, password),
+                          "winrm.ps1": powershell_script("winrm")},
+                   label=ANSWER_LABEL, mode=0o600)

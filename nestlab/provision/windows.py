@@ -1,0 +1,203 @@
+"""Provision a Windows L1 over WinRM: the Hyper-V role (with its reboots), the L2
+network, the prime ISOs, and each L2 as a Hyper-V VM, then proof that it runs.
+
+Every step reads the L1's state first and acts only when needed, so a run cut
+by a reboot, a lost session or a crash is simply run again. The scripts are
+the .ps1 files in templates/windows/; values go in as parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from nestlab.errors import NestlabError
+from nestlab.plan import GuestPlan, HostPlan
+from nestlab.progress import Reporter
+from nestlab.render import powershell_script
+from nestlab.transport.base import CommandResult, TransportError
+
+L1_FOLDER = "C:\\nestlab"
+SWITCH = "nestlab"
+MAX_REBOOTS = 3
+_sleep = time.sleep  # tests replay reboots without waiting
+
+
+class PowerShellSession(Protocol):
+    """What provisioning needs of a transport (WinRMTransport, or a test's fake)."""
+
+    name: str
+
+    def run_script(self, name: str, script: str,
+                   parameters: dict[str, Any] | None = None) -> CommandResult: ...
+
+    def put(self, local: Path, remote: str) -> None: ...
+
+    def reconnect(self, timeout: float) -> None: ...
+
+
+class WindowsProvisionError(NestlabError):
+    """A Windows L1 cannot (yet) run L2 guests; the message says why."""
+
+
+@dataclass(frozen=True)
+class WindowsProof:
+    guest: str
+    l1: str
+    address: str
+    state: str
+    heartbeat: str
+    ssh: bool
+
+
+def run_json(t: PowerShellSession, script: str, **parameters: Any) -> dict[str, Any]:
+    """Run one of nestlab's scripts; it prints one JSON object, which is returned."""
+    result = t.run_script(script, powershell_script(script), parameters)
+    if not result.ok:
+        raise WindowsProvisionError(f"{t.name}: {script}.ps1 failed: {result.stderr.strip()}")
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    try:
+        value = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise WindowsProvisionError(
+            f"{t.name}: {script}.ps1 printed no JSON: {result.stdout[-300:]!r}") from None
+    if not isinstance(value, dict):
+        raise WindowsProvisionError(f"{t.name}: {script}.ps1 printed {value!r}")
+    return value
+
+
+def provision(t: PowerShellSession, host: HostPlan, prime_isos: dict[str, Path],
+              reporter: Reporter, reboot_timeout: float) -> None:
+    """Everything inside one Windows L1, up to its L2s started (not yet proven)."""
+    with reporter.phase(host.name, "Hyper-V role"):
+        ensure_hyperv(t, reboot_timeout, lambda msg: reporter.say(host.name, msg))
+    with reporter.phase(host.name, "L2 network"):
+        ensure_guest_network(t, host)
+    for guest in host.guests:
+        with reporter.phase(guest.name, f"define + start in {host.name}"):
+            ensure_guest(t, host, guest, prime_isos[guest.name])
+
+
+def ensure_hyperv(t: PowerShellSession, reboot_timeout: float,
+                  say: Callable[[str], None]) -> None:
+    """Install the role if needed and reboot until the hypervisor runs."""
+    for _attempt in range(MAX_REBOOTS + 1):
+        state = run_json(t, "hyperv-state")
+        if state["role"] == "Installed" and state["hypervisor_present"]:
+            return
+        if state["role"] != "Installed" and state["role"] != "InstallPending":
+            preflight = run_json(t, "preflight")
+            if not preflight["vmx"]:
+                raise WindowsProvisionError(
+                    f"{t.name}: the processor does not expose virtualization "
+                    "(VMMonitorModeExtensions is False)",
+                    hint="The L1 needs host-passthrough with vmx/svm and nested KVM on L0 "
+                         "(`nestlab check`); pitfall P1 in hyperv-in-kvm.md.")
+            if not preflight["slat"]:
+                raise WindowsProvisionError(
+                    f"{t.name}: the processor does not expose SLAT",
+                    hint="Enable ept (Intel) or npt (AMD) for KVM on L0 (`nestlab check`).")
+            say("installing the Hyper-V role")
+            installed = run_json(t, "install-hyperv")
+            if not installed["restart_needed"] and installed["role"] == "Installed":
+                continue
+        say("restarting for Hyper-V")
+        restart(t, state["boot_time"], reboot_timeout)
+    raise WindowsProvisionError(f"{t.name}: Hyper-V is still not running after "
+                                f"{MAX_REBOOTS} restarts")
+
+
+def restart(t: PowerShellSession, boot_time: str, timeout: float) -> None:
+    """Restart and wait until the L1 answers again from a new boot."""
+    # The session dropping as the guest goes down is the expected outcome.
+    with contextlib.suppress(TransportError):
+        t.run_script("restart", powershell_script("restart"))
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise WindowsProvisionError(f"{t.name}: did not come back within {timeout:.0f}s "
+                                        "of its restart")
+        t.reconnect(remaining)
+        try:
+            if run_json(t, "hyperv-state")["boot_time"] != boot_time:
+                return
+        except TransportError:
+            continue  # it answered once more on its way down
+        _sleep(5)
+
+
+def ensure_guest_network(t: PowerShellSession, host: HostPlan) -> None:
+    gnet = host.guest_network
+    parameters: dict[str, Any] = {"Name": SWITCH, "Mode": gnet.mode.value}
+    if gnet.gateway is not None and gnet.netmask is not None:
+        prefix = _prefix_length(str(gnet.netmask))
+        network = _network_of(str(gnet.gateway), prefix)
+        parameters.update(HostAddress=str(gnet.gateway), PrefixLength=prefix,
+                          Prefix=f"{network}/{prefix}")
+    run_json(t, "guest-network", **parameters)
+
+
+def _prefix_length(netmask: str) -> int:
+    return sum(bin(int(part)).count("1") for part in netmask.split("."))
+
+
+def _network_of(address: str, prefix: int) -> str:
+    import ipaddress
+
+    return str(ipaddress.IPv4Network(f"{address}/{prefix}", strict=False).network_address)
+
+
+def guest_folder(guest: GuestPlan) -> str:
+    return f"{L1_FOLDER}\\{guest.name}"
+
+
+def ensure_guest(t: PowerShellSession, host: HostPlan, guest: GuestPlan, iso: Path) -> None:
+    folder = guest_folder(guest)
+    remote_iso = f"{folder}\\prime.iso"
+    present = run_json(t, "file-hash", Path=remote_iso)
+    if present.get("sha256") != _sha256(iso):
+        t.put(iso, remote_iso)
+    run_json(t, "guest-vm", Name=guest.name, MemoryBytes=guest.memory, Cpus=guest.cpus,
+             DiskBytes=guest.disk, Folder=folder, IsoPath=remote_iso, Switch=SWITCH,
+             MacAddress=guest.mac.replace(":", "").upper(),
+             MacSpoofing=host.guest_network.mode.value == "bridged")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest().upper()
+
+
+def prove(t: PowerShellSession, host: HostPlan, guest: GuestPlan, timeout: float,
+          waiting: Callable[[str], None]) -> WindowsProof:
+    """Running, with Hyper-V's heartbeat OK and its SSH port answering inside the L1."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = run_json(t, "guest-proof", Name=guest.name, Address=str(guest.ip))
+        if seen["state"] == "Running" and seen["heartbeat"] == "OK" and seen["ssh"]:
+            return WindowsProof(guest.name, host.name, str(guest.ip), seen["state"],
+                                seen["heartbeat"], True)
+        if time.monotonic() > deadline:
+            raise WindowsProvisionError(
+                f"{guest.name}: not proven after {timeout:.0f}s (state {seen['state']}, "
+                f"heartbeat {seen['heartbeat'] or 'none'}, SSH {'up' if seen['ssh'] else 'down'})")
+        waiting(f"state {seen['state']}, heartbeat {seen['heartbeat'] or 'none'}")
+        _sleep(5)
+
+
+def remove_guests(t: PowerShellSession, host: HostPlan) -> None:
+    result = t.run_script("remove-guests", powershell_script("remove-guests"),
+                          {"Names": [g.name for g in host.guests]})
+    if not result.ok:
+        raise WindowsProvisionError(f"{t.name}: removing L2s failed: {result.stderr.strip()}")

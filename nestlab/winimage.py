@@ -1,0 +1,172 @@
+"""``nestlab image build windows-server-2016 --iso PATH``: install Windows unattended
+from the user's own ISO and keep the generalized disk as a base image.
+
+A transient install domain boots the ISO (Enter is pressed for it at "Press any
+key to boot from CD") with an answer medium as a second CD; setup installs,
+logs on once, runs build.ps1, which runs sysprep /generalize and powers off.
+The powered-off disk is the base. The build's Administrator password exists
+only on the answer medium, which is deleted afterwards; every L1 gets its own.
+Needs a kvm host: Windows setup under emulation takes hours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import libvirt
+
+from nestlab.answerfile import EDITIONS, generate_password, write_install_medium
+from nestlab.errors import HostCannotRunLab, NestlabError
+from nestlab.hostcheck import HostReport
+from nestlab.images import BuiltImage, images_root, write_manifest
+from nestlab.model import GiB
+from nestlab.plan import CpuPlan
+from nestlab.render import powershell_script, render_template, template_source
+from nestlab.virt.connection import connect
+
+NAME = "windows-server-2016"
+DISK_SIZE = 40 * GiB
+BUILD_MEMORY = 4 * GiB
+BUILD_CPUS = 2
+KEY_ENTER = 28  # Linux keycode
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class WindowsBuildPlan:
+    """What the install-time domain template needs."""
+
+    name: str
+    edition: str
+    cpus: int
+    memory: int
+    disk_path: Path
+    iso_path: Path
+    answer_path: Path
+    cpu: CpuPlan
+    evmcs: bool
+
+
+def image_key(iso: Path, edition: str) -> str:
+    """The ISO (name, size, first MiB), the edition and every file the build uses."""
+    digest = hashlib.sha256(f"{iso.name}\0{iso.stat().st_size}\0{edition}\0".encode())
+    with iso.open("rb") as handle:
+        digest.update(handle.read(1 << 20))
+    for template in ("windows/autounattend.xml.j2", "windows/_unattend.xml.j2",
+                     "domain-windows-install.xml.j2", "_windows.xml.j2"):
+        digest.update(template_source(template).encode())
+    digest.update(powershell_script("build").encode())
+    return digest.hexdigest()[:16]
+
+
+def build_plan(report: HostReport, key: str, edition: str, folder: Path,
+               iso: Path) -> WindowsBuildPlan:
+    flag = "vmx" if report.vendor == "intel" else "svm"
+    disable = ("hle", "rtm") if report.vendor == "intel" else ()
+    return WindowsBuildPlan(
+        name=f"nestlab-build-{NAME}-{key[:8]}", edition=edition, cpus=BUILD_CPUS,
+        memory=BUILD_MEMORY, disk_path=folder / "disk.qcow2", iso_path=iso,
+        answer_path=folder / "answer.iso",
+        cpu=CpuPlan(mode="host-passthrough", model=None, require=(flag,), disable=disable),
+        evmcs=report.evmcs)
+
+
+def render_install_domain_xml(plan: WindowsBuildPlan) -> str:
+    return render_template("domain-windows-install.xml.j2", build=plan)
+
+
+def build_windows_image(iso: Path, edition: str, uri: str, report: HostReport,
+                        progress: Progress, timeout: float = 3 * 3600) -> tuple[BuiltImage, bool]:
+    """Install, generalize and store the base image (a no-op when this ISO's is cached)."""
+    if edition not in EDITIONS:
+        raise NestlabError(f"unknown edition {edition!r}; choose {', '.join(EDITIONS)}")
+    if not iso.is_file():
+        raise NestlabError(f"{iso}: no such ISO file")
+    if report.accel != "kvm":
+        raise HostCannotRunLab("installing Windows needs kvm with nesting; this host offers "
+                               f"{report.accel}", hint="`nestlab check` says what is missing.")
+    key = image_key(iso, edition)
+    final = images_root() / NAME / key
+    if (final / "manifest.json").exists():
+        from nestlab.images import find_image
+
+        cached = find_image(NAME)
+        if cached is not None and cached.key == key:
+            return cached, False
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=".partial", dir=final.parent))
+    started = time.monotonic()
+    try:
+        plan = build_plan(report, key, edition, partial, iso.resolve())
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(plan.disk_path),
+                        str(DISK_SIZE)], check=True)
+        write_install_medium(plan.answer_path, edition, generate_password())
+        _install(plan, uri, progress, timeout)
+        plan.answer_path.unlink()
+        image = BuiltImage(name=NAME, key=key, path=final, kernel=None, initrd=None,
+                           disk=final / "disk.qcow2",
+                           size=plan.disk_path.stat().st_size,
+                           seconds=round(time.monotonic() - started, 1),
+                           built=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        write_manifest(partial, image)
+        partial.chmod(0o755)
+        os.replace(partial, final)
+        return image, True
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _install(plan: WindowsBuildPlan, uri: str, progress: Progress, timeout: float) -> None:
+    conn = connect(uri)
+    try:
+        progress("starting the install domain")
+        dom = conn.createXML(render_install_domain_xml(plan), 0)  # transient: gone when off
+        try:
+            _press_enter_at_boot(dom, seconds=60)
+            progress("setup runs unattended; waiting for sysprep to power it off")
+            _wait_until_off(dom, timeout, progress)
+        except BaseException:
+            if _is_active(dom):
+                dom.destroy()
+            raise
+    finally:
+        conn.close()
+
+
+def _press_enter_at_boot(dom: libvirt.virDomain, seconds: float) -> None:
+    """UEFI boot from the Windows ISO asks to press a key; no key means no install."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and _is_active(dom):
+        dom.sendKey(libvirt.VIR_KEYCODE_SET_LINUX, 0, [KEY_ENTER], 1, 0)
+        time.sleep(0.5)
+
+
+def _is_active(dom: libvirt.virDomain) -> bool:
+    try:
+        return bool(dom.isActive())
+    except libvirt.libvirtError:
+        return False  # a transient domain that powered off no longer exists
+
+
+def _wait_until_off(dom: libvirt.virDomain, timeout: float, progress: Progress) -> None:
+    started = time.monotonic()
+    last_note = started
+    while _is_active(dom):
+        now = time.monotonic()
+        if now - started > timeout:
+            raise NestlabError(f"Windows setup did not finish within {timeout / 60:.0f} min",
+                               hint="Watch it with a VNC viewer on 127.0.0.1 "
+                                    "(`virsh vncdisplay`) next time.")
+        if now - last_note > 60:
+            progress(f"still installing ({(now - started) / 60:.0f} min)")
+            last_note = now
+        time.sleep(10)
