@@ -15,7 +15,7 @@ ROOT   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -E)
 # and iptables for libvirt's networks, iproute2 for namespaces, OpenSSH's client.
 DEBS := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config gcc python3-dev \
         python3-venv qemu-system-x86 qemu-utils mmdebstrap e2fsprogs dnsmasq-base iptables \
-        iproute2 openssh-client ovmf
+        iproute2 openssh-client ovmf cpio
 
 .PHONY: help system-deps venv test quick lint typecheck unit integration system check \
         images demo demo-down golden clean

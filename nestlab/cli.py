@@ -325,8 +325,8 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, as_json: bool) -> None
         return
     _print_timings(reporter.timings)
     for proof in proofs:
-        click.echo(f"L2 {proof.guest} in {proof.l1}: proven (SSH at {proof.address} answered; "
-                   f"kernel {proof.kernel}, up {proof.uptime:.1f}s)")
+        click.echo(f"L2 {proof.guest} ({proof.address}) in {proof.l1}: proven: "
+                   f"{proof.evidence}")
     click.echo(f"lab {lab.name} is up ({elapsed:.0f}s). Try: nestlab status -f {lab_file}")
 
 

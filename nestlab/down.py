@@ -18,8 +18,10 @@ from nestlab.errors import NestlabError
 from nestlab.labctx import LabContext
 from nestlab.labkeys import known_hosts_path
 from nestlab.progress import Reporter
-from nestlab.provision import linux
+from nestlab.provision import linux, windows
 from nestlab.state import lab_lock, record_path
+from nestlab.transport import Transport
+from nestlab.transport.winrm import WinRMTransport
 from nestlab.virt import objects
 
 
@@ -85,10 +87,14 @@ def _remove_l2s(ctx: LabContext, result: DownResult) -> None:
     for host in ctx.plan.hosts:
         if not host.guests or host.domain_name not in running:
             continue
-        transport = ctx.l1_transport(host)
+        transport: Transport = (ctx.windows_transport(host) if host.os.is_windows
+                                else ctx.l1_transport(host))
         try:
             transport.wait_until_reachable(30)
-            linux.remove_guests(transport, host)
+            if isinstance(transport, WinRMTransport):
+                windows.remove_guests(transport, host)
+            else:
+                linux.remove_guests(transport, host)
         except NestlabError as exc:
             result.l2_notes.append(f"{host.name}: L2s not stopped one by one ({exc.message}); "
                                    "they end with their L1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import libvirt
 
@@ -17,6 +18,9 @@ from nestlab.sandbox import Sandbox, open_socket
 from nestlab.state import LabRecord, load_record
 from nestlab.transport.ssh import SSHTransport
 from nestlab.virt.connection import connect
+
+if TYPE_CHECKING:
+    from nestlab.transport.winrm import WinRMTransport
 
 LAB_SNAPSHOT = "lab.yaml"
 """The lab file as it was at the last `up`: what the lab's objects were made from."""
@@ -56,6 +60,13 @@ class LabContext:
         netns = self.record.netns
         return SSHTransport(host.name, lambda timeout: open_socket(netns, address, 22, timeout),
                             load_private_key(self.lab_dir), known_hosts_path(self.lab_dir))
+
+    def windows_transport(self, host: HostPlan) -> WinRMTransport:
+        from nestlab.answerfile import l1_password
+        from nestlab.transport.winrm import WinRMTransport
+
+        return WinRMTransport(host.name, str(host.nics[0].ip), "Administrator",
+                              l1_password(self.lab_dir, host.name), netns=self.record.netns)
 
     def l2_transport(self, l1: SSHTransport, guest: GuestPlan) -> SSHTransport:
         address = str(guest.ip)

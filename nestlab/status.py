@@ -9,7 +9,7 @@ import libvirt
 from nestlab import sandbox as sandboxes
 from nestlab.errors import NestlabError
 from nestlab.labctx import LabContext
-from nestlab.provision import linux
+from nestlab.provision import linux, windows
 from nestlab.state import last_run, read_events
 from nestlab.virt import objects
 
@@ -58,22 +58,40 @@ def _host_status(ctx: LabContext, conn: libvirt.virConnect, host: Any,
     in_l1: dict[str, str] = {}
     note = None
     if state == "running" and host.guests:
-        transport = ctx.l1_transport(host)
         try:
-            transport.wait_until_reachable(20)
-            in_l1 = linux.guest_states(transport)
+            in_l1 = _guest_states(ctx, host)
         except NestlabError as exc:
-            note = f"L1 not reachable over SSH: {exc.message}"
-        finally:
-            transport.close()
+            note = f"L1 not reachable: {exc.message}"
     for guest in host.guests:
+        # Under Hyper-V the VM is named after the guest; under KVM, nestlab-LAB-GUEST.
+        name = guest.name if host.os.is_windows else guest.domain_name
         entry["guests"].append({
-            "name": guest.name, "domain": guest.domain_name, "address": str(guest.ip),
-            "state": in_l1.get(guest.domain_name, "absent" if in_l1 or not note else "unknown"),
+            "name": guest.name, "domain": name, "address": str(guest.ip),
+            "state": in_l1.get(name, "absent" if in_l1 or not note else "unknown"),
         })
     if note:
         entry["note"] = note
     return entry
+
+
+def _guest_states(ctx: LabContext, host: Any) -> dict[str, str]:
+    """What the L1's own hypervisor says about its VMs."""
+    if host.os.is_windows:
+        session = ctx.windows_transport(host)
+        try:
+            session.wait_until_reachable(20)
+            states = windows.run_json(session, "guest-states",
+                                      Names=[g.name for g in host.guests])
+            return {name: "running" if state == "Running" else str(state).lower()
+                    for name, state in states.items()}
+        finally:
+            session.close()
+    transport = ctx.l1_transport(host)
+    try:
+        transport.wait_until_reachable(20)
+        return linux.guest_states(transport)
+    finally:
+        transport.close()
 
 
 def _timings(ctx: LabContext) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import libvirt
 
 from nestlab import sandbox as sandboxes
+from nestlab.answerfile import l1_password
 from nestlab.errors import HostCannotRunLab, NestlabError
 from nestlab.hostcheck import check_host
 from nestlab.hostfacts import HostFacts
@@ -27,7 +28,7 @@ from nestlab.labkeys import ensure_lab_key
 from nestlab.model import Lab
 from nestlab.plan import GuestPlan, HostPlan, make_plan
 from nestlab.progress import Reporter
-from nestlab.provision import linux
+from nestlab.provision import linux, windows
 from nestlab.render import render_domain_xml, render_network_xml
 from nestlab.state import LabRecord, lab_lock, load_record, record_path, save_record
 from nestlab.transport.ssh import SSHTransport
@@ -42,6 +43,8 @@ class Timeouts:
     address: float
     ssh: float
     l2: float
+    windows_boot: float = 1800  # first boot after sysprep: specialize, OOBE, a reboot
+    windows_reboot: float = 1200
 
     @classmethod
     def for_accel(cls, accel: str) -> Timeouts:
@@ -51,13 +54,12 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class Proof:
-    """What shows an L2 is really up: its own SSH answered and ran a command."""
+    """What shows an L2 is really up, in the words of the check that showed it."""
 
     guest: str
     l1: str
     address: str
-    kernel: str
-    uptime: float
+    evidence: str
 
 
 def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
@@ -71,9 +73,6 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
             reasons = "; ".join(f"{c.name}: {c.detail}" for c in report.failures)
             raise HostCannotRunLab(f"this host cannot run lab {lab.name!r}: {reasons}",
                                    hint="`nestlab check` says how to fix it.")
-        if lab.has_windows:
-            raise NestlabError("Windows L1s cannot be brought up yet (WinRM provisioning is "
-                               "not built); `nestlab render` shows their domain XML")
         public_key = ensure_lab_key(lab_dir)
         plan = make_plan(lab, report, lab_dir, public_key)
         # Recorded before anything else exists, so that `down` can always clean up.
@@ -171,9 +170,12 @@ def _bring_up_host(ctx: LabContext, conn: libvirt.virConnect, host: HostPlan,
     base = images[host.base_image]
     with reporter.phase(host.name, "disk"):
         disks.ensure_overlay(host, base)
-        disks.ensure_boot_files(host, base)
-        disks.ensure_seed(host, plan.public_key or "")
-        host.console_log.touch()
+        if host.os.is_windows:
+            disks.ensure_answer_medium(host, l1_password(ctx.lab_dir, host.name))
+        else:
+            disks.ensure_boot_files(host, base)
+            disks.ensure_seed(host, plan.public_key or "")
+            host.console_log.touch()
     with reporter.phase(host.name, "define + start"):
         dom = objects.ensure_domain(conn, plan.lab, host.domain_name,
                                     render_domain_xml(plan, host))
@@ -183,6 +185,8 @@ def _bring_up_host(ctx: LabContext, conn: libvirt.virConnect, host: HostPlan,
         _wait_for(lambda: objects.lease_address(conn, nic.network, nic.mac),
                   timeouts.address, f"{host.name}: no DHCP lease for {nic.mac} on {nic.network}",
                   lambda: waiting(host.name, "waiting for its DHCP lease"), cancel)
+    if host.os.is_windows:
+        return _provision_windows(ctx, host, images, reporter, timeouts, waiting)
     l1 = ctx.l1_transport(host)
     try:
         with reporter.phase(host.name, "ssh"):
@@ -206,8 +210,40 @@ def _prove(ctx: LabContext, l1: SSHTransport, host: HostPlan, guest: GuestPlan, 
             uptime = float(l2.check(["cat", "/proc/uptime"]).stdout.split()[0])
         finally:
             l2.close()
-    return Proof(guest=guest.name, l1=host.name, address=str(guest.ip), kernel=kernel,
-                 uptime=uptime)
+    return Proof(guest=guest.name, l1=host.name, address=str(guest.ip),
+                 evidence=f"its SSH answered through {host.name}: kernel {kernel}, "
+                          f"up {uptime:.1f}s")
+
+
+def _guest_waiting(waiting: Callable[[str, str], None], guest: str) -> Callable[[str], None]:
+    return lambda why: waiting(guest, f"waiting for it: {why}")
+
+
+def _provision_windows(ctx: LabContext, host: HostPlan, images: dict[str, BuiltImage],
+                       reporter: Reporter, timeouts: Timeouts,
+                       waiting: Callable[[str, str], None]) -> list[Proof]:
+    """WinRM, the Hyper-V role, the L2 network and L2s from per-L2 prime ISOs."""
+    t = ctx.windows_transport(host)
+    try:
+        with reporter.phase(host.name, "winrm"):
+            t.wait_until_reachable(timeouts.windows_boot, lambda why: waiting(
+                host.name, f"waiting for WinRM ({why})"))
+        isos = {}
+        for guest in host.guests:
+            isos[guest.name] = disks.ensure_prime_iso(
+                host, guest, images[guest.image], ctx.plan.public_key or "")
+        windows.provision(t, host, isos, reporter, timeouts.windows_reboot)
+        proofs = []
+        for guest in host.guests:
+            with reporter.phase(guest.name, f"proven (Hyper-V in {host.name})"):
+                seen = windows.prove(t, host, guest, timeouts.l2,
+                                     _guest_waiting(waiting, guest.name))
+            proofs.append(Proof(guest=guest.name, l1=host.name, address=seen.address,
+                                evidence=f"Hyper-V says {seen.state}, heartbeat {seen.heartbeat}"
+                                         f"; its SSH port answers inside {host.name}"))
+        return proofs
+    finally:
+        t.close()
 
 
 def _wait_for(probe: Callable[[], str | None], timeout: float, failure: str,

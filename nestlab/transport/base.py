@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,11 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def put_text(self, text: str, remote: str, mode: int = 0o644) -> None:
         """Write text to a file on the guest."""
+
+    @abc.abstractmethod
+    def wait_until_reachable(self, timeout: float,
+                             waiting: Callable[[str], None] | None = None) -> None:
+        """Connect, retrying while the guest boots; ``waiting`` hears why each try failed."""
 
     @abc.abstractmethod
     def reconnect(self, timeout: float) -> None:

@@ -1,15 +1,20 @@
 """An L1's files on L0: a qcow2 overlay over the cached base (never a copy), its kernel
-and initrd (Linux, direct kernel boot) and its seed medium."""
+and initrd (Linux, direct kernel boot), its seed or answer medium, and for a
+Windows L1 the prime ISOs of its L2s."""
 
 from __future__ import annotations
 
 import filecmp
+import ipaddress
 import shutil
 import subprocess
+from pathlib import Path
 
+from nestlab.answerfile import write_l1_medium
 from nestlab.errors import NestlabError
 from nestlab.images import BuiltImage
-from nestlab.plan import HostPlan
+from nestlab.plan import GuestPlan, HostPlan
+from nestlab.primeiso import prime_cmdline, write_prime_iso
 from nestlab.seed import write_seed_iso
 
 
@@ -54,3 +59,28 @@ def ensure_seed(host: HostPlan, public_key: str) -> bool:
     write_seed_iso(host.seed_path, {"hostname": host.name + "\n",
                                     "authorized_keys": public_key + "\n"})
     return True
+
+
+def ensure_answer_medium(host: HostPlan, password: str) -> bool:
+    """A Windows L1's first-boot answer file (0600: it holds the L1's password)."""
+    if host.seed_path.exists():
+        return False
+    host.seed_path.parent.mkdir(parents=True, exist_ok=True)
+    write_l1_medium(host.seed_path, host.name, password)
+    return True
+
+
+def ensure_prime_iso(host: HostPlan, guest: GuestPlan, image: BuiltImage,
+                     public_key: str) -> Path:
+    """The bootable ISO of one L2 under Hyper-V, with its static address (WinNAT has no
+    DHCP). Written once: its content is what the L1's copy is compared with."""
+    path = host.disk_path.parent / "guests" / f"{guest.name}.iso"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        gnet = host.guest_network
+        address = gateway = None
+        if gnet.gateway is not None and gnet.netmask is not None:
+            prefix = ipaddress.IPv4Network(f"0.0.0.0/{gnet.netmask}").prefixlen
+            address, gateway = f"{guest.ip}/{prefix}", str(gnet.gateway)
+        write_prime_iso(path, image, prime_cmdline(guest.name, public_key, address, gateway))
+    return path

@@ -15,7 +15,7 @@ from tests.conftest import GOLDEN
 from tests.golden_cases import CASES, render_case
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", CASES)
 def test_rendered_files_match_golden(case: str, request: pytest.FixtureRequest) -> None:
     artifacts = render_case(case)
     golden = GOLDEN / case
@@ -91,3 +91,19 @@ def test_write_artifacts(tmp_path: Path) -> None:
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == sorted(
         str(k) for k in artifacts)
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize(("case", "evmcs", "cpu"), [
+    ("windows-install-kvm-intel", True, {"vmx": "require", "hle": "disable", "rtm": "disable"}),
+    ("windows-install-kvm-amd", False, {"svm": "require"}),
+])
+def test_windows_install_domain(case: str, evmcs: bool, cpu: dict[str, str]) -> None:
+    [xml] = render_case(case).values()
+    root = ET.fromstring(xml)
+    assert [b.get("dev") for b in root.findall("os/boot")] == ["cdrom", "hd"]
+    sources = [d.find("source").get("file") for d in root.findall("devices/disk")]  # type: ignore[union-attr]
+    assert sources[1:] == ["/srv/iso/WindowsServer2016.iso",
+                           "/var/cache/nestlab/images/windows-server-2016/build/answer.iso"]
+    assert root.find("devices/interface") is None  # no network while installing
+    assert (root.find("features/hyperv/evmcs") is not None) is evmcs
+    assert {f.get("name"): f.get("policy") for f in root.findall("cpu/feature")} == cpu

@@ -1,0 +1,168 @@
+"""FAKE Windows L1 for tests: no Windows can run on the project's machines.
+
+``FakeHyperVL1`` stands in for a WinRM session with a Windows Server 2016 L1.
+It does not run PowerShell: it recognises nestlab's scripts by name, checks
+that they received the parameters their param() blocks declare, and applies
+their effect to a small model of the L1 (role state, reboots, switches, NATs,
+VMs, files), answering with the JSON the real scripts print. It can be told
+to lose the session at a given script, once, as a crash or a reboot would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nestlab.transport.base import CommandResult, TransportError
+from tests.powershell import script_parameters
+
+
+@dataclass
+class FakeVM:
+    name: str
+    parameters: dict[str, Any]
+    state: str = "Running"
+    polls: int = 0
+
+
+@dataclass
+class FakeHyperVL1:
+    name: str = "hv1"
+    vmx: bool = True
+    slat: bool = True
+    role: str = "Available"
+    reboots_to_finish: int = 2
+    """Hyper-V's role takes this many restarts before the hypervisor runs."""
+    boot: int = 1
+    answers_after_restart: int = 1
+    """How many calls still see the old boot after Restart-Computer (it goes down slowly)."""
+    heartbeat_after_polls: int = 2
+    fail_once_at: str | None = None
+    calls: list[str] = field(default_factory=list)
+    switches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nats: list[str] = field(default_factory=list)
+    addresses: list[str] = field(default_factory=list)
+    vms: dict[str, FakeVM] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    creations: list[str] = field(default_factory=list)
+    restarts: int = 0
+    reconnects: int = 0
+    _going_down: int = 0
+
+    # -- the PowerShellSession protocol ----------------------------------------------
+    def run_script(self, name: str, script: str,
+                   parameters: dict[str, Any] | None = None) -> CommandResult:
+        parameters = parameters or {}
+        self.calls.append(name)
+        self._check_parameters(name, script, parameters)
+        if self.fail_once_at == name:
+            self.fail_once_at = None
+            raise TransportError(f"{self.name}: lost the WinRM session during {name} (fake)")
+        handler = getattr(self, "_" + name.replace("-", "_"))
+        value = handler(**parameters)
+        stdout = json.dumps(value) if value is not None else ""
+        return CommandResult(name, 0, stdout, "")
+
+    def put(self, local: Path, remote: str) -> None:
+        self.calls.append(f"put {remote}")
+        self.files[remote] = hashlib.sha256(local.read_bytes()).hexdigest().upper()
+
+    def reconnect(self, timeout: float) -> None:
+        self.reconnects += 1
+
+    # -- the model -------------------------------------------------------------------
+    @staticmethod
+    def _check_parameters(name: str, script: str, parameters: dict[str, Any]) -> None:
+        """The script's real param() block (parsed) must accept what nestlab passes."""
+        declared = script_parameters(script)
+        mandatory = {p for p, required in declared.items() if required}
+        unknown = set(parameters) - set(declared)
+        assert not unknown, f"{name}.ps1 declares no parameter(s) {unknown}"
+        missing = mandatory - set(parameters)
+        assert not missing, f"{name}.ps1 needs {missing}"
+
+    def _boot_time(self) -> str:
+        if self._going_down:
+            self._going_down -= 1
+            return f"boot-{self.boot - 1}"
+        return f"boot-{self.boot}"
+
+    def _hyperv_state(self) -> dict[str, Any]:
+        return {"role": self.role, "hypervisor_present": self.role == "Installed",
+                "vmms": "Running" if self.role == "Installed" else "",
+                "boot_time": self._boot_time()}
+
+    def _preflight(self) -> dict[str, Any]:
+        return {"vmx": self.vmx, "slat": self.slat, "firmware": True,
+                "hypervisor_present": False, "role": self.role}
+
+    def _install_hyperv(self) -> dict[str, Any]:
+        if self.role == "Available":
+            self.role = "InstallPending"
+            self.creations.append("role")
+        return {"role": self.role, "restart_needed": self.role != "Installed"}
+
+    def _restart(self) -> None:
+        self.restarts += 1
+        self.boot += 1
+        self._going_down = self.answers_after_restart
+        if self.role == "InstallPending":
+            self.reboots_to_finish -= 1
+            if self.reboots_to_finish <= 0:
+                self.role = "Installed"
+        raise TransportError(f"{self.name}: the session dropped (fake restart)")
+
+    def _require_hyperv(self) -> None:
+        assert self.role == "Installed", "Hyper-V cmdlets used before the role runs"
+
+    def _guest_network(self, Name: str, Mode: str, HostAddress: str | None = None,
+                       PrefixLength: int | None = None,
+                       Prefix: str | None = None) -> dict[str, Any]:
+        self._require_hyperv()
+        created = []
+        if Name not in self.switches:
+            self.switches[Name] = {"mode": Mode}
+            self.creations.append(f"switch {Name}")
+            created.append("switch")
+        if Mode != "bridged" and HostAddress not in self.addresses:
+            self.addresses.append(str(HostAddress))
+            self.creations.append(f"address {HostAddress}/{PrefixLength}")
+            created.append("address")
+        if Mode == "nat" and Name not in self.nats:
+            self.nats.append(Name)
+            self.creations.append(f"nat {Prefix}")
+            created.append("nat")
+        return {"switch": Name, "created": created}
+
+    def _file_hash(self, Path: str) -> dict[str, Any]:
+        return {"path": Path, "sha256": self.files.get(Path)}
+
+    def _guest_vm(self, **parameters: Any) -> dict[str, Any]:
+        self._require_hyperv()
+        name = parameters["Name"]
+        assert parameters["IsoPath"] in self.files, "VM started before its ISO was copied"
+        assert parameters["Switch"] in self.switches, "VM attached to a missing switch"
+        if name not in self.vms:
+            self.vms[name] = FakeVM(name, parameters)
+            self.creations.append(f"vm {name}")
+        self.vms[name].state = "Running"
+        return {"name": name, "state": "Running"}
+
+    def _guest_proof(self, Name: str, Address: str) -> dict[str, Any]:
+        vm = self.vms.get(Name)
+        if vm is None:
+            return {"state": "", "heartbeat": "", "ssh": False}
+        vm.polls += 1
+        ready = vm.polls > self.heartbeat_after_polls
+        return {"state": vm.state, "heartbeat": "OK" if ready else "No Contact", "ssh": ready}
+
+    def _guest_states(self, Names: list[str]) -> dict[str, str]:
+        return {n: self.vms[n].state if n in self.vms else "absent" for n in Names}
+
+    def _remove_guests(self, Names: list[str]) -> None:
+        for name in Names:
+            self.vms.pop(name, None)
+

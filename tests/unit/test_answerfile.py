@@ -1,0 +1,130 @@
+"""Windows answer files: structure, password encodings, and the media that carry them."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from nestlab.answerfile import (
+    ANSWER_LABEL,
+    encode_password,
+    generate_password,
+    l1_password,
+    render_install_answer,
+    render_l1_answer,
+    write_install_medium,
+    write_l1_medium,
+)
+from nestlab.render import powershell_script
+from nestlab.seed import read_seed_iso
+
+NS = {"u": "urn:schemas-microsoft-com:unattend"}
+WCM = "{http://schemas.microsoft.com/WMIConfig/2002/State}"
+
+
+def components(xml: str) -> dict[tuple[str, str], ET.Element]:
+    root = ET.fromstring(xml)
+    found = {}
+    for settings in root.findall("u:settings", NS):
+        for component in settings.findall("u:component", NS):
+            assert component.get("processorArchitecture") == "amd64"
+            assert component.get("publicKeyToken") == "31bf3856ad364e35"
+            found[(settings.get("pass", ""), component.get("name", ""))] = component
+    return found
+
+
+def test_password_encoding_matches_worked_examples() -> None:
+    # rgl/windows-vagrant windows-2016-uefi/autounattend.xml, password "vagrant".
+    assert encode_password("vagrant", "AdministratorPassword") == (
+        "dgBhAGcAcgBhAG4AdABBAGQAbQBpAG4AaQBzAHQAcgBhAHQAbwByAFAAYQBzAHMAdwBvAHIAZAA=")
+    assert encode_password("vagrant", "Password") == "dgBhAGcAcgBhAG4AdABQAGEAcwBzAHcAbwByAGQA"
+
+
+def test_install_answer_has_every_pass_and_component() -> None:
+    xml = render_install_answer("standard", "S3cret-pw")
+    assert xml.startswith('<?xml version="1.0" encoding="utf-8"?>\n<unattend')
+    found = components(xml)
+    assert set(found) == {
+        ("windowsPE", "Microsoft-Windows-International-Core-WinPE"),
+        ("windowsPE", "Microsoft-Windows-Setup"),
+        ("specialize", "Microsoft-Windows-ServerManager-SvrMgrNc"),
+        ("oobeSystem", "Microsoft-Windows-International-Core"),
+        ("oobeSystem", "Microsoft-Windows-Shell-Setup"),
+    }
+    setup = found[("windowsPE", "Microsoft-Windows-Setup")]
+    types = [e.text for e in setup.findall(".//u:CreatePartition/u:Type", NS)]
+    assert types == ["EFI", "MSR", "Primary"]
+    assert setup.findtext(".//u:InstallTo/u:PartitionID", namespaces=NS) == "3"
+    assert setup.findtext(".//u:MetaData/u:Key", namespaces=NS) == "/IMAGE/NAME"
+    assert setup.findtext(".//u:MetaData/u:Value", namespaces=NS) == (
+        "Windows Server 2016 SERVERSTANDARD")
+    assert setup.findtext(".//u:ProductKey/u:WillShowUI", namespaces=NS) == "OnError"
+    assert setup.find(".//u:ProductKey/u:Key", NS) is None  # evaluation media: no key
+    assert setup.findtext(".//u:AcceptEula", namespaces=NS) == "true"
+    shell = found[("oobeSystem", "Microsoft-Windows-Shell-Setup")]
+    admin = shell.find("u:UserAccounts/u:AdministratorPassword", NS)
+    assert admin is not None
+    assert admin.findtext("u:Value", namespaces=NS) == encode_password(
+        "S3cret-pw", "AdministratorPassword")
+    assert admin.findtext("u:PlainText", namespaces=NS) == "false"
+    assert shell.findtext("u:AutoLogon/u:Password/u:Value", namespaces=NS) == encode_password(
+        "S3cret-pw", "Password")
+    assert shell.findtext("u:AutoLogon/u:LogonCount", namespaces=NS) == "1"
+    command = shell.find("u:FirstLogonCommands/u:SynchronousCommand", NS)
+    assert command is not None and command.get(f"{WCM}action") == "add"
+    assert "build.ps1" in (command.findtext("u:CommandLine", namespaces=NS) or "")
+    assert "S3cret-pw" not in xml
+
+
+def test_datacenter_edition() -> None:
+    assert "Windows Server 2016 SERVERDATACENTER" in render_install_answer("datacenter", "x")
+
+
+def test_l1_answer_sets_name_password_and_winrm() -> None:
+    xml = render_l1_answer("hv1", "Per-L1-pw9")
+    found = components(xml)
+    assert found[("specialize", "Microsoft-Windows-Shell-Setup")].findtext(
+        "u:ComputerName", namespaces=NS) == "hv1"
+    shell = found[("oobeSystem", "Microsoft-Windows-Shell-Setup")]
+    assert shell.findtext("u:UserAccounts/u:AdministratorPassword/u:Value",
+                          namespaces=NS) == encode_password("Per-L1-pw9", "AdministratorPassword")
+    assert "winrm.ps1" in (shell.findtext(".//u:CommandLine", namespaces=NS) or "")
+    assert "Per-L1-pw9" not in xml
+
+
+def test_generated_passwords_meet_windows_complexity() -> None:
+    for _ in range(50):
+        password = generate_password()
+        classes = [any(c.isupper() for c in password), any(c.islower() for c in password),
+                   any(c.isdigit() for c in password), any(not c.isalnum() for c in password)]
+        assert len(password) == 24 and all(classes)
+
+
+def test_l1_password_is_kept_0600_and_stable(tmp_path: Path) -> None:
+    first = l1_password(tmp_path, "hv1")
+    assert l1_password(tmp_path, "hv1") == first
+    assert l1_password(tmp_path, "hv2") != first
+    assert stat.S_IMODE((tmp_path / "keys" / "hv1.password").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("kind", ["install", "l1"])
+def test_answer_medium_read_back(tmp_path: Path, kind: str) -> None:
+    medium = tmp_path / "answer.iso"
+    if kind == "install":
+        write_install_medium(medium, "standard", "pw-A1b2c3")
+        script = "build.ps1"
+    else:
+        write_l1_medium(medium, "hv1", "pw-A1b2c3")
+        script = "winrm.ps1"
+    assert stat.S_IMODE(medium.stat().st_mode) == 0o600  # it holds a password
+    files = read_seed_iso(medium, names="joliet")  # what Windows reads
+    assert set(files) == {"autounattend.xml", script}
+    assert files[script] == powershell_script(script.removesuffix(".ps1"))
+    ET.fromstring(files["autounattend.xml"])
+    label = subprocess.run(["blkid", "-o", "value", "-s", "LABEL", str(medium)],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert label == ANSWER_LABEL

@@ -1,0 +1,51 @@
+"""Every PowerShell script nestlab sends parses with a real PowerShell grammar."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from nestlab.answerfile import render_install_answer, render_l1_answer
+from nestlab.render import powershell_script, powershell_script_names
+from tests.powershell import script_parameters, syntax_errors
+
+SCRIPTS = powershell_script_names()
+
+
+def test_the_scripts_are_all_found() -> None:
+    assert {"winrm", "build", "preflight", "install-hyperv", "hyperv-state", "restart",
+            "guest-network", "guest-vm", "guest-proof", "guest-states", "file-hash",
+            "remove-guests"} <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_script_parses_without_errors(name: str) -> None:
+    assert syntax_errors(powershell_script(name)) == []
+
+
+def test_the_check_catches_broken_powershell() -> None:
+    assert syntax_errors("if ($x { Write-Host 'unclosed' }")
+    assert syntax_errors("New-VM -Name 'a' -Path \"C:\\x")
+
+
+@pytest.mark.parametrize("answer", [render_install_answer("standard", "Pw-1x"),
+                                    render_l1_answer("hv1", "Pw-1x")])
+def test_first_logon_command_lines_parse(answer: str) -> None:
+    commands = re.findall(r"<CommandLine>powershell [^\"]*\"(.*)\"</CommandLine>", answer)
+    assert commands
+    for command in commands:
+        assert syntax_errors(command.replace("&amp;", "&")) == []
+
+
+def test_values_are_parameters_not_text() -> None:
+    assert script_parameters(powershell_script("guest-vm"))["MacAddress"] is True
+    assert "{{" not in "".join(powershell_script(n) for n in SCRIPTS)
+
+
+def test_winrm_allows_neither_basic_nor_unencrypted() -> None:
+    script = powershell_script("winrm")
+    assert "'WSMan:\\localhost\\Service\\AllowUnencrypted' -Value $false" in script
+    assert "'WSMan:\\localhost\\Service\\Auth\\Basic' -Value $false" in script
+    assert "Set-NetConnectionProfile -NetworkCategory Private" in script
+    assert "Panther\\unattend.xml" in script  # the cached answer file is removed

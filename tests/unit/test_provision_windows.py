@@ -1,0 +1,121 @@
+"""The Windows L1 provisioning sequence, replayed against a FAKE Hyper-V L1
+(tests/fakes/hyperv.py): the role with its reboots, the NAT switch, the L2s,
+their proof; a crash and a second run; a processor without virtualization."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nestlab.hostcheck import check_host
+from nestlab.plan import HostPlan, make_plan
+from nestlab.progress import Reporter
+from nestlab.provision import windows
+from nestlab.transport.base import TransportError
+from tests.conftest import example, facts
+from tests.fakes.hyperv import FakeHyperVL1
+
+
+@pytest.fixture(autouse=True)
+def _no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(windows, "_sleep", lambda _s: None)
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> HostPlan:
+    lab = example("windows-hyperv")
+    plan = make_plan(lab, check_host(facts("intel-nested-y"), lab), tmp_path, "ssh-ed25519 K")
+    return plan.hosts[0]
+
+
+@pytest.fixture
+def isos(tmp_path: Path, host: HostPlan) -> dict[str, Path]:
+    out = {}
+    for guest in host.guests:
+        out[guest.name] = tmp_path / f"{guest.name}.iso"
+        out[guest.name].write_bytes(f"iso of {guest.name}".encode())
+    return out
+
+
+def run(l1: FakeHyperVL1, host: HostPlan, isos: dict[str, Path], tmp_path: Path) -> None:
+    windows.provision(l1, host, isos, Reporter("windows-hyperv", tmp_path, "up", show=False),
+                      reboot_timeout=600)
+
+
+def test_fresh_l1_gets_hyperv_network_and_guests(host: HostPlan, isos: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    l1 = FakeHyperVL1()
+    run(l1, host, isos, tmp_path)
+    assert l1.role == "Installed"
+    assert l1.restarts == 2  # the role needed two restarts, the first seen going down slowly
+    assert l1.calls[:3] == ["hyperv-state", "preflight", "install-hyperv"]
+    assert l1.creations == [
+        "role", "switch nestlab", "address 192.168.100.1/24", "nat 192.168.100.0/24",
+        "vm prime1", "vm prime2"]
+    vm = l1.vms["prime1"].parameters
+    assert vm["MemoryBytes"] == 512 * 1024**2
+    assert vm["DiskBytes"] == 1024**3
+    assert vm["IsoPath"] == "C:\\nestlab\\prime1\\prime.iso"
+    assert vm["MacAddress"] == host.guests[0].mac.replace(":", "").upper()
+    assert vm["MacSpoofing"] is False
+
+
+def test_second_run_changes_nothing(host: HostPlan, isos: dict[str, Path],
+                                    tmp_path: Path) -> None:
+    l1 = FakeHyperVL1()
+    run(l1, host, isos, tmp_path)
+    created, copies = list(l1.creations), [c for c in l1.calls if c.startswith("put")]
+    l1.calls.clear()
+    run(l1, host, isos, tmp_path)
+    assert l1.creations == created
+    assert not [c for c in l1.calls if c.startswith("put")]  # the ISOs are there already
+    assert len(copies) == 2
+    assert "restart" not in l1.calls and "install-hyperv" not in l1.calls
+
+
+@pytest.mark.parametrize("step", ["install-hyperv", "guest-network", "guest-vm"])
+def test_a_crash_then_a_second_up_converges(step: str, host: HostPlan, isos: dict[str, Path],
+                                            tmp_path: Path) -> None:
+    l1 = FakeHyperVL1(fail_once_at=step)
+    with pytest.raises(TransportError, match=f"lost the WinRM session during {step}"):
+        run(l1, host, isos, tmp_path)
+    run(l1, host, isos, tmp_path)
+    assert l1.role == "Installed"
+    assert l1.creations.count("switch nestlab") == 1
+    assert sorted(l1.vms) == ["prime1", "prime2"]
+    assert l1.creations.count("vm prime1") == 1
+
+
+def test_guests_are_proven_by_heartbeat_and_ssh(host: HostPlan, isos: dict[str, Path],
+                                                tmp_path: Path) -> None:
+    l1 = FakeHyperVL1(heartbeat_after_polls=3)
+    run(l1, host, isos, tmp_path)
+    heard: list[str] = []
+    proof = windows.prove(l1, host, host.guests[0], 600, heard.append)
+    assert (proof.state, proof.heartbeat, proof.ssh) == ("Running", "OK", True)
+    assert proof.address == "192.168.100.10"
+    assert len(heard) == 3
+
+
+def test_a_guest_that_never_answers_is_not_proven(host: HostPlan, isos: dict[str, Path],
+                                                  tmp_path: Path) -> None:
+    l1 = FakeHyperVL1(heartbeat_after_polls=10**6)
+    run(l1, host, isos, tmp_path)
+    with pytest.raises(windows.WindowsProvisionError, match="prime1: not proven after 0s"):
+        windows.prove(l1, host, host.guests[0], 0, lambda _m: None)
+
+
+def test_no_virtualization_in_the_l1_is_explained(host: HostPlan, isos: dict[str, Path],
+                                                  tmp_path: Path) -> None:
+    l1 = FakeHyperVL1(vmx=False)
+    with pytest.raises(windows.WindowsProvisionError, match="does not expose virtualization"):
+        run(l1, host, isos, tmp_path)
+    assert l1.creations == []
+
+
+def test_down_removes_the_guests(host: HostPlan, isos: dict[str, Path], tmp_path: Path) -> None:
+    l1 = FakeHyperVL1()
+    run(l1, host, isos, tmp_path)
+    windows.remove_guests(l1, host)
+    assert l1.vms == {}
