@@ -61,5 +61,5 @@ def test_iso_is_bootable_and_holds_the_config(tmp_path: Path) -> None:
 
 
 def test_an_image_without_isolinux_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(NestlabError, match="has no .*isolinux.bin"):
+    with pytest.raises(NestlabError, match=r"has no .*isolinux\.bin"):
         write_prime_iso(tmp_path / "x.iso", fake_image(tmp_path, with_isolinux=False), "")
