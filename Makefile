@@ -18,7 +18,7 @@ DEBS := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config gcc python3
         iproute2 openssh-client ovmf cpio
 
 .PHONY: help system-deps venv test quick lint typecheck unit integration system check \
-        images demo demo-down golden clean
+        images demo demo-down acceptance-windows golden clean
 
 help:
 	@echo "make demo    install what it needs, build the images, bring up $(LAB) in a"
@@ -27,6 +27,7 @@ help:
 	@echo "             (the system tests boot a real nested lab: root/sudo, ~10 min)"
 	@echo "make quick   lint, type-check, unit and integration tests only (no root)"
 	@echo "make check   run the host check on $(LAB)"
+	@echo "make acceptance-windows ISO=PATH   the Windows lab for real (KVM host, your ISO)"
 	@echo "make golden  rewrite tests/golden from the current templates (review the diff!)"
 
 system-deps:
@@ -70,7 +71,7 @@ quick: lint typecheck
 
 # The README's test command. pytest exits 5 when it collects no test, which fails here too.
 test: lint typecheck
-	$(ROOT) $(BIN)/pytest -s tests
+	$(ROOT) $(BIN)/pytest -s tests/unit tests/integration tests/system
 
 images: venv
 	$(ROOT) $(BIN)/nestlab image build debian-12
@@ -86,6 +87,19 @@ demo: images
 
 demo-down: venv
 	$(ROOT) $(BIN)/nestlab down -f $(LAB)
+
+# On a host with VT-x/AMD-V and nested KVM, with your own Windows Server 2016 ISO:
+#   make acceptance-windows ISO=/path/to/WindowsServer2016.iso
+WINLAB ?= examples/windows-hyperv.yaml
+acceptance-windows: venv
+	@[ -n "$(ISO)" ] || { echo "usage: make acceptance-windows ISO=/path/to/WS2016.iso"; exit 2; }
+	$(BIN)/python -m pip install -q pywinrm
+	$(ROOT) $(BIN)/nestlab check -f $(WINLAB)
+	$(ROOT) $(BIN)/nestlab image build prime
+	$(ROOT) $(BIN)/nestlab image build windows-server-2016 --iso "$(ISO)"
+	$(ROOT) $(BIN)/nestlab up -f $(WINLAB)
+	$(ROOT) $(BIN)/pytest -s tests/acceptance
+	$(ROOT) $(BIN)/nestlab down -f $(WINLAB)
 
 check: venv
 	$(BIN)/nestlab check -f $(LAB)

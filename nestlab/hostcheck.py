@@ -304,6 +304,11 @@ def _windows_checks(facts: HostFacts, accel: AccelChoice, evmcs: bool) -> list[C
                        f"libvirt does not offer: {', '.join(missing)}",
                        "Upgrade QEMU/libvirt for a Windows L1 that boots reliably.")
         )
+    if facts.kvm.hyperv_emulation == "n":
+        checks.append(Check("kvm-hyperv", Status.fail,
+                            f"kernel {facts.kernel} is built without CONFIG_KVM_HYPERV, which "
+                            "Windows and Hyper-V guests on KVM need",
+                            "Boot a kernel with CONFIG_KVM_HYPERV=y (the default since 6.8)."))
     firmware = facts.ovmf_files or (caps.firmware if caps else ())
     checks.append(
         Check("ovmf", Status.ok, f"UEFI firmware: {firmware[0]}")

@@ -44,6 +44,9 @@ class KvmFacts(_Facts):
     """The module's ``nested`` parameter as read: Intel prints Y/N, AMD 1/0."""
     slat: str | None = None
     """``ept`` (Intel) or ``npt`` (AMD) parameter as read."""
+    hyperv_emulation: Literal["y", "n"] | None = None
+    """CONFIG_KVM_HYPERV in /boot/config-RELEASE (an option since Linux 6.8); None when the
+    kernel has no such option (always built in before 6.8) or no config is found."""
 
 
 class DomainCapsFacts(_Facts):
@@ -156,6 +159,8 @@ def read_kvm(sysroot: Path) -> KvmFacts:
         nested = _read_param(params / "nested")
         slat = _read_param(params / ("ept" if module == "kvm_intel" else "npt"))
     return KvmFacts(
+        hyperv_emulation=_kernel_option(sysroot / "boot" / f"config-{os.uname().release}",
+                                        "CONFIG_KVM_HYPERV"),
         device_present=present,
         device_openable=openable,
         device_error=error,
@@ -163,6 +168,18 @@ def read_kvm(sysroot: Path) -> KvmFacts:
         nested=nested,
         slat=slat,
     )
+
+
+def _kernel_option(config: Path, option: str) -> Literal["y", "n"] | None:
+    try:
+        text = config.read_text()
+    except OSError:
+        return None
+    if f"{option}=y" in text:
+        return "y"
+    if f"# {option} is not set" in text:
+        return "n"
+    return None
 
 
 def _read_param(path: Path) -> str | None:

@@ -158,6 +158,12 @@ def check_lab(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
                 )
         yield from _unique(("hosts", i, "networks"), list(host.networks), "network reference")
 
+        if host.os.is_windows and len(host.name) > 15:
+            yield (
+                ("hosts", i, "name"),
+                f"{host.name!r} is too long for a Windows computer name (NetBIOS: at most "
+                "15 characters)",
+            )
         if host.os.is_windows and host.memory < WINDOWS_MIN_MEMORY:
             yield (
                 ("hosts", i, "memory"),
@@ -175,6 +181,12 @@ def check_lab(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
             )
 
         guest_net = host.guest_network
+        if guest_net.mode is GuestNetworkMode.bridged and not host.os.is_windows:
+            yield (
+                ("hosts", i, "guest_network", "mode"),
+                "bridged L2 networks are built for Windows L1s only so far; a debian-12 L1 "
+                "offers nat or internal",
+            )
         if guest_net.mode is not GuestNetworkMode.bridged:
             for net_name in host.networks:
                 attached = next((n for n in lab.networks if n.name == net_name), None)

@@ -246,7 +246,7 @@ def _plan_guest_network(host: Host, guests: tuple[GuestPlan, ...]) -> GuestNetwo
     return GuestNetworkPlan(
         mode=gnet.mode,
         name=f"nestlab-{gnet.mode.value}",
-        bridge="nlbr0" if bridged else "nlvirbr0",
+        bridge="nlvirbr0",
         gateway=None if bridged else _nth(gnet.cidr, 1),
         netmask=None if bridged else gnet.cidr.netmask,
         reservations=() if bridged else reservations,

@@ -146,3 +146,11 @@ def test_lab_can_force_tcg_on_a_kvm_host() -> None:
 def test_host_only_check_has_no_lab_checks() -> None:
     names = {c.name for c in check_host(facts("intel-nested-y")).checks}
     assert "memory" not in names and "nested" in names
+
+
+def test_a_kernel_without_hyperv_emulation_cannot_run_windows() -> None:
+    recorded = facts("intel-nested-y")
+    kernel = recorded.kvm.model_copy(update={"hyperv_emulation": "n"})
+    report = check_host(recorded.model_copy(update={"kvm": kernel}), example("windows-hyperv"))
+    assert not report.can_run
+    assert by_name(report)["kvm-hyperv"][0] is Status.fail

@@ -135,6 +135,21 @@ def test_windows_l1_needs_4_gib() -> None:
     ) in messages
 
 
+def test_bridged_l2_network_on_a_linux_l1_is_refused() -> None:
+    text = GOOD.replace("    networks: [lab]\n",
+                        "    networks: [lab]\n    guest_network:\n      mode: bridged\n")
+    [message] = problems(text)
+    assert message.startswith("lab.yaml:11: hosts[0].guest_network.mode: bridged L2 networks")
+
+
+def test_windows_computer_names_fit_netbios() -> None:
+    text = GOOD.replace("os: debian-12", "os: windows-server-2016").replace(
+        "memory: 3GiB", "memory: 8GiB").replace("name: kvm1", "name: hyperv-host-0001")
+    assert problems(text) == [
+        "lab.yaml:6: hosts[0].name: 'hyperv-host-0001' is too long for a Windows computer "
+        "name (NetBIOS: at most 15 characters)"]
+
+
 def test_unknown_network_reference() -> None:
     assert problems(GOOD.replace("networks: [lab]", "networks: [labx]")) == [
         "lab.yaml:9: hosts[0].networks[0]: unknown network 'labx'; the lab defines: lab"

@@ -1,0 +1,62 @@
+"""Acceptance on a real KVM host with a Windows Server 2016 ISO: `make acceptance-windows`.
+
+Checks the lab `examples/windows-hyperv.yaml` after `nestlab up`, through
+pytest-testinfra's WinRM backend (NTLM; pywinrm encrypts the messages over
+HTTP): the Hyper-V role, the hypervisor, the NAT switch, and both L2 primes
+running with a heartbeat. Not part of `make test`: no Windows runs on the
+project's own machines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import testinfra
+
+from nestlab.answerfile import l1_password
+from nestlab.labctx import LabContext
+from nestlab.paths import lab_dir
+
+LAB = os.environ.get("NESTLAB_ACCEPTANCE_LAB", "windows-hyperv")
+
+
+@pytest.fixture(scope="module")
+def hv1() -> Any:
+    directory = lab_dir(LAB)
+    if not (directory / "lab.json").exists():
+        pytest.fail(f"lab {LAB} is not up: run `nestlab up -f examples/windows-hyperv.yaml`")
+    ctx = LabContext.load(directory)
+    host = ctx.plan.host("hv1")
+    password = quote(l1_password(Path(directory), "hv1"), safe="")
+    return testinfra.get_host(
+        f"winrm://Administrator:{password}@{host.nics[0].ip}:5985?no_ssl=true")
+
+
+def powershell(host: Any, script: str) -> Any:
+    result = host.run(f"powershell -NoProfile -Command \"{script} | ConvertTo-Json\"")
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_hyperv_role_and_hypervisor(hv1: Any) -> None:
+    assert powershell(hv1, "(Get-WindowsFeature Hyper-V).InstallState.ToString()") == "Installed"
+    assert powershell(hv1, "(Get-CimInstance Win32_ComputerSystem).HypervisorPresent") is True
+
+
+def test_nat_switch(hv1: Any) -> None:
+    assert powershell(hv1, "(Get-VMSwitch -Name nestlab).SwitchType.ToString()") == "Internal"
+    assert powershell(hv1, "(Get-NetNat -Name nestlab).InternalIPInterfaceAddressPrefix") == (
+        "192.168.100.0/24")
+
+
+@pytest.mark.parametrize("guest", ["prime1", "prime2"])
+def test_guest_primes_run(hv1: Any, guest: str) -> None:
+    assert powershell(hv1, f"(Get-VM -Name {guest}).State.ToString()") == "Running"
+    heartbeat = powershell(hv1, f"(Get-VMIntegrationService -VMName {guest} -Name Heartbeat)"
+                                ".PrimaryStatusDescription")
+    assert heartbeat == "OK"
