@@ -18,13 +18,10 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from nestlab import __version__
+from nestlab import __version__, report
 from nestlab.errors import InputError, NestlabError
-from nestlab.hostcheck import HostReport, Status, check_host
+from nestlab.hostcheck import check_host
 from nestlab.hostfacts import HostFacts, load_facts, read_host_facts
 from nestlab.images import build_image, list_images, recipe_names
 from nestlab.labfile import DEFAULT_LAB_FILE, load_lab
@@ -125,18 +122,7 @@ def facts(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(host.model_dump_json(indent=2))
         return
-    console = Console()
-    table = Table(show_header=False, box=None)
-    for section, values in host.model_dump(exclude={"format"}).items():
-        if isinstance(values, dict):
-            for key, value in values.items():
-                if key == "flags":
-                    value = " ".join(f for f in value if f in ("vmx", "svm", "hypervisor"))
-                    key = "virtualization flags"
-                table.add_row(f"{section}.{key}", escape(str(value)))
-        else:
-            table.add_row(section, escape(str(values)))
-    console.print(table)
+    report.print_facts(host)
 
 
 @main.command()
@@ -152,12 +138,12 @@ def check(ctx: click.Context, lab_file: Path | None, facts_file: Path | None,
     the lab can run here, 1 when it cannot, 2 for bad input.
     """
     lab = _optional_lab(lab_file)
-    report = check_host(_host_facts(ctx, facts_file), lab)
+    verdict = check_host(_host_facts(ctx, facts_file), lab)
     if as_json:
-        click.echo(json.dumps(_report_json(report, lab), indent=2))
+        click.echo(json.dumps(report.check_json(verdict, lab), indent=2))
     else:
-        _print_report(report, lab)
-    sys.exit(0 if report.can_run else 1)
+        report.print_check(verdict, lab)
+    sys.exit(0 if verdict.can_run else 1)
 
 
 def _optional_lab(lab_file: Path | None) -> Lab | None:
@@ -166,36 +152,6 @@ def _optional_lab(lab_file: Path | None) -> Lab | None:
     if Path(DEFAULT_LAB_FILE).exists():
         return load_lab(DEFAULT_LAB_FILE)
     return None
-
-
-def _report_json(report: HostReport, lab: Lab | None) -> dict[str, Any]:
-    return {
-        "lab": lab.name if lab else None,
-        "accel": report.accel,
-        "can_run": report.can_run,
-        "vendor": report.vendor,
-        "summary": report.summary,
-        "checks": [asdict(c) | {"status": c.status.value} for c in report.checks],
-    }
-
-
-_MARK = {Status.ok: "[green]ok[/]", Status.warn: "[yellow]warn[/]", Status.fail: "[red]FAIL[/]"}
-
-
-def _print_report(report: HostReport, lab: Lab | None) -> None:
-    console = Console()
-    table = Table(show_header=False, box=None, pad_edge=False)
-    for c in report.checks:
-        table.add_row(_MARK[c.status], c.name, escape(c.detail))
-    console.print(table)
-    for c in report.checks:
-        if c.fix:
-            console.print(f"\n[bold]{c.name}[/] fix:")
-            console.print(escape(c.fix), highlight=False)
-    verdict = "[green]can run[/]" if report.can_run else "[red]cannot run[/]"
-    subject = f"lab {escape(lab.name)}" if lab else "a lab"
-    console.print(f"\naccel: [bold]{report.accel}[/]. {escape(report.summary)}")
-    console.print(f"This host {verdict} {subject}.")
 
 
 @main.command()
@@ -323,21 +279,11 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, as_json: bool) -> None
                                "proofs": [asdict(p) for p in proofs],
                                "timings": reporter.timings}, indent=2))
         return
-    _print_timings(reporter.timings)
+    report.print_timings(reporter.timings)
     for proof in proofs:
         click.echo(f"L2 {proof.guest} ({proof.address}) in {proof.l1}: proven: "
                    f"{proof.evidence}")
     click.echo(f"lab {lab.name} is up ({elapsed:.0f}s). Try: nestlab status -f {lab_file}")
-
-
-def _print_timings(timings: list[dict[str, Any]]) -> None:
-    table = Table(title="phases", box=None, pad_edge=False)
-    for column in ("guest", "phase", "seconds", "outcome"):
-        table.add_column(column)
-    for t in timings:
-        table.add_row(escape(t["guest"]), escape(t["phase"]), f"{t['seconds']:.1f}",
-                      escape(t["outcome"]))
-    Console().print(table)
 
 
 @main.command()
@@ -348,31 +294,11 @@ def status(lab_file: Path, lab_name: str | None, as_json: bool) -> None:
     from nestlab.labctx import LabContext
     from nestlab.status import lab_status
 
-    report = lab_status(LabContext.load(_selected_lab_dir(lab_file, lab_name)))
+    status_report = lab_status(LabContext.load(_selected_lab_dir(lab_file, lab_name)))
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json.dumps(status_report, indent=2))
         return
-    console = Console()
-    sandbox = report["sandbox"]
-    console.print(f"lab [bold]{escape(report['lab'])}[/] accel={report['accel']} "
-                  + (f"sandbox={sandbox['netns']} "
-                     f"({'running' if sandbox['running'] else 'stopped'})"
-                     if sandbox else f"uri={escape(report['uri'])}"))
-    table = Table(box=None, pad_edge=False)
-    for column in ("level", "name", "state", "address", "in"):
-        table.add_column(column)
-    for net in report["networks"]:
-        table.add_row("net", escape(net["name"]), net["state"], "", "")
-    for host in report["hosts"]:
-        table.add_row("L1", escape(host["name"]), host["state"], host.get("address") or "", "")
-        for guest in host["guests"]:
-            table.add_row("L2", escape(guest["name"]), guest["state"], guest["address"],
-                          escape(host["name"]))
-        if host.get("note"):
-            table.add_row("", "", f"[yellow]{escape(host['note'])}[/]", "", "")
-    console.print(table)
-    if report["timings"]:
-        _print_timings(report["timings"])
+    report.print_status(status_report)
 
 
 @main.command(name="exec", context_settings={"ignore_unknown_options": True})

@@ -7,7 +7,7 @@ from a recorded facts file.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from nestlab.hostfacts import HostFacts
@@ -20,7 +20,7 @@ _FLAG = {"intel": "vmx", "amd": "svm"}
 _MIN_FREE_DISK = 4 * GiB
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     ok = "ok"
     warn = "warn"
     fail = "fail"

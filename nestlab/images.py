@@ -85,6 +85,12 @@ def recipe_key(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def file_sha256(path: Path) -> str:
+    """Lower-case hex SHA-256 of a file (what sha256sum and Get-FileHash compare with)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def packages(path: Path) -> list[str]:
     lines = (line.split("#")[0].strip() for line in (path / "packages").read_text().splitlines())
     return [line for line in lines if line]
@@ -104,7 +110,7 @@ def find_image(name: str) -> BuiltImage | None:
         built = [i for i in list_images() if i.name == name]
         return max(built, key=lambda i: i.built) if built else None
     manifest = images_root() / name / recipe_key(recipe_dir(name)) / "manifest.json"
-    return _read_manifest(manifest) if manifest.is_file() else None
+    return read_manifest(manifest) if manifest.is_file() else None
 
 
 def require_image(name: str) -> BuiltImage:
@@ -124,11 +130,11 @@ def list_images() -> list[BuiltImage]:
     return [
         image
         for manifest in sorted(images_root().glob("*/*/manifest.json"))
-        if (image := _read_manifest(manifest)) is not None
+        if (image := read_manifest(manifest)) is not None
     ]
 
 
-def _read_manifest(path: Path) -> BuiltImage | None:
+def read_manifest(path: Path) -> BuiltImage | None:
     try:
         data = json.loads(path.read_text())
         return BuiltImage(

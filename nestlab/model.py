@@ -8,7 +8,7 @@ point at the exact key.
 from __future__ import annotations
 
 import ipaddress
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -102,7 +102,7 @@ class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Accel(str, Enum):
+class Accel(StrEnum):
     """How L1 guests are run: chosen by the host check, or forced by the lab."""
 
     auto = "auto"
@@ -110,12 +110,12 @@ class Accel(str, Enum):
     tcg = "tcg"
 
 
-class NetworkMode(str, Enum):
+class NetworkMode(StrEnum):
     nat = "nat"
     isolated = "isolated"
 
 
-class OS(str, Enum):
+class OS(StrEnum):
     windows_server_2016 = "windows-server-2016"
     debian_12 = "debian-12"
 
@@ -124,12 +124,12 @@ class OS(str, Enum):
         return self is OS.windows_server_2016
 
 
-class Transport(str, Enum):
+class Transport(StrEnum):
     ssh = "ssh"
     winrm = "winrm"
 
 
-class GuestNetworkMode(str, Enum):
+class GuestNetworkMode(StrEnum):
     """The L2 network inside an L1."""
 
     nat = "nat"

@@ -76,6 +76,8 @@ class GuestNetworkPlan:
     mode: GuestNetworkMode
     name: str
     bridge: str
+    cidr: ipaddress.IPv4Network | None
+    """None for a bridged network: its addresses are the outside network's."""
     gateway: ipaddress.IPv4Address | None
     netmask: ipaddress.IPv4Address | None
     reservations: tuple[tuple[str, str, ipaddress.IPv4Address], ...]
@@ -247,6 +249,7 @@ def _plan_guest_network(host: Host, guests: tuple[GuestPlan, ...]) -> GuestNetwo
         mode=gnet.mode,
         name=f"nestlab-{gnet.mode.value}",
         bridge="nlvirbr0",
+        cidr=None if bridged else gnet.cidr,
         gateway=None if bridged else _nth(gnet.cidr, 1),
         netmask=None if bridged else gnet.cidr.netmask,
         reservations=() if bridged else reservations,

@@ -26,7 +26,7 @@ import libvirt
 from nestlab.answerfile import EDITIONS, generate_password, write_install_medium
 from nestlab.errors import HostCannotRunLab, NestlabError
 from nestlab.hostcheck import HostReport
-from nestlab.images import BuiltImage, images_root, write_manifest
+from nestlab.images import BuiltImage, images_root, read_manifest, write_manifest
 from nestlab.model import GiB
 from nestlab.plan import CpuPlan
 from nestlab.render import powershell_script, render_template, template_source
@@ -95,12 +95,9 @@ def build_windows_image(iso: Path, edition: str, uri: str, report: HostReport,
                                f"{report.accel}", hint="`nestlab check` says what is missing.")
     key = image_key(iso, edition)
     final = images_root() / NAME / key
-    if (final / "manifest.json").exists():
-        from nestlab.images import find_image
-
-        cached = find_image(NAME)
-        if cached is not None and cached.key == key:
-            return cached, False
+    cached = read_manifest(final / "manifest.json")
+    if cached is not None:
+        return cached, False
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=".partial", dir=final.parent))
     started = time.monotonic()

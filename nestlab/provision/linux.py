@@ -5,11 +5,10 @@ first whether it is already done, so a second run changes nothing.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from nestlab.errors import NestlabError
-from nestlab.images import BuiltImage
+from nestlab.images import BuiltImage, file_sha256
 from nestlab.plan import L1_GUEST_DIR, GuestPlan, HostPlan, Plan
 from nestlab.progress import Reporter
 from nestlab.render import render_guest_domain_xml, render_guest_network_xml
@@ -91,14 +90,6 @@ def ensure_guest_network(t: Transport, plan: Plan, host: HostPlan) -> None:
         _virsh_check(t, "net-start", gnet.name)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ensure_guest_image(t: Transport, image: BuiltImage) -> None:
     """Copy an L2 image's kernel and initrd into L1 unless identical ones are there."""
     folder = f"{L1_GUEST_DIR}/images/{image.name}"
@@ -106,7 +97,7 @@ def ensure_guest_image(t: Transport, image: BuiltImage) -> None:
     for local in image.boot_files():
         remote = f"{folder}/{local.name}"
         have = t.run(["sha256sum", remote]).stdout.split()
-        if not have or have[0] != _sha256(local):
+        if not have or have[0] != file_sha256(local):
             t.put(local, remote)
 
 

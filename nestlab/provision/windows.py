@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nestlab.errors import NestlabError
+from nestlab.images import file_sha256
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.progress import Reporter
 from nestlab.render import powershell_script
@@ -135,22 +136,10 @@ def restart(t: PowerShellSession, boot_time: str, timeout: float) -> None:
 def ensure_guest_network(t: PowerShellSession, host: HostPlan) -> None:
     gnet = host.guest_network
     parameters: dict[str, Any] = {"Name": SWITCH, "Mode": gnet.mode.value}
-    if gnet.gateway is not None and gnet.netmask is not None:
-        prefix = _prefix_length(str(gnet.netmask))
-        network = _network_of(str(gnet.gateway), prefix)
-        parameters.update(HostAddress=str(gnet.gateway), PrefixLength=prefix,
-                          Prefix=f"{network}/{prefix}")
+    if gnet.cidr is not None:
+        parameters.update(HostAddress=str(gnet.gateway), PrefixLength=gnet.cidr.prefixlen,
+                          Prefix=str(gnet.cidr))
     run_json(t, "guest-network", **parameters)
-
-
-def _prefix_length(netmask: str) -> int:
-    return sum(bin(int(part)).count("1") for part in netmask.split("."))
-
-
-def _network_of(address: str, prefix: int) -> str:
-    import ipaddress
-
-    return str(ipaddress.IPv4Network(f"{address}/{prefix}", strict=False).network_address)
 
 
 def guest_folder(guest: GuestPlan) -> str:
@@ -161,22 +150,12 @@ def ensure_guest(t: PowerShellSession, host: HostPlan, guest: GuestPlan, iso: Pa
     folder = guest_folder(guest)
     remote_iso = f"{folder}\\prime.iso"
     present = run_json(t, "file-hash", Path=remote_iso)
-    if present.get("sha256") != _sha256(iso):
+    if str(present.get("sha256") or "").lower() != file_sha256(iso):
         t.put(iso, remote_iso)
     run_json(t, "guest-vm", Name=guest.name, MemoryBytes=guest.memory, Cpus=guest.cpus,
              DiskBytes=guest.disk, Folder=folder, IsoPath=remote_iso, Switch=SWITCH,
              MacAddress=guest.mac.replace(":", "").upper(),
              MacSpoofing=host.guest_network.mode.value == "bridged")
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest().upper()
 
 
 def prove(t: PowerShellSession, host: HostPlan, guest: GuestPlan, timeout: float,

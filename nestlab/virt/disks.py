@@ -5,7 +5,6 @@ Windows L1 the prime ISOs of its L2s."""
 from __future__ import annotations
 
 import filecmp
-import ipaddress
 import shutil
 import subprocess
 from pathlib import Path
@@ -79,8 +78,7 @@ def ensure_prime_iso(host: HostPlan, guest: GuestPlan, image: BuiltImage,
         path.parent.mkdir(parents=True, exist_ok=True)
         gnet = host.guest_network
         address = gateway = None
-        if gnet.gateway is not None and gnet.netmask is not None:
-            prefix = ipaddress.IPv4Network(f"0.0.0.0/{gnet.netmask}").prefixlen
-            address, gateway = f"{guest.ip}/{prefix}", str(gnet.gateway)
+        if gnet.cidr is not None:
+            address, gateway = f"{guest.ip}/{gnet.cidr.prefixlen}", str(gnet.gateway)
         write_prime_iso(path, image, prime_cmdline(guest.name, public_key, address, gateway))
     return path

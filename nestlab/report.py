@@ -1,0 +1,97 @@
+"""What the CLI shows people: the host check, facts, status and phase timings.
+
+Pure formatting of results the pipeline produced; JSON output is built here too
+so that the table and the JSON say the same things.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from nestlab.hostcheck import HostReport, Status
+from nestlab.hostfacts import HostFacts
+from nestlab.model import Lab
+
+
+def check_json(report: HostReport, lab: Lab | None) -> dict[str, Any]:
+    return {
+        "lab": lab.name if lab else None,
+        "accel": report.accel,
+        "can_run": report.can_run,
+        "vendor": report.vendor,
+        "summary": report.summary,
+        "checks": [asdict(c) | {"status": c.status.value} for c in report.checks],
+    }
+
+
+_MARK = {Status.ok: "[green]ok[/]", Status.warn: "[yellow]warn[/]", Status.fail: "[red]FAIL[/]"}
+
+
+def print_check(report: HostReport, lab: Lab | None) -> None:
+    console = Console()
+    table = Table(show_header=False, box=None, pad_edge=False)
+    for c in report.checks:
+        table.add_row(_MARK[c.status], c.name, escape(c.detail))
+    console.print(table)
+    for c in report.checks:
+        if c.fix:
+            console.print(f"\n[bold]{c.name}[/] fix:")
+            console.print(escape(c.fix), highlight=False)
+    verdict = "[green]can run[/]" if report.can_run else "[red]cannot run[/]"
+    subject = f"lab {escape(lab.name)}" if lab else "a lab"
+    console.print(f"\naccel: [bold]{report.accel}[/]. {escape(report.summary)}")
+    console.print(f"This host {verdict} {subject}.")
+
+
+def print_timings(timings: list[dict[str, Any]]) -> None:
+    table = Table(title="phases", box=None, pad_edge=False)
+    for column in ("guest", "phase", "seconds", "outcome"):
+        table.add_column(column)
+    for t in timings:
+        table.add_row(escape(t["guest"]), escape(t["phase"]), f"{t['seconds']:.1f}",
+                      escape(t["outcome"]))
+    Console().print(table)
+
+
+def print_facts(host: HostFacts) -> None:
+    console = Console()
+    table = Table(show_header=False, box=None)
+    for section, values in host.model_dump(exclude={"format"}).items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                if key == "flags":
+                    value = " ".join(f for f in value if f in ("vmx", "svm", "hypervisor"))
+                    key = "virtualization flags"
+                table.add_row(f"{section}.{key}", escape(str(value)))
+        else:
+            table.add_row(section, escape(str(values)))
+    console.print(table)
+
+
+def print_status(report: dict[str, Any]) -> None:
+    console = Console()
+    sandbox = report["sandbox"]
+    console.print(f"lab [bold]{escape(report['lab'])}[/] accel={report['accel']} "
+                  + (f"sandbox={sandbox['netns']} "
+                     f"({'running' if sandbox['running'] else 'stopped'})"
+                     if sandbox else f"uri={escape(report['uri'])}"))
+    table = Table(box=None, pad_edge=False)
+    for column in ("level", "name", "state", "address", "in"):
+        table.add_column(column)
+    for net in report["networks"]:
+        table.add_row("net", escape(net["name"]), net["state"], "", "")
+    for host in report["hosts"]:
+        table.add_row("L1", escape(host["name"]), host["state"], host.get("address") or "", "")
+        for guest in host["guests"]:
+            table.add_row("L2", escape(guest["name"]), guest["state"], guest["address"],
+                          escape(host["name"]))
+        if host.get("note"):
+            table.add_row("", "", f"[yellow]{escape(host['note'])}[/]", "", "")
+    console.print(table)
+    if report["timings"]:
+        print_timings(report["timings"])
