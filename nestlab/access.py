@@ -30,6 +30,8 @@ def write_ssh_config(ctx: LabContext) -> Path:
                         str(ctx.lab_dir)])
     blocks = []
     for host in ctx.plan.hosts:
+        if host.os.is_windows:
+            continue  # reached over WinRM, not SSH
         names = [host.name] + [g.name for g in host.guests]
         for name in names:
             blocks.append(

@@ -312,15 +312,7 @@ def exec_(lab_file: Path, lab_name: str | None, name: str, command: tuple[str, .
     """
     from nestlab.labctx import LabContext
 
-    lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name))
-    host, guest = lab_ctx.find(name)
-    l1 = lab_ctx.l1_transport(host)
-    try:
-        target = l1 if guest is None else lab_ctx.l2_transport(l1, guest)
-        result = target.run(list(command))
-        target.close()
-    finally:
-        l1.close()
+    result = LabContext.load(_selected_lab_dir(lab_file, lab_name)).run(name, list(command))
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     sys.exit(result.exit_status)
@@ -335,7 +327,7 @@ def ssh(lab_file: Path, lab_name: str | None, name: str) -> None:
     from nestlab.labctx import LabContext
 
     lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name))
-    lab_ctx.find(name)
+    lab_ctx.require_ssh(name)
     config = write_ssh_config(lab_ctx)
     _exec_tool(["ssh", "-F", str(config), name], "openssh-client")
 
@@ -350,6 +342,10 @@ def console(lab_file: Path, lab_name: str | None, name: str) -> None:
 
     lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name))
     host, guest = lab_ctx.find(name)
+    if host.os.is_windows:
+        raise NestlabError(f"{name}: Windows guests have no serial console here",
+                           hint=f"Use a VNC viewer: virsh -c '{lab_ctx.record.uri}' "
+                                f"vncdisplay {host.domain_name}")
     if guest is None:
         _exec_tool(["virsh", "-c", lab_ctx.record.uri, "console", host.domain_name],
                    "libvirt-clients")

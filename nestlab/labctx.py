@@ -16,6 +16,7 @@ from nestlab.model import Lab
 from nestlab.plan import GuestPlan, HostPlan, Plan, make_plan
 from nestlab.sandbox import Sandbox, open_socket
 from nestlab.state import LabRecord, load_record
+from nestlab.transport.base import CommandResult
 from nestlab.transport.ssh import SSHTransport
 from nestlab.virt.connection import connect
 
@@ -73,6 +74,40 @@ class LabContext:
         return SSHTransport(guest.name,
                             lambda timeout: l1.open_channel(address, 22, timeout),
                             load_private_key(self.lab_dir), known_hosts_path(self.lab_dir))
+
+    def run(self, name: str, argv: list[str]) -> CommandResult:
+        """Run a command on a guest: an L1 over SSH or WinRM, an L2 over SSH via its L1."""
+        host, guest = self.find(name)
+        if host.os.is_windows:
+            if guest is not None:
+                raise NestlabError(
+                    f"{name} runs under Hyper-V in {host.name}; nestlab reaches such L2s only "
+                    "through Hyper-V (`nestlab status`), not with commands",
+                    hint=f"Run a command in {host.name} instead, e.g. Get-VM {name}.")
+            session = self.windows_transport(host)
+            try:
+                return session.run(argv)
+            finally:
+                session.close()
+        l1 = self.l1_transport(host)
+        try:
+            if guest is None:
+                return l1.run(argv)
+            l2 = self.l2_transport(l1, guest)
+            try:
+                return l2.run(argv)
+            finally:
+                l2.close()
+        finally:
+            l1.close()
+
+    def require_ssh(self, name: str) -> None:
+        """OpenSSH reaches Linux L1s and the L2s inside them, not Windows."""
+        host, _guest = self.find(name)
+        if host.os.is_windows:
+            raise NestlabError(f"{name}: no SSH into a Windows L1 or its Hyper-V guests",
+                               hint=f"`nestlab exec {host.name} -- Get-VM` runs PowerShell "
+                                    "over WinRM.")
 
     def find(self, name: str) -> tuple[HostPlan, GuestPlan | None]:
         """An L1 by name -> (host, None); an L2 -> (its L1, guest)."""
