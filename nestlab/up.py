@@ -100,7 +100,7 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
 
 
 class Cancelled(NestlabError):
-    """Another L1's failure or Ctrl-C stopped this one's wait."""
+    """Ctrl-C stopped this L1's wait."""
 
 
 def _bring_up_hosts(ctx: LabContext, conn: libvirt.virConnect, images: dict[str, BuiltImage],
