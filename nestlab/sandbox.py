@@ -68,12 +68,15 @@ def netns_exists(name: str) -> bool:
 
 
 def supervisor_pid(box: Sandbox) -> int | None:
-    """The supervisor's PID if it is alive (a zombie counts as gone)."""
+    """The supervisor's PID if it is alive (a zombie counts as gone) and still this
+    sandbox's supervisor: a PID reused by another process is never signalled."""
     try:
         pid = int(box.pid_file.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    ours = b"nestlab.supervisor" in cmdline and str(box.root).encode() in cmdline
+    return pid if ours and _alive(pid) else None
 
 
 def _alive(pid: int) -> bool:
