@@ -48,21 +48,24 @@ def domain_lab(dom: libvirt.virDomain) -> dict[str, str] | None:
     return dict(ET.fromstring(xml).attrib)  # noqa: S314 - libvirt's own XML
 
 
+def _not_ours(kind: str, name: str, lab: str) -> LibvirtError:
+    what = "network" if kind == "network" else "host"
+    return LibvirtError(f"a {kind} named {name} exists and is not lab {lab}'s; "
+                        "nestlab will not touch it",
+                        hint=f"Rename the lab or the {what} in the lab file.")
+
+
 def refuse_foreign_names(conn: libvirt.virConnect, lab: str, networks: list[str],
                          domains: list[str]) -> None:
     """Before anything is created: every name the lab needs is free or already the lab's."""
     for name in networks:
         net = _lookup_network(conn, name)
         if net is not None and not network_is_owned(net, lab):
-            raise LibvirtError(f"a network named {name} exists and is not lab {lab}'s; "
-                               "nestlab will not touch it",
-                               hint="Rename the lab or the network in the lab file.")
+            raise _not_ours("network", name, lab)
     for name in domains:
         dom = _lookup_domain(conn, name)
         if dom is not None and (domain_lab(dom) or {}).get("name") != lab:
-            raise LibvirtError(f"a domain named {name} exists and is not lab {lab}'s; "
-                               "nestlab will not touch it",
-                               hint="Rename the lab or the host in the lab file.")
+            raise _not_ours("domain", name, lab)
 
 
 def ensure_network(conn: libvirt.virConnect, lab: str, name: str, xml: str) -> bool:
@@ -77,9 +80,7 @@ def ensure_network(conn: libvirt.virConnect, lab: str, name: str, xml: str) -> b
             raise LibvirtError(f"cannot define network {name}: {exc}") from None
         acted = True
     elif not network_is_owned(net, lab):
-        raise LibvirtError(f"a network named {name} exists and is not lab {lab}'s; "
-                           "nestlab will not touch it",
-                           hint="Rename the lab or the network in the lab file.")
+        raise _not_ours("network", name, lab)
     if not net.isActive():
         try:
             net.create()
@@ -99,9 +100,7 @@ def ensure_domain(conn: libvirt.virConnect, lab: str, name: str, xml: str) -> li
             raise LibvirtError(f"cannot define domain {name}: {exc}") from None
     meta = domain_lab(dom)
     if meta is None or meta.get("name") != lab:
-        raise LibvirtError(f"a domain named {name} exists and is not lab {lab}'s; "
-                           "nestlab will not touch it",
-                           hint="Rename the lab or the host in the lab file.")
+        raise _not_ours("domain", name, lab)
     return dom
 
 
