@@ -25,7 +25,7 @@ from nestlab.paths import cache_root
 
 Progress = Callable[[str], None]
 SUITE = "bookworm"  # Debian 12; packages come from the host's configured apt sources
-L1_DISK_SIZE = "3G"
+L1_DISK_SIZE = 3 * 1024**3
 # Images built from something the user provides, with how to build them.
 EXTERNAL_IMAGES = {
     "windows-server-2016": "nestlab image build windows-server-2016 --iso PATH",
@@ -149,7 +149,13 @@ def read_manifest(path: Path) -> BuiltImage | None:
 
 
 def build_image(name: str, progress: Progress = lambda _msg: None) -> tuple[BuiltImage, bool]:
-    """Build the named image unless the current recipe's is cached. Returns (image, built)."""
+    """Build the named image unless the current recipe's is cached. Returns (image, built).
+
+    An image built from the user's own input (a Windows ISO) cannot be built here: it
+    must already be in the cache, or the error says how to build it.
+    """
+    if name in EXTERNAL_IMAGES:
+        return require_image(name), False
     recipe = recipe_dir(name)
     existing = find_image(name)
     if existing is not None:
@@ -227,7 +233,7 @@ def _build_disk_image(recipe: Path, out: Path, log: Path, progress: Progress) ->
     shutil.copyfile(initrds[-1], out / "initrd.img")
     raw = out / "disk.raw"
     with raw.open("wb") as handle:
-        handle.truncate(_parse_g(L1_DISK_SIZE))
+        handle.truncate(L1_DISK_SIZE)
     _run("mkfs.ext4 from the root tree", [
         "mkfs.ext4", "-q", "-F", "-L", "nestlab-root", "-d", str(root), str(raw),
     ], log, progress)
@@ -252,6 +258,3 @@ def _build_prime(recipe: Path, out: Path, log: Path, progress: Progress) -> None
         os.replace(produced, out / produced.name)
     (out / "prime").rmdir()
 
-
-def _parse_g(size: str) -> int:
-    return int(size.rstrip("G")) * 1024**3

@@ -59,3 +59,12 @@ def test_damaged_manifest_means_no_image(tmp_path: Path,
     folder.mkdir(parents=True)
     (folder / "manifest.json").write_text("{")
     assert find_image("prime") is None
+
+
+def test_an_image_from_the_users_iso_is_found_not_built(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path))
+    with pytest.raises(NestlabError, match="image windows-server-2016 is not built") as info:
+        build_image("windows-server-2016")
+    assert info.value.hint == (
+        "Build it: nestlab image build windows-server-2016 --iso PATH")
