@@ -12,14 +12,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import libvirt
 
 from nestlab import sandbox as sandboxes
 from nestlab.answerfile import l1_password
-from nestlab.errors import HostCannotRunLab, NestlabError
+from nestlab.errors import NestlabError
 from nestlab.hostcheck import check_host
 from nestlab.hostfacts import HostFacts
 from nestlab.images import BuiltImage, build_image
@@ -69,12 +69,8 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
         box = _sandbox_for(lab, lab_dir, want_sandbox)
         # In a sandbox its libvirtd is not started yet: the host's facts decide.
         report = check_host(read_facts(uri), lab)
-        if not report.can_run:
-            reasons = "; ".join(f"{c.name}: {c.detail}" for c in report.failures)
-            raise HostCannotRunLab(f"this host cannot run lab {lab.name!r}: {reasons}",
-                                   hint="`nestlab check` says how to fix it.")
-        public_key = ensure_lab_key(lab_dir)
-        plan = make_plan(lab, report, lab_dir, public_key)
+        plan = make_plan(lab, report, lab_dir)  # refuses a host that cannot run the lab
+        plan = replace(plan, public_key=ensure_lab_key(lab_dir))
         # Recorded before anything else exists, so that `down` can always clean up.
         save_record(lab_dir, LabRecord(
             lab=lab.name, lab_file=str(lab_file.resolve()),
