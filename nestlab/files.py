@@ -1,0 +1,90 @@
+"""Files nestlab reads and writes as root: bounded reads of regular files, atomic writes.
+
+Reading: whatever a user or a crash can put at a path (a FIFO, /dev/zero, a
+file of gigabytes, bytes that are not UTF-8) ends in one ``FileProblem``
+(exit 2) naming the file, in bounded time and memory.
+
+Writing: a temporary file made with O_EXCL in the target's folder (never a
+predictable name a planted symlink could redirect), written, flushed, given
+its mode, then renamed over the target, so a reader sees the old file or the
+new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from nestlab.errors import InputError
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+class FileProblem(InputError):
+    """A file nestlab needs cannot be read as what it should be."""
+
+
+def read_bounded_bytes(path: str | Path, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; anything else is refused."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise FileProblem(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise FileProblem(f"{path}: cannot open the {what}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileProblem(f"{path}: the {what} is not a regular file")
+        if info.st_size > limit:
+            raise FileProblem(f"{path}: the {what} is {info.st_size} bytes; at most {limit} "
+                              "are accepted")
+        chunks, total = [], 0
+        while chunk := os.read(fd, 64 * KiB):
+            total += len(chunk)
+            if total > limit:  # it grew while being read
+                raise FileProblem(f"{path}: the {what} is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise FileProblem(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def read_bounded_text(path: str | Path, limit: int, what: str = "file") -> str:
+    """Like ``read_bounded_bytes``, decoded as UTF-8 (anything else is refused)."""
+    data = read_bounded_bytes(path, limit, what)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileProblem(f"{path}: the {what} is not UTF-8 text (byte {exc.start})") from None
+
+
+def write_atomic(path: Path, data: str | bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` in one rename; the file gets ``mode``."""
+    payload = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def private_dir(path: Path) -> Path:
+    """A folder only its owner can enter (0700), created with its parents if missing."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
