@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,10 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def wait_until_reachable(self, timeout: float,
-                             waiting: Callable[[str], None] | None = None) -> None:
-        """Connect, retrying while the guest boots; ``waiting`` hears why each try failed."""
+                             waiting: Callable[[str], None] | None = None,
+                             cancel: threading.Event | None = None) -> None:
+        """Connect, retrying while the guest boots; ``waiting`` hears why tries fail;
+        ``cancel`` set by another thread stops the wait (``waiting.Cancelled``)."""
 
     @abc.abstractmethod
     def reconnect(self, timeout: float) -> None:

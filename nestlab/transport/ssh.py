@@ -8,6 +8,7 @@ class serves L1s and L2s.
 from __future__ import annotations
 
 import shlex
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ import paramiko
 
 from nestlab.labkeys import HostKeyChanged, PinningPolicy
 from nestlab.transport.base import CommandResult, Transport, TransportError
+from nestlab.waiting import WaitTimedOut, wait_for
 
 Connector = Callable[[float], Any]
 """Returns a connected socket-like object (socket or paramiko Channel) within a timeout."""
@@ -62,27 +64,25 @@ class SSHTransport(Transport):
             transport.set_keepalive(15)
         return client
 
-    def wait_until_reachable(self, timeout: float, waiting: Waiting | None = None) -> None:
-        """Connect, retrying while the guest boots; a TransportError names guest and cause."""
+    def wait_until_reachable(self, timeout: float, waiting: Waiting | None = None,
+                             cancel: threading.Event | None = None) -> None:
+        """Connect, retrying while the guest boots; a timeout names the guest and cause."""
         deadline = time.monotonic() + timeout
-        last = "no attempt"
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TransportError(
-                    f"{self.name}: SSH not reachable after {timeout:.0f}s (last: {last})",
-                    hint="`nestlab console NAME` shows the guest's console; `nestlab up` "
-                         "again continues where this one stopped.")
+
+        def attempt() -> paramiko.SSHClient:
             try:
-                self._client = self._connect_once(min(10.0, max(remaining, 1.0)))
-                return
+                return self._connect_once(min(10.0, max(deadline - time.monotonic(), 1.0)))
             except paramiko.AuthenticationException as exc:
                 raise TransportError(f"{self.name}: the lab key was refused ({exc})") from None
-            except _RETRYABLE as exc:
-                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                if waiting is not None:
-                    waiting(last)
-                time.sleep(min(2.0, max(deadline - time.monotonic(), 0)))
+
+        try:
+            self._client = wait_for(
+                attempt, timeout=timeout, interval=1.0, what=f"{self.name}: SSH",
+                retry_on=_RETRYABLE, cancel=cancel, progress=waiting, note_every=5.0,
+                hint="`nestlab console NAME` shows the guest's console; `nestlab up` again "
+                     "continues where this one stopped.")
+        except WaitTimedOut as exc:  # a transport fails with its own error
+            raise TransportError(exc.message, hint=exc.hint) from None
 
     @property
     def client(self) -> paramiko.SSHClient:

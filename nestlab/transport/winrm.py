@@ -12,6 +12,7 @@ the lab's network namespace, so pypsrp's sockets are made inside it.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 
 from nestlab.sandbox import enter_netns
 from nestlab.transport.base import CommandResult, Transport, TransportError
+from nestlab.waiting import NotYet, WaitTimedOut, describe, wait_for
 
 T = TypeVar("T")
 Waiting = Callable[[str], None]
@@ -103,13 +105,11 @@ class WinRMTransport(Transport):
         return self._worker.submit(fn).result()
 
     # -- connecting ---------------------------------------------------------------
-    def wait_until_reachable(self, timeout: float, waiting: Waiting | None = None) -> None:
-        deadline = time.monotonic() + timeout
-        last = "no attempt"
-        while True:
+    def wait_until_reachable(self, timeout: float, waiting: Waiting | None = None,
+                             cancel: threading.Event | None = None) -> None:
+        def attempt() -> Any:
             try:
-                self._pool = self._call(self._factory.open)
-                return
+                return self._call(self._factory.open)
             except Exception as exc:
                 if _is_auth_failure(exc):
                     raise TransportError(
@@ -118,15 +118,16 @@ class WinRMTransport(Transport):
                              "and `up` again give it this lab's password.") from None
                 if not _is_retryable(exc):
                     raise
-                last = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() >= deadline:
-                raise TransportError(
-                    f"{self.name}: WinRM not reachable after {timeout:.0f}s (last: {last})",
-                    hint="`nestlab console NAME` shows the guest; `nestlab up` again "
-                         "continues where this one stopped.")
-            if waiting is not None:
-                waiting(last)
-            self._sleep(min(5.0, max(deadline - time.monotonic(), 0.0)))
+                raise NotYet(describe(exc)) from None
+
+        try:
+            self._pool = wait_for(
+                attempt, timeout=timeout, interval=5.0, what=f"{self.name}: WinRM",
+                cancel=cancel, progress=waiting, note_every=0.0, sleep=self._sleep,
+                hint="`nestlab console NAME` shows the guest; `nestlab up` again continues "
+                     "where this one stopped.")
+        except WaitTimedOut as exc:  # a transport fails with its own error
+            raise TransportError(exc.message, hint=exc.hint) from None
 
     def _session(self) -> Any:
         if self._pool is None:

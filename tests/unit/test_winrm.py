@@ -58,7 +58,7 @@ def test_refused_credentials_fail_at_once() -> None:
 def test_unreachable_names_the_guest_and_the_last_error() -> None:
     factory = FakeRunspaceFactory(open_failures=[requests.exceptions.ConnectionError("no")] * 5)
     t = transport(factory)
-    with pytest.raises(TransportError, match=r"hv1: WinRM not reachable after 0s \(last: "
+    with pytest.raises(TransportError, match=r"hv1: WinRM: timed out after 0s \(last: "
                                              r"ConnectionError: no\)"):
         t.wait_until_reachable(0)
     t.close()
