@@ -14,6 +14,7 @@ from nestlab.hostfacts import HostFacts
 from nestlab.model import Accel, GiB, Lab, human_size
 
 AccelChoice = Literal["kvm", "tcg", "none"]
+Daemon = Literal["host", "sandbox", "unused"]
 _ENABLED = {"Y", "y", "1"}
 _MODULE = {"intel": "kvm_intel", "amd": "kvm_amd"}
 _FLAG = {"intel": "vmx", "amd": "svm"}
@@ -74,8 +75,14 @@ def nested_fix(vendor: str) -> str:
     )
 
 
-def check_host(facts: HostFacts, lab: Lab | None = None) -> HostReport:
-    """Decide the acceleration and list every check, with fixes for what is not ok."""
+def check_host(facts: HostFacts, lab: Lab | None = None,
+               daemon: Daemon = "unused") -> HostReport:
+    """Decide the acceleration and list every check, with fixes for what is not ok.
+
+    ``daemon`` says which libvirtd the lab will run in: ``host`` (the one at the
+    URI, which must answer), ``sandbox`` (nestlab's own: the host's need only be
+    installed) or ``unused`` (nothing runs now: render, plan).
+    """
     requested = lab.accel if lab else Accel.auto
     vendor = facts.cpu.vendor
     # Without kvm in the request, a missing kvm prerequisite only costs speed.
@@ -84,7 +91,7 @@ def check_host(facts: HostFacts, lab: Lab | None = None) -> HostReport:
 
     hw_checks, nesting_ready = _hardware_checks(facts, fallback)
     checks += hw_checks
-    libvirt_checks, tcg_ready = _software_checks(facts)
+    libvirt_checks, tcg_ready = _software_checks(facts, daemon)
     checks += libvirt_checks
 
     accel: AccelChoice
@@ -187,17 +194,22 @@ def _hardware_checks(facts: HostFacts, fallback: Status) -> tuple[list[Check], b
     return checks, ready
 
 
-def _software_checks(facts: HostFacts) -> tuple[list[Check], bool]:
+def _software_checks(facts: HostFacts, daemon: Daemon) -> tuple[list[Check], bool]:
     """libvirt and QEMU. Returns (checks, whether tcg is possible)."""
     lv = facts.libvirt
     checks = []
     if lv.reachable:
         checks.append(Check("libvirt", Status.ok, f"libvirt {lv.version} at {lv.uri}"))
+    elif lv.daemon_installed and daemon == "sandbox":
+        checks.append(Check("libvirt", Status.ok,
+                            "libvirt is installed; the sandbox runs its own libvirtd "
+                            f"({lv.uri} does not answer, and is not used)"))
     elif lv.daemon_installed:
-        checks.append(Check("libvirt", Status.warn,
+        checks.append(Check("libvirt", Status.fail if daemon == "host" else Status.warn,
                             f"libvirt is installed but {lv.uri} does not answer: {lv.error}",
                             "sudo systemctl enable --now libvirtd   "
-                            "# or pass --connect URI / set LIBVIRT_DEFAULT_URI"))
+                            "# or pass --connect URI / set LIBVIRT_DEFAULT_URI, "
+                            "or run the lab with --sandbox"))
     else:
         checks.append(Check("libvirt", Status.fail, "libvirt's daemon is not installed",
                             "sudo apt-get install libvirt-daemon-system"))

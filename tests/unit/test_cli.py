@@ -31,12 +31,23 @@ def test_version_and_help() -> None:
 
 
 def test_check_json_tcg_host_linux_lab_exits_0() -> None:
-    code, out, _ = run("check", "-f", LINUX, "--facts", THIS_MACHINE, "--json")
+    code, out, _ = run("check", "-f", LINUX, "--facts", THIS_MACHINE, "--sandbox", "--json")
     report = json.loads(out)
     assert code == 0
     assert report["accel"] == "tcg" and report["can_run"] is True
     kvm = next(c for c in report["checks"] if c["name"] == "kvm-device")
     assert "paravirtual" in kvm["detail"]
+
+
+def test_check_says_cannot_run_where_libvirt_does_not_answer() -> None:
+    # This machine's host libvirtd was not running when its facts were recorded: a lab
+    # can run here only in a sandbox.
+    code, out, _ = run("check", "-f", LINUX, "--facts", THIS_MACHINE, "--json")
+    report = json.loads(out)
+    assert code == 1
+    assert report["can_run"] is False
+    libvirt = next(c for c in report["checks"] if c["name"] == "libvirt")
+    assert libvirt["status"] == "fail" and "does not answer" in libvirt["detail"]
 
 
 def test_check_windows_lab_on_tcg_host_exits_1_with_reason() -> None:

@@ -89,14 +89,30 @@ def test_no_dev_kvm() -> None:
     assert fix == "sudo modprobe kvm_intel"
 
 
-def test_libvirtd_unreachable_is_a_warning_with_the_fix() -> None:
-    report = check_host(facts("intel-libvirt-unreachable"), example("linux-nested"))
+def test_libvirtd_unreachable_cannot_run_the_lab_with_the_fix() -> None:
+    report = check_host(facts("intel-libvirt-unreachable"), example("linux-nested"), "host")
     status, detail, fix = by_name(report)["libvirt"]
-    assert status is Status.warn
+    assert status is Status.fail
+    assert not report.can_run
     assert "does not answer" in detail
     assert fix is not None and "systemctl enable --now libvirtd" in fix
+    assert "--sandbox" in fix
     assert report.accel == "kvm"
     assert by_name(report)["host-passthrough"][0] is Status.warn  # could not be verified
+
+
+def test_libvirtd_unreachable_is_fine_for_a_sandbox() -> None:
+    report = check_host(facts("intel-libvirt-unreachable"), example("linux-nested"), "sandbox")
+    status, detail, _fix = by_name(report)["libvirt"]
+    assert status is Status.ok
+    assert report.can_run
+    assert "the sandbox runs its own libvirtd" in detail
+
+
+def test_libvirtd_unreachable_only_warns_when_nothing_runs_now() -> None:
+    report = check_host(facts("intel-libvirt-unreachable"), example("linux-nested"))
+    assert by_name(report)["libvirt"][0] is Status.warn
+    assert report.can_run
 
 
 def test_libvirt_not_installed_cannot_run() -> None:
