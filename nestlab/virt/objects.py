@@ -17,18 +17,35 @@ from nestlab.plan import METADATA_NS, NAME_PREFIX
 from nestlab.virt.connection import LibvirtError
 
 
+def _uri(conn: libvirt.virConnect) -> str:
+    try:
+        return str(conn.getURI())
+    except libvirt.libvirtError:
+        return "libvirt"
+
+
+def _failure(conn: libvirt.virConnect, doing: str, exc: libvirt.libvirtError) -> LibvirtError:
+    """Anything but "no such object" is a failure to report, never taken as "absent"."""
+    return LibvirtError(f"{_uri(conn)}: {doing} failed: {exc.get_error_message() or exc}",
+                        hint="Is the lab's libvirtd running? `nestlab status` shows it.")
+
+
 def _lookup_network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork | None:
     try:
         return conn.networkLookupByName(name)
-    except libvirt.libvirtError:
-        return None
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+            return None
+        raise _failure(conn, f"looking up network {name}", exc) from None
 
 
 def _lookup_domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
     try:
         return conn.lookupByName(name)
-    except libvirt.libvirtError:
-        return None
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise _failure(conn, f"looking up domain {name}", exc) from None
 
 
 def network_is_owned(net: libvirt.virNetwork, lab: str) -> bool:
@@ -43,8 +60,10 @@ def domain_lab(dom: libvirt.virDomain) -> dict[str, str] | None:
     """nestlab's metadata attributes of a domain, or None when it is not nestlab's."""
     try:
         xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS)
-    except libvirt.libvirtError:
-        return None
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+            return None
+        raise _failure(dom.connect(), f"reading the metadata of {dom.name()}", exc) from None
     return dict(ET.fromstring(xml).attrib)  # noqa: S314 - libvirt's own XML
 
 
@@ -90,25 +109,30 @@ def ensure_network(conn: libvirt.virConnect, lab: str, name: str, xml: str) -> b
     return acted
 
 
-def ensure_domain(conn: libvirt.virConnect, lab: str, name: str, xml: str) -> libvirt.virDomain:
-    """Define the domain unless it is already defined (and ours)."""
+def ensure_domain(conn: libvirt.virConnect, lab: str, name: str,
+                  xml: str) -> tuple[libvirt.virDomain, bool]:
+    """Define the domain unless it is already defined (and ours); (domain, defined now)."""
     dom = _lookup_domain(conn, name)
     if dom is None:
         try:
-            return conn.defineXML(xml)
+            return conn.defineXML(xml), True
         except libvirt.libvirtError as exc:
             raise LibvirtError(f"cannot define domain {name}: {exc}") from None
     meta = domain_lab(dom)
     if meta is None or meta.get("name") != lab:
         raise _not_ours("domain", name, lab)
-    return dom
+    return dom, False
 
 
 def start_domain(dom: libvirt.virDomain) -> bool:
-    """Start unless running; True when it had to start it."""
-    if dom.isActive():
-        return False
+    """Start unless running (resume it when paused); True when it had to act."""
     try:
+        state = dom.state()[0]
+        if state == libvirt.VIR_DOMAIN_PAUSED:
+            dom.resume()
+            return True
+        if dom.isActive():
+            return False
         dom.create()
     except libvirt.libvirtError as exc:
         raise LibvirtError(f"cannot start {dom.name()}: {exc}") from None
@@ -117,14 +141,22 @@ def start_domain(dom: libvirt.virDomain) -> bool:
 
 def owned_domains(conn: libvirt.virConnect, lab: str) -> Iterator[tuple[libvirt.virDomain,
                                                                           dict[str, str]]]:
-    for dom in conn.listAllDomains(0):
+    try:
+        domains = conn.listAllDomains(0)
+    except libvirt.libvirtError as exc:
+        raise _failure(conn, "listing domains", exc) from None
+    for dom in domains:
         meta = domain_lab(dom)
         if meta is not None and meta.get("name") == lab:
             yield dom, meta
 
 
 def owned_networks(conn: libvirt.virConnect, lab: str) -> Iterator[libvirt.virNetwork]:
-    for net in conn.listAllNetworks(0):
+    try:
+        networks = conn.listAllNetworks(0)
+    except libvirt.libvirtError as exc:
+        raise _failure(conn, "listing networks", exc) from None
+    for net in networks:
         if network_is_owned(net, lab):
             yield net
 
@@ -134,23 +166,38 @@ def lease_address(conn: libvirt.virConnect, network: str, mac: str) -> str | Non
     net = _lookup_network(conn, network)
     if net is None or not net.isActive():
         return None
-    for lease in net.DHCPLeases(mac):
+    try:
+        leases = net.DHCPLeases(mac)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+            return None  # a driver without DHCP (libvirt's test driver)
+        raise _failure(conn, f"reading the DHCP leases of {network}", exc) from None
+    for lease in leases:
         if lease.get("ipaddr"):
             return str(lease["ipaddr"])
     return None
 
 
 def remove_domain(dom: libvirt.virDomain) -> None:
-    if dom.isActive():
-        dom.destroy()
     try:
-        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-                          | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
-    except libvirt.libvirtError:
-        dom.undefine()  # drivers that know no such flags
+        if dom.isActive():
+            dom.destroy()
+        try:
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                              | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() not in (libvirt.VIR_ERR_NO_SUPPORT,
+                                            libvirt.VIR_ERR_INVALID_ARG):
+                raise
+            dom.undefine()  # drivers that know no such flags
+    except libvirt.libvirtError as exc:
+        raise _failure(dom.connect(), f"removing domain {dom.name()}", exc) from None
 
 
 def remove_network(net: libvirt.virNetwork) -> None:
-    if net.isActive():
-        net.destroy()
-    net.undefine()
+    try:
+        if net.isActive():
+            net.destroy()
+        net.undefine()
+    except libvirt.libvirtError as exc:
+        raise _failure(net.connect(), f"removing network {net.name()}", exc) from None
