@@ -8,12 +8,12 @@ ever written into answer media that are themselves 0600.
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import string
 from pathlib import Path
 from typing import Literal
 
+from nestlab.files import private_dir, read_bounded_text, write_atomic
 from nestlab.render import powershell_script, render_template
 from nestlab.seed import write_seed_iso
 
@@ -39,16 +39,18 @@ def generate_password() -> str:
 
 
 def l1_password(lab_dir: Path, host: str) -> str:
-    """The Administrator password of one Windows L1 of the lab (created once, 0600)."""
-    folder = lab_dir / "keys"
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)
+    """The Administrator password of one Windows L1 of the lab (created once, 0600).
+
+    Written atomically: a crash leaves no file or a whole one. An empty file (left
+    by an older nestlab) is regenerated: nothing can have used an empty password.
+    """
+    folder = private_dir(lab_dir / "keys")
     path = folder / f"{host}.password"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(generate_password())
-    return path.read_text().strip()
+    password = read_bounded_text(path, 1024, "password file").strip() if path.exists() else ""
+    if not password:
+        password = generate_password()
+        write_atomic(path, password)
+    return password
 
 
 def render_install_answer(edition: str, password: str) -> str:

@@ -128,9 +128,11 @@ def facts(ctx: click.Context, as_json: bool) -> None:
 @main.command()
 @_lab_option(required=False)
 @_facts_option
+@click.option("--sandbox", is_flag=True,
+              help="Check for `up --sandbox`: nestlab's own libvirtd, not the one at --connect.")
 @_json_option
 @click.pass_context
-def check(ctx: click.Context, lab_file: Path | None, facts_file: Path | None,
+def check(ctx: click.Context, lab_file: Path | None, facts_file: Path | None, sandbox: bool,
           as_json: bool) -> None:
     """Check whether this host can run the lab, and how (kvm or tcg).
 
@@ -138,7 +140,7 @@ def check(ctx: click.Context, lab_file: Path | None, facts_file: Path | None,
     the lab can run here, 1 when it cannot, 2 for bad input.
     """
     lab = _optional_lab(lab_file)
-    verdict = check_host(_host_facts(ctx, facts_file), lab)
+    verdict = check_host(_host_facts(ctx, facts_file), lab, "sandbox" if sandbox else "host")
     if as_json:
         click.echo(json.dumps(report.check_json(verdict, lab), indent=2))
     else:
@@ -214,7 +216,7 @@ def image_build(ctx: click.Context, name: str, iso: Path | None, edition: str,
 
         if iso is None:
             raise InputError("building windows-server-2016 needs --iso PATH")
-        report = check_host(read_host_facts(ctx.obj["uri"], data_root()))
+        report = check_host(read_host_facts(ctx.obj["uri"], data_root()), daemon="host")
         built_image, built = build_windows_image(iso, edition, ctx.obj["uri"], report, progress)
     else:
         built_image, built = build_image(name, progress)
@@ -249,6 +251,7 @@ def _lab_selector(command: Command) -> Command:
 
 
 def _selected_lab_dir(lab_file: Path, lab_name: str | None) -> Path:
+    """The folder of the lab named by --lab (a lab name only, never a path) or -f."""
     if lab_name is not None:
         return lab_dir(lab_name)
     return lab_dir(load_lab(lab_file).name)
@@ -275,7 +278,7 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, as_json: bool) -> None
                       lambda uri: read_host_facts(uri, data_root()), reporter)
     elapsed = round(time.monotonic() - reporter.started, 1)
     if as_json:
-        click.echo(json.dumps({"lab": lab.name, "seconds": elapsed,
+        click.echo(json.dumps({"lab": lab.name, "seconds": elapsed, **reporter.counts(),
                                "proofs": [asdict(p) for p in proofs],
                                "timings": reporter.timings}, indent=2))
         return
@@ -283,7 +286,8 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, as_json: bool) -> None
     for proof in proofs:
         click.echo(f"L2 {proof.guest} ({proof.address}) in {proof.l1}: proven: "
                    f"{proof.evidence}")
-    click.echo(f"lab {lab.name} is up ({elapsed:.0f}s). Try: nestlab status -f {lab_file}")
+    click.echo(f"lab {lab.name} is up ({elapsed:.0f}s): {reporter.summary()}. "
+               f"Try: nestlab status -f {lab_file}")
 
 
 @main.command()
@@ -367,21 +371,24 @@ def _exec_tool(argv: list[str], package: str) -> NoReturn:
 @_lab_selector
 @click.option("--purge", is_flag=True, help="Also remove the lab's keys, events and state.")
 @_json_option
-def down(lab_file: Path, lab_name: str | None, purge: bool, as_json: bool) -> None:
+@click.pass_context
+def down(ctx: click.Context, lab_file: Path, lab_name: str | None, purge: bool,
+         as_json: bool) -> None:
     """Remove everything the lab created (L2s first) and nothing else. Images stay cached."""
     from nestlab.down import down as take_down
 
     directory = _selected_lab_dir(lab_file, lab_name)
     reporter = Reporter(directory.name, directory, "down", show=None if not as_json else False)
-    result = take_down(directory, purge, reporter)
+    result = take_down(directory, purge, reporter, ctx.obj["uri"])
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
         return
-    for note in result.l2_notes:
+    for note in result.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(f"lab {directory.name} is down: removed {len(result.removed_domains)} domains, "
-               f"{len(result.removed_networks)} networks" + (", purged its state" if result.purged
-                                                              else ""))
+               f"{len(result.removed_guests)} L2s inside them, "
+               f"{len(result.removed_networks)} networks"
+               + (", purged its state" if result.purged else ""))
 
 
 @main.command(name="_proxy", hidden=True)

@@ -2,78 +2,147 @@
 
 libvirt objects are recognised by nestlab's marking (domain metadata; network
 name and DNS domain), never by name alone. The image cache stays; the lab's
-key pair stays unless ``--purge``.
+key pair stays unless ``--purge``, which removes only a folder marked as that
+lab's. A lab whose state is damaged, or whose sandbox daemon died, can still
+be taken down: what cannot be asked of libvirt is removed with the sandbox.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nestlab import sandbox as sandboxes
 from nestlab.access import ssh_config_path
-from nestlab.errors import NestlabError
+from nestlab.errors import InputError, NestlabError
+from nestlab.files import FileProblem
 from nestlab.labctx import LabContext
 from nestlab.labkeys import known_hosts_path
 from nestlab.progress import Reporter
 from nestlab.provision import linux, windows
-from nestlab.state import lab_lock, record_path
+from nestlab.state import (
+    LabRecord,
+    NoSuchLab,
+    is_lab_dir,
+    lab_lock,
+    load_record,
+    record_path,
+    require_lab_dir,
+)
 from nestlab.transport import Transport
 from nestlab.transport.winrm import WinRMTransport
 from nestlab.virt import objects
+from nestlab.virt.connection import LibvirtError, connect
 
 
 @dataclass
 class DownResult:
     removed_domains: list[str] = field(default_factory=list)
     removed_networks: list[str] = field(default_factory=list)
-    l2_notes: list[str] = field(default_factory=list)
+    removed_guests: list[str] = field(default_factory=list)
+    """L2s stopped and removed inside their L1s."""
+    notes: list[str] = field(default_factory=list)
     purged: bool = False
 
 
-def down(lab_dir: Path, purge: bool, reporter: Reporter) -> DownResult:
+def down(lab_dir: Path, purge: bool, reporter: Reporter, uri: str) -> DownResult:
+    """Take the lab down; ``uri`` is used only when the lab's record is unreadable."""
+    require_lab_dir(lab_dir)
+    if not is_lab_dir(lab_dir, lab_dir.name):
+        raise InputError(f"{lab_dir} is not the folder of a nestlab lab named "
+                         f"{lab_dir.name!r}; nestlab will not touch it")
     result = DownResult()
     with lab_lock(lab_dir, "down"):
-        if not record_path(lab_dir).exists():
-            if purge and lab_dir.exists():
-                _purge(lab_dir)
-                result.purged = True
-                return result
-            raise NestlabError(f"lab {lab_dir.name!r} is not up here (no state in {lab_dir})")
-        ctx = LabContext.load(lab_dir)
-        box = ctx.sandbox
-        daemon_there = box is None or sandboxes.is_running(box)
-        if daemon_there:
-            with reporter.phase("L0", "remove L2s"):
-                _remove_l2s(ctx, result)
-            with reporter.phase("L0", "remove L1s and networks"):
-                conn = ctx.libvirt()
-                try:
-                    for dom, _meta in sorted(objects.owned_domains(conn, ctx.lab.name),
-                                             key=lambda pair: pair[1].get("role", "") != "l2"):
-                        result.removed_domains.append(dom.name())
-                        objects.remove_domain(dom)
-                    for net in list(objects.owned_networks(conn, ctx.lab.name)):
-                        result.removed_networks.append(net.name())
-                        objects.remove_network(net)
-                finally:
-                    conn.close()
-        if box is not None:
-            with reporter.phase("L0", "stop sandbox"):
-                sandboxes.stop(box)
-                shutil.rmtree(box.root, ignore_errors=True)
-        with reporter.phase("L0", "remove disks"):
-            shutil.rmtree(lab_dir / "hosts", ignore_errors=True)
-            # The guests are gone: their pinned host keys would refuse the next ones.
-            known_hosts_path(lab_dir).unlink(missing_ok=True)
-            ssh_config_path(lab_dir).unlink(missing_ok=True)
-            record_path(lab_dir).unlink()
+        try:
+            record: LabRecord | None = load_record(lab_dir)
+        except NoSuchLab:
+            if not purge:
+                raise NoSuchLab(f"lab {lab_dir.name!r} is not up (only its keys are kept)",
+                                hint=f"`nestlab down --lab {lab_dir.name} --purge` removes "
+                                     "them too.") from None
+        except FileProblem as exc:
+            result.notes.append(f"{exc.message}; removing what libvirt says is the lab's")
+            _take_down(lab_dir, None, uri, reporter, result)
+        else:
+            _take_down(lab_dir, record, uri, reporter, result)
         if purge:
-            _purge(lab_dir)
+            _remove_tree(lab_dir)
             result.purged = True
     return result
+
+
+def _take_down(lab_dir: Path, record: LabRecord | None, uri: str, reporter: Reporter,
+               result: DownResult) -> None:
+    ctx: LabContext | None = None
+    if record is not None:
+        try:
+            ctx = LabContext.load(lab_dir)
+        except InputError as exc:
+            result.notes.append(f"the lab's state is damaged ({exc.message.splitlines()[0]}); "
+                                "removing what libvirt says is the lab's")
+        box = sandboxes.Sandbox(record.lab, lab_dir / "sandbox") if record.sandbox else None
+        lab_uri = record.uri
+    else:
+        box = _sandbox_by_folder(lab_dir)
+        lab_uri = box.uri if box else uri
+    if box is None or sandboxes.is_running(box):
+        try:
+            if ctx is not None:
+                with reporter.phase("L0", "remove L2s"):
+                    _remove_l2s(ctx, result)
+            with reporter.phase("L0", "remove L1s and networks"):
+                _remove_owned(lab_uri, lab_dir.name, result)
+        except LibvirtError as exc:
+            if box is None:
+                raise  # the host's libvirtd: nothing else can remove its objects
+            result.notes.append(f"the sandbox's libvirtd does not answer ({exc.message}); "
+                                "its domains go with the sandbox")
+    if box is not None:
+        with reporter.phase("L0", "stop sandbox"):
+            sandboxes.stop(box)
+            _remove_tree(box.root)
+    with reporter.phase("L0", "remove disks"):
+        _remove_tree(lab_dir / "hosts")
+        # The guests are gone: their pinned host keys would refuse the next ones.
+        known_hosts_path(lab_dir).unlink(missing_ok=True)
+        ssh_config_path(lab_dir).unlink(missing_ok=True)
+        record_path(lab_dir).unlink(missing_ok=True)
+
+
+def _sandbox_by_folder(lab_dir: Path) -> sandboxes.Sandbox | None:
+    """Without a readable record, a sandbox folder says the lab ran in one."""
+    root = lab_dir / "sandbox"
+    return sandboxes.Sandbox(lab_dir.name, root) if root.is_dir() else None
+
+
+def _remove_owned(uri: str, lab: str, result: DownResult) -> None:
+    conn = connect(uri)
+    try:
+        for dom, _meta in sorted(objects.owned_domains(conn, lab),
+                                 key=lambda pair: pair[1].get("role", "") != "l2"):
+            objects.remove_domain(dom)
+            result.removed_domains.append(dom.name())
+        for net in list(objects.owned_networks(conn, lab)):
+            objects.remove_network(net)
+            result.removed_networks.append(net.name())
+    finally:
+        conn.close()
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a folder nestlab made; a failure stops `down` (its record stays, so `down`
+    again finds what is left) instead of leaving folders no command can find."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+        return
+    try:
+        shutil.rmtree(path)
+    except OSError as exc:
+        raise NestlabError(f"cannot remove {exc.filename or path}: {exc.strerror}",
+                           hint="Fix that, then run `nestlab down` again.") from None
 
 
 def _remove_l2s(ctx: LabContext, result: DownResult) -> None:
@@ -95,13 +164,9 @@ def _remove_l2s(ctx: LabContext, result: DownResult) -> None:
                 windows.remove_guests(transport, host)
             else:
                 linux.remove_guests(transport, host)
+            result.removed_guests.extend(g.name for g in host.guests)
         except NestlabError as exc:
-            result.l2_notes.append(f"{host.name}: L2s not stopped one by one ({exc.message}); "
-                                   "they end with their L1")
+            result.notes.append(f"{host.name}: L2s not stopped one by one ({exc.message}); "
+                                "they end with their L1")
         finally:
             transport.close()
-
-
-def _purge(lab_dir: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(lab_dir)

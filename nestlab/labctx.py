@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 import libvirt
 
 from nestlab.errors import NestlabError
+from nestlab.files import read_bounded_text
 from nestlab.hostcheck import HostReport
-from nestlab.labfile import parse_lab
+from nestlab.labfile import LAB_FILE_LIMIT, parse_lab
 from nestlab.labkeys import known_hosts_path, load_private_key
 from nestlab.model import Lab
 from nestlab.plan import GuestPlan, HostPlan, Plan, make_plan
 from nestlab.sandbox import Sandbox, open_socket
-from nestlab.state import LabRecord, load_record
+from nestlab.state import LabRecord, load_record, require_lab_dir
 from nestlab.transport.base import CommandResult
 from nestlab.transport.ssh import SSHTransport
 from nestlab.virt.connection import connect
@@ -40,13 +41,17 @@ class LabContext:
 
     @classmethod
     def load(cls, lab_dir: Path) -> LabContext:
-        record = load_record(lab_dir)
+        """The lab from its folder; a missing lab is ``NoSuchLab``, damaged state an
+        ``InputError`` naming the file (both exit 2)."""
+        record = load_record(require_lab_dir(lab_dir))
         snapshot = lab_dir / LAB_SNAPSHOT
-        lab = parse_lab(snapshot.read_text(), str(snapshot))
+        lab = parse_lab(read_bounded_text(snapshot, LAB_FILE_LIMIT, "lab file snapshot"),
+                        str(snapshot))
         report = HostReport(accel=record.accel, vendor=record.vendor, evmcs=record.evmcs,
                             checks=())
         public = lab_dir / "keys" / "id_ed25519.pub"
-        key = public.read_text().strip() if public.exists() else None
+        key = (read_bounded_text(public, 4096, "public key").strip() if public.exists()
+               else None)
         return cls(lab_dir, record, lab, make_plan(lab, report, lab_dir, key))
 
     @property

@@ -23,6 +23,8 @@ from nestlab.model import (
 )
 
 DEFAULT_LAB_FILE = "nestlab.yaml"
+LAB_FILE_LIMIT = 256 * 1024
+"""Bytes a lab file may have: far more than any lab needs, far less than hurts."""
 
 KeyPath = tuple[str | int, ...]
 

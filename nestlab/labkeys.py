@@ -8,7 +8,6 @@ a changed key later is refused.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import paramiko
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nestlab.errors import NestlabError
+from nestlab.files import FileProblem, private_dir, read_bounded_bytes, write_atomic
 
 
 class HostKeyChanged(NestlabError):
@@ -35,23 +35,44 @@ def known_hosts_path(lab_dir: Path) -> Path:
 
 
 def ensure_lab_key(lab_dir: Path) -> str:
-    """Create the lab's key pair if missing; return the public key line."""
-    folder = key_dir(lab_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)
+    """Create the lab's key pair if missing; return the public key line.
+
+    The private key is written atomically, so a crash leaves either no key or a
+    whole one; the public half is derived from it whenever it is missing or
+    does not match (a crash between the two writes).
+    """
+    private_dir(key_dir(lab_dir))
     private = private_key_path(lab_dir)
-    public = private.with_suffix(".pub")
-    if not private.exists():
+    key = _read_private_key(private)
+    if key is None:
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption())
-        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        line = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                             serialization.PublicFormat.OpenSSH)
-        public.write_text(line.decode() + f" nestlab-{lab_dir.name}\n")
-    return public.read_text().strip()
+        write_atomic(private, key.private_bytes(serialization.Encoding.PEM,
+                                                serialization.PrivateFormat.OpenSSH,
+                                                serialization.NoEncryption()))
+    line = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                         serialization.PublicFormat.OpenSSH).decode()
+    line += f" nestlab-{lab_dir.name}"
+    public = private.with_suffix(".pub")
+    if not public.exists() or public.read_text().strip() != line:
+        write_atomic(public, line + "\n", mode=0o644)
+    return line
+
+
+def _read_private_key(path: Path) -> Ed25519PrivateKey | None:
+    """The lab's private key; None when there is none yet (or an empty file a crash left
+    before anything could have used it). A damaged key is refused, not replaced: guests
+    may trust it."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    data = read_bounded_bytes(path, 16 * 1024, "private key")
+    try:
+        key = serialization.load_ssh_private_key(data, password=None)
+    except ValueError as exc:
+        raise FileProblem(f"{path}: the lab's private key cannot be read ({exc})",
+                          hint="Take the lab down with --purge to start it afresh.") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise FileProblem(f"{path}: not an ed25519 key")
+    return key
 
 
 def load_private_key(lab_dir: Path) -> paramiko.PKey:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 from pathlib import Path
 
 import pycdlib
 
 from nestlab.errors import NestlabError
+from nestlab.files import write_atomic
 from nestlab.images import BuiltImage
 
 PRIME_ISO_LABEL = "NLPRIME"
@@ -62,7 +62,7 @@ def write_prime_iso(path: Path, image: BuiltImage, cmdline: str) -> None:
                    rr_name=name)
     iso.add_eltorito("/ISOLINUX/ISOLINUX.BIN;1", bootcatfile="/ISOLINUX/BOOT.CAT;1",
                      boot_load_size=4, boot_info_table=True)
-    tmp = path.with_suffix(".tmp")
-    iso.write(str(tmp))
+    buffer = io.BytesIO()
+    iso.write_fp(buffer)
     iso.close()
-    os.replace(tmp, path)
+    write_atomic(path, buffer.getvalue(), mode=0o644)

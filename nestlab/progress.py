@@ -14,6 +14,18 @@ from typing import Any
 from nestlab.state import append_event, now
 
 
+class Step:
+    """One running phase; the code doing it sets ``changed`` when it altered anything."""
+
+    def __init__(self) -> None:
+        self.changed = False
+
+    def note(self, acted: bool) -> bool:
+        """Record what an ``ensure_*`` call returned (True: it had to act); returns it."""
+        self.changed = self.changed or acted
+        return acted
+
+
 class Reporter:
     """Prints ``[  12.3s] guest: phase`` lines on a terminal; quiet otherwise."""
 
@@ -34,13 +46,15 @@ class Reporter:
                 print(f"[{elapsed:7.1f}s] {guest}: {message}", file=sys.stderr, flush=True)
 
     @contextlib.contextmanager
-    def phase(self, guest: str, phase: str) -> Iterator[None]:
-        """Time a phase; record it with its outcome even when it fails."""
+    def phase(self, guest: str, phase: str) -> Iterator[Step]:
+        """Time a phase; record it with its outcome (ok, changed, failed) even when it fails."""
         start = now()
         self.say(guest, f"{phase} ...")
+        step = Step()
         outcome = "ok"
         try:
-            yield
+            yield step
+            outcome = "changed" if step.changed else "ok"
         except BaseException as exc:
             outcome = f"failed: {type(exc).__name__}"
             raise
@@ -52,5 +66,17 @@ class Reporter:
             with self._lock:
                 self.timings.append(event)
                 append_event(self.lab_dir, event)
-            if outcome == "ok":
-                self.say(guest, f"{phase} done in {end - start:.1f}s")
+            if not outcome.startswith("failed"):
+                self.say(guest, f"{phase} {outcome} in {end - start:.1f}s")
+
+    def counts(self) -> dict[str, int]:
+        """How many phases of this run ended changed, ok and failed."""
+        with self._lock:
+            outcomes = [t["outcome"].split(":")[0] for t in self.timings]
+        return {kind: outcomes.count(kind) for kind in ("changed", "ok", "failed")}
+
+    def summary(self) -> str:
+        """One line for the end of a run: ``3 changed, 11 ok``."""
+        counts = self.counts()
+        text = f"{counts['changed']} changed, {counts['ok']} ok"
+        return text + (f", {counts['failed']} failed" if counts["failed"] else "")

@@ -93,8 +93,8 @@ def is_running(box: Sandbox) -> bool:
     return netns_exists(box.netns) and supervisor_pid(box) is not None
 
 
-def start(box: Sandbox) -> None:
-    """Create the namespace and start virtlogd + libvirtd in it (no-op if running)."""
+def start(box: Sandbox) -> bool:
+    """Create the namespace and start virtlogd + libvirtd in it; False when it ran already."""
     if os.geteuid() != 0:
         raise SandboxError("--sandbox needs root (network namespaces, a private libvirtd)",
                            hint="Run it with sudo.")
@@ -104,7 +104,7 @@ def start(box: Sandbox) -> None:
                                hint="sudo apt-get install iproute2 libvirt-daemon-system "
                                     "dnsmasq-base")
     if is_running(box):
-        return
+        return False
     stop(box)  # clear what a crashed run left: a namespace without daemons, or the reverse
     for sub in ("run", "log", "etc", "lib", "dev"):
         (box.root / sub).mkdir(parents=True, exist_ok=True)
@@ -123,6 +123,7 @@ def start(box: Sandbox) -> None:
         )
     box.pid_file.write_text(f"{proc.pid}\n")
     _wait_ready(box, proc)
+    return True
 
 
 def _write_config(box: Sandbox) -> None:

@@ -9,10 +9,11 @@ that holds a secret (a Windows answer file) is written 0600.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pycdlib
+
+from nestlab.files import write_atomic
 
 SEED_LABEL = "NLSEED"
 
@@ -26,13 +27,10 @@ def write_seed_iso(path: Path, files: dict[str, str], label: str = SEED_LABEL,
         data = text.encode()
         iso_name = "/" + name.upper().replace("-", "_").replace(".", "_")[:30] + ".;1"
         iso.add_fp(io.BytesIO(data), len(data), iso_name, rr_name=name, joliet_path="/" + name)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    os.fchmod(fd, mode)  # also when the file existed with another mode
-    with os.fdopen(fd, "wb") as handle:
-        iso.write_fp(handle)
+    buffer = io.BytesIO()
+    iso.write_fp(buffer)
     iso.close()
-    os.replace(tmp, path)
+    write_atomic(path, buffer.getvalue(), mode=mode)
 
 
 def read_seed_iso(path: Path, names: str = "rock-ridge") -> dict[str, str]:

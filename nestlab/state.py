@@ -17,15 +17,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from nestlab.errors import NestlabError
+from pydantic import TypeAdapter, ValidationError
+
+from nestlab.errors import InputError, NestlabError
+from nestlab.files import FileProblem, KiB, private_dir, read_bounded_text, write_atomic
+
+MARKER = ".nestlab-lab"
+"""Names the lab a folder belongs to; only such a folder is ever purged."""
+_RECORD_LIMIT = 64 * KiB
+_EVENTS_LIMIT = 64 * 1024 * KiB
 
 
 class LabBusy(NestlabError):
     """Another nestlab command holds the lab's lock."""
 
 
-class NoSuchLab(NestlabError):
-    """No state for the lab: it was never brought up here (or was purged)."""
+class NoSuchLab(InputError):
+    """No state for the lab: it was never brought up here (or was purged). Exit 2."""
 
 
 @dataclass(frozen=True)
@@ -44,44 +52,88 @@ def record_path(lab_dir: Path) -> Path:
     return lab_dir / "lab.json"
 
 
+_RECORD = TypeAdapter(LabRecord)
+
+
 def save_record(lab_dir: Path, record: LabRecord) -> None:
-    lab_dir.mkdir(parents=True, exist_ok=True)
-    tmp = record_path(lab_dir).with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(record), indent=2) + "\n")
-    os.replace(tmp, record_path(lab_dir))
+    write_atomic(record_path(lab_dir), json.dumps(asdict(record), indent=2) + "\n")
 
 
 def load_record(lab_dir: Path) -> LabRecord:
+    """The lab's record; a missing one is ``NoSuchLab``, a damaged one a ``FileProblem``."""
+    path = record_path(lab_dir)
+    if not path.exists():
+        raise NoSuchLab(f"no such lab {lab_dir.name!r}: it has no state in {lab_dir.parent}",
+                        hint="Bring it up with `nestlab up` first.")
     try:
-        return LabRecord(**json.loads(record_path(lab_dir).read_text()))
-    except FileNotFoundError:
-        raise NoSuchLab(f"lab {lab_dir.name!r} has no state in {lab_dir.parent}",
-                        hint="Bring it up with `nestlab up` first.") from None
+        return _RECORD.validate_json(read_bounded_text(path, _RECORD_LIMIT, "lab record"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the file"
+        raise FileProblem(f"{path}: a damaged lab record: {where}: {first['msg']}",
+                          hint=f"`nestlab down --lab {lab_dir.name} --purge` removes the lab "
+                               "and its state.") from None
+
+
+def claim_lab_dir(lab_dir: Path, lab: str) -> None:
+    """Create the lab's folder (0700) and mark it as this lab's."""
+    private_dir(lab_dir)
+    marker = lab_dir / MARKER
+    if not marker.exists():
+        write_atomic(marker, lab + "\n", mode=0o644)
+
+
+def is_lab_dir(lab_dir: Path, lab: str) -> bool:
+    """Whether ``lab_dir`` is nestlab's folder of ``lab`` (its marker, or its record)."""
+    marker = lab_dir / MARKER
+    if marker.is_file() and not marker.is_symlink():
+        with contextlib.suppress(InputError):
+            return read_bounded_text(marker, 256, "lab marker").strip() == lab
+    with contextlib.suppress(InputError):
+        return load_record(lab_dir).lab == lab
+    return False
+
+
+def require_lab_dir(lab_dir: Path) -> Path:
+    """``lab_dir`` if it exists; ``NoSuchLab`` (creating nothing) otherwise."""
+    if not lab_dir.is_dir():
+        raise NoSuchLab(f"no such lab {lab_dir.name!r} in {lab_dir.parent}",
+                        hint="Bring it up with `nestlab up -f LABFILE` first.")
+    return lab_dir
 
 
 @contextlib.contextmanager
 def lab_lock(lab_dir: Path, command: str) -> Iterator[None]:
-    """Hold the lab's lock; a second command on the same lab is refused at once."""
-    lab_dir.mkdir(parents=True, exist_ok=True)
+    """Hold the lab's lock; a second command on the same lab is refused at once.
+
+    The lab's folder must exist (``claim_lab_dir``): taking the lock never
+    creates a folder. The holder's text is cleared again when the lock is let go.
+    """
     lock = lab_dir / "lock"
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = lock.read_text().strip() or "another process"
+            holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
             raise LabBusy(f"lab {lab_dir.name!r} is busy: {holder}",
                           hint="Wait for it to finish, or stop it (Ctrl-C), then retry.") from None
         os.ftruncate(fd, 0)
-        os.write(fd, f"`nestlab {command}` (pid {os.getpid()})\n".encode())
-        yield
+        os.pwrite(fd, f"`nestlab {command}` (pid {os.getpid()})\n".encode(), 0)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
     finally:
         os.close(fd)
 
 
 def append_event(lab_dir: Path, event: dict[str, Any]) -> None:
     """One JSON line per finished phase: lab, guest, phase, start, end, outcome."""
-    with (lab_dir / "events.jsonl").open("a") as handle:
+    fd = os.open(lab_dir / "events.jsonl",
+                 os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "a") as handle:
         handle.write(json.dumps(event, sort_keys=True) + "\n")
 
 
@@ -90,9 +142,12 @@ def read_events(lab_dir: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     events = []
-    for line in path.read_text().splitlines():
+    text = read_bounded_text(path, _EVENTS_LIMIT, "event log")
+    for line in text.splitlines():
         with contextlib.suppress(ValueError):  # a line cut by a crash is skipped
-            events.append(json.loads(line))
+            event = json.loads(line)
+            if isinstance(event, dict):
+                events.append(event)
     return events
 
 

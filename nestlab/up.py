@@ -1,18 +1,17 @@
 """``nestlab up``: make the lab real, step by step, each step skipped when already done.
 
 Order: host check, sandbox (optional), keys, images, L0 networks, then per L1
-(in parallel): disk, define + start, address, SSH, provisioning, and proof
-that each L2 booted (its own SSH answers through the L1).
+(in parallel): disk, define + start, SSH (or WinRM), provisioning, and proof
+that each L2 booted (its own SSH answers through the L1). Each phase reports
+whether it changed anything.
 """
 
 from __future__ import annotations
 
-import shutil
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import libvirt
@@ -20,27 +19,35 @@ import libvirt
 from nestlab import sandbox as sandboxes
 from nestlab.answerfile import l1_password
 from nestlab.errors import NestlabError
+from nestlab.files import read_bounded_text, write_atomic
 from nestlab.hostcheck import check_host
 from nestlab.hostfacts import HostFacts
 from nestlab.images import BuiltImage, build_image
 from nestlab.labctx import LAB_SNAPSHOT, LabContext
+from nestlab.labfile import LAB_FILE_LIMIT
 from nestlab.labkeys import ensure_lab_key
 from nestlab.model import Lab
 from nestlab.plan import GuestPlan, HostPlan, make_plan
 from nestlab.progress import Reporter
 from nestlab.provision import linux, windows
 from nestlab.render import render_domain_xml, render_network_xml
-from nestlab.state import LabRecord, lab_lock, load_record, record_path, save_record
+from nestlab.state import (
+    LabRecord,
+    claim_lab_dir,
+    lab_lock,
+    load_record,
+    record_path,
+    save_record,
+)
 from nestlab.transport.ssh import SSHTransport
 from nestlab.virt import disks, objects
-from nestlab.virt.connection import connect
+from nestlab.waiting import Cancelled
 
 FactsReader = Callable[[str], HostFacts]
 
 
 @dataclass(frozen=True)
 class Timeouts:
-    address: float
     ssh: float
     l2: float
     windows_boot: float = 1800  # first boot after sysprep: specialize, OOBE, a reboot
@@ -49,7 +56,7 @@ class Timeouts:
     @classmethod
     def for_accel(cls, accel: str) -> Timeouts:
         # Under emulation an L1 boots to SSH in ~30-40 s; allow for a loaded machine.
-        return cls(address=300, ssh=600, l2=300) if accel == "tcg" else cls(120, 300, 180)
+        return cls(ssh=600, l2=300) if accel == "tcg" else cls(ssh=300, l2=180)
 
 
 @dataclass(frozen=True)
@@ -64,68 +71,84 @@ class Proof:
 
 def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
        read_facts: FactsReader, reporter: Reporter) -> list[Proof]:
-    """Bring the lab up (or continue it); returns one proof per L2."""
+    """Bring the lab up (or continue it); returns one proof per L2.
+
+    ``reporter`` counts the phases that changed something: a second ``up`` on a
+    lab that is up reports 0 changed.
+    """
+    box = _sandbox_for(lab, lab_dir, want_sandbox)
+    # In a sandbox its libvirtd is not started yet: the host's facts decide.
+    report = check_host(read_facts(uri), lab, "sandbox" if box else "host")
+    plan = make_plan(lab, report, lab_dir)  # refuses a host that cannot run the lab
+    snapshot = read_bounded_text(lab_file, LAB_FILE_LIMIT, "lab file")
+    claim_lab_dir(lab_dir, lab.name)
+    if box is None:
+        lab_dir.chmod(_HOST_MODE_FOLDER)  # QEMU runs as its own user and must reach the disks
     with lab_lock(lab_dir, "up"):
-        box = _sandbox_for(lab, lab_dir, want_sandbox)
-        # In a sandbox its libvirtd is not started yet: the host's facts decide.
-        report = check_host(read_facts(uri), lab)
-        plan = make_plan(lab, report, lab_dir)  # refuses a host that cannot run the lab
-        plan = replace(plan, public_key=ensure_lab_key(lab_dir))
+        ensure_lab_key(lab_dir)
         # Recorded before anything else exists, so that `down` can always clean up.
         save_record(lab_dir, LabRecord(
             lab=lab.name, lab_file=str(lab_file.resolve()),
             uri=box.uri if box else uri, sandbox=box is not None,
             netns=box.netns if box else None, accel=plan.accel, vendor=report.vendor,
             evmcs=report.evmcs))
-        shutil.copyfile(lab_file, lab_dir / LAB_SNAPSHOT)
+        write_atomic(lab_dir / LAB_SNAPSHOT, snapshot)
         ctx = LabContext.load(lab_dir)
         if box is not None:
-            with reporter.phase("L0", "sandbox libvirtd"):
-                sandboxes.start(box)
-        conn = connect(ctx.record.uri)
+            with reporter.phase("L0", "sandbox libvirtd") as step:
+                step.note(sandboxes.start(box))
+        conn = ctx.libvirt()
         try:
-            objects.refuse_foreign_names(conn, lab.name, [n.name for n in plan.networks],
-                                         [h.domain_name for h in plan.hosts])
+            objects.refuse_foreign_names(conn, lab.name, [n.name for n in ctx.plan.networks],
+                                         [h.domain_name for h in ctx.plan.hosts])
             images = _images(lab, reporter)
-            with reporter.phase("L0", "networks"):
-                for net in plan.networks:
-                    objects.ensure_network(conn, lab.name, net.name, render_network_xml(plan, net))
+            with reporter.phase("L0", "networks") as step:
+                for net in ctx.plan.networks:
+                    step.note(objects.ensure_network(conn, lab.name, net.name,
+                                                     render_network_xml(ctx.plan, net)))
             return _bring_up_hosts(ctx, conn, images, reporter)
         finally:
             conn.close()
 
 
-class Cancelled(NestlabError):
-    """Ctrl-C stopped this L1's wait."""
+_HOST_MODE_FOLDER = 0o711
+"""Lab folders are 0700, but where QEMU runs as its own user (no sandbox) it must be
+able to enter them to open the disks: 0711 lets it enter, not list. Every file in
+them is 0600, and libvirt gives the disk itself to QEMU's user while it runs."""
 
 
 def _bring_up_hosts(ctx: LabContext, conn: libvirt.virConnect, images: dict[str, BuiltImage],
                     reporter: Reporter) -> list[Proof]:
-    """All L1s in parallel. Ctrl-C stops every wait within a few seconds."""
+    """All L1s in parallel. A failure or Ctrl-C in one stops the others' waits."""
     cancel = threading.Event()
 
     def bring_up(host: HostPlan) -> list[Proof]:
-        return _bring_up_host(ctx, conn, host, images, reporter, cancel)
+        try:
+            return _bring_up_host(ctx, conn, host, images, reporter, cancel)
+        except BaseException:
+            cancel.set()  # the lab cannot be proven: the other L1s stop waiting
+            raise
 
     proofs: list[Proof] = []
-    errors: list[NestlabError] = []
+    errors: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=len(ctx.plan.hosts)) as pool:
         futures = [pool.submit(bring_up, host) for host in ctx.plan.hosts]
         try:
             for future in futures:
                 try:
                     proofs.extend(future.result())
-                except NestlabError as exc:
+                except Exception as exc:  # collected; raised below once all have stopped
                     errors.append(exc)
         except KeyboardInterrupt:
             cancel.set()
             raise
-    if errors:
-        if len(errors) == 1:
-            raise errors[0]
-        raise NestlabError("; ".join(e.message for e in errors),
-                           hint="`nestlab up` again continues where this one stopped.")
-    return proofs
+    real = [e for e in errors if not isinstance(e, Cancelled)] or errors
+    if not real:
+        return proofs
+    if len(real) == 1 or not all(isinstance(e, NestlabError) for e in real):
+        raise next((e for e in real if not isinstance(e, NestlabError)), real[0])
+    raise NestlabError("; ".join(e.message for e in real if isinstance(e, NestlabError)),
+                       hint="`nestlab up` again continues where this one stopped.")
 
 
 def _sandbox_for(lab: Lab, lab_dir: Path, want: bool) -> sandboxes.Sandbox | None:
@@ -157,51 +180,45 @@ def _bring_up_host(ctx: LabContext, conn: libvirt.virConnect, host: HostPlan,
                    images: dict[str, BuiltImage], reporter: Reporter,
                    cancel: threading.Event) -> list[Proof]:
     plan, timeouts = ctx.plan, Timeouts.for_accel(ctx.plan.accel)
-
-    def waiting(guest: str, message: str) -> None:
-        if cancel.is_set():
-            raise Cancelled(f"{guest}: stopped waiting ({message})")
-        reporter.say(guest, message)
-
     base = images[host.base_image]
-    with reporter.phase(host.name, "disk"):
-        disks.ensure_overlay(host, base)
+    with reporter.phase(host.name, "disk") as step:
+        step.note(disks.ensure_host_dir(host, 0o700 if ctx.record.sandbox
+                                        else _HOST_MODE_FOLDER))
+        step.note(disks.ensure_overlay(host, base))
         if host.os.is_windows:
-            disks.ensure_answer_medium(host, l1_password(ctx.lab_dir, host.name))
+            step.note(disks.ensure_answer_medium(host, l1_password(ctx.lab_dir, host.name)))
         else:
-            disks.ensure_boot_files(host, base)
-            disks.ensure_seed(host, plan.public_key or "")
-            host.console_log.touch()
-    with reporter.phase(host.name, "define + start"):
-        dom = objects.ensure_domain(conn, plan.lab, host.domain_name,
-                                    render_domain_xml(plan, host))
-        objects.start_domain(dom)
-    with reporter.phase(host.name, "address"):
-        nic = host.nics[0]
-        _wait_for(lambda: objects.lease_address(conn, nic.network, nic.mac),
-                  timeouts.address, f"{host.name}: no DHCP lease for {nic.mac} on {nic.network}",
-                  lambda: waiting(host.name, "waiting for its DHCP lease"), cancel)
+            step.note(disks.ensure_boot_files(host, base))
+            step.note(disks.ensure_seed(host, plan.public_key or ""))
+            step.note(disks.ensure_console_log(host))
+    with reporter.phase(host.name, "define + start") as step:
+        dom, defined = objects.ensure_domain(conn, plan.lab, host.domain_name,
+                                             render_domain_xml(plan, host))
+        step.note(defined)
+        step.note(objects.start_domain(dom))
     if host.os.is_windows:
-        return _provision_windows(ctx, host, images, reporter, timeouts, waiting)
+        return _provision_windows(ctx, host, images, reporter, timeouts, cancel)
+    # The L1's address is reserved by MAC on its first network: no need to wait for the
+    # lease, SSH answering is the proof that it booted.
     l1 = ctx.l1_transport(host)
     try:
         with reporter.phase(host.name, "ssh"):
-            l1.wait_until_reachable(timeouts.ssh, lambda why: waiting(
-                host.name, f"waiting for SSH ({why})"))
+            l1.wait_until_reachable(timeouts.ssh, lambda why: reporter.say(
+                host.name, f"waiting for SSH ({why})"), cancel)
         linux.provision(l1, plan, host, images, reporter)
-        return [_prove(ctx, l1, host, guest, timeouts.l2, waiting, reporter)
+        return [_prove(ctx, l1, host, guest, timeouts.l2, reporter, cancel)
                 for guest in host.guests]
     finally:
         l1.close()
 
 
 def _prove(ctx: LabContext, l1: SSHTransport, host: HostPlan, guest: GuestPlan, timeout: float,
-           waiting: Callable[[str, str], None], reporter: Reporter) -> Proof:
+           reporter: Reporter, cancel: threading.Event) -> Proof:
     with reporter.phase(guest.name, "proven (SSH via " + host.name + ")"):
         l2 = ctx.l2_transport(l1, guest)
         try:
-            l2.wait_until_reachable(timeout, lambda why: waiting(
-                guest.name, f"waiting for SSH through {host.name} ({why})"))
+            l2.wait_until_reachable(timeout, lambda why: reporter.say(
+                guest.name, f"waiting for SSH through {host.name} ({why})"), cancel)
             kernel = l2.check(["uname", "-r"]).stdout.strip()
             uptime = float(l2.check(["cat", "/proc/uptime"]).stdout.split()[0])
         finally:
@@ -211,19 +228,19 @@ def _prove(ctx: LabContext, l1: SSHTransport, host: HostPlan, guest: GuestPlan, 
                           f"up {uptime:.1f}s")
 
 
-def _guest_waiting(waiting: Callable[[str, str], None], guest: str) -> Callable[[str], None]:
-    return lambda why: waiting(guest, f"waiting for it: {why}")
+def _saying(reporter: Reporter, guest: str, doing: str) -> Callable[[str], None]:
+    return lambda why: reporter.say(guest, f"{doing}: {why}")
 
 
 def _provision_windows(ctx: LabContext, host: HostPlan, images: dict[str, BuiltImage],
                        reporter: Reporter, timeouts: Timeouts,
-                       waiting: Callable[[str, str], None]) -> list[Proof]:
+                       cancel: threading.Event) -> list[Proof]:
     """WinRM, the Hyper-V role, the L2 network and L2s from per-L2 prime ISOs."""
     t = ctx.windows_transport(host)
     try:
         with reporter.phase(host.name, "winrm"):
-            t.wait_until_reachable(timeouts.windows_boot, lambda why: waiting(
-                host.name, f"waiting for WinRM ({why})"))
+            t.wait_until_reachable(timeouts.windows_boot, lambda why: reporter.say(
+                host.name, f"waiting for WinRM ({why})"), cancel)
         isos = {}
         for guest in host.guests:
             isos[guest.name] = disks.ensure_prime_iso(
@@ -233,27 +250,10 @@ def _provision_windows(ctx: LabContext, host: HostPlan, images: dict[str, BuiltI
         for guest in host.guests:
             with reporter.phase(guest.name, f"proven (Hyper-V in {host.name})"):
                 seen = windows.prove(t, host, guest, timeouts.l2,
-                                     _guest_waiting(waiting, guest.name))
+                                     _saying(reporter, guest.name, "waiting for it"))
             proofs.append(Proof(guest=guest.name, l1=host.name, address=seen.address,
                                 evidence=f"Hyper-V says {seen.state}, heartbeat {seen.heartbeat}"
                                          f"; its SSH port answers inside {host.name}"))
         return proofs
     finally:
         t.close()
-
-
-def _wait_for(probe: Callable[[], str | None], timeout: float, failure: str,
-              waiting: Callable[[], None], cancel: threading.Event) -> str:
-    deadline = time.monotonic() + timeout
-    last_note = time.monotonic()
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        if cancel.is_set() or time.monotonic() - last_note > 15:
-            waiting()
-            last_note = time.monotonic()
-        time.sleep(1)
-    raise NestlabError(f"{failure} after {timeout:.0f}s",
-                       hint="`nestlab console NAME` shows its console; `nestlab up` again "
-                            "continues.")

@@ -25,16 +25,16 @@ def provision(t: Transport, plan: Plan, host: HostPlan, images: dict[str, BuiltI
     """Everything inside one Linux L1, up to its L2s started (not yet proven)."""
     with reporter.phase(host.name, "kvm in L1"):
         check_kvm(t, host)
-    with reporter.phase(host.name, "libvirt in L1"):
-        ensure_libvirt(t)
-    with reporter.phase(host.name, "L2 network"):
-        ensure_guest_network(t, plan, host)
+    with reporter.phase(host.name, "libvirt in L1") as step:
+        step.note(ensure_libvirt(t))
+    with reporter.phase(host.name, "L2 network") as step:
+        step.note(ensure_guest_network(t, plan, host))
     for name in sorted({g.image for g in host.guests}):
-        with reporter.phase(host.name, f"L2 image {name}"):
-            ensure_guest_image(t, images[name])
+        with reporter.phase(host.name, f"L2 image {name}") as step:
+            step.note(ensure_guest_image(t, images[name]))
     for guest in host.guests:
-        with reporter.phase(guest.name, "define + start in " + host.name):
-            ensure_guest(t, plan, host, guest)
+        with reporter.phase(guest.name, "define + start in " + host.name) as step:
+            step.note(ensure_guest(t, plan, host, guest))
 
 
 def check_kvm(t: Transport, host: HostPlan) -> str:
@@ -53,11 +53,15 @@ def check_kvm(t: Transport, host: HostPlan) -> str:
     raise ProvisionError(f"{host.name}: neither kvm_amd nor kvm_intel is loaded in the L1")
 
 
-def ensure_libvirt(t: Transport) -> None:
+def ensure_libvirt(t: Transport) -> bool:
+    """libvirtd running in the L1; True when it had to be started."""
+    started = False
     if not t.run(["systemctl", "is-active", "--quiet", "libvirtd"]).ok:
         t.check(["systemctl", "start", "libvirtd"])
+        started = True
     # The first connection probes QEMU (~10 s under emulation); later ones use the cache.
     t.check(["virsh", "-c", "qemu:///system", "version"], timeout=180)
+    return started
 
 
 def _virsh(t: Transport, *args: str) -> CommandResult:
@@ -76,43 +80,62 @@ def _info_field(result: CommandResult, field: str) -> str:
     return ""
 
 
-def ensure_guest_network(t: Transport, plan: Plan, host: HostPlan) -> None:
+def ensure_guest_network(t: Transport, plan: Plan, host: HostPlan) -> bool:
+    """The L2 network defined (autostart) and active in the L1; True when it had to act."""
     gnet = host.guest_network
-    xml_path = f"{L1_GUEST_DIR}/networks/{gnet.name}.xml"
-    t.check(["mkdir", "-p", f"{L1_GUEST_DIR}/networks"])
-    t.put_text(render_guest_network_xml(plan, host), xml_path)
+    acted = False
     info = _virsh(t, "net-info", gnet.name)
     if not info.ok:
+        xml_path = f"{L1_GUEST_DIR}/networks/{gnet.name}.xml"
+        t.check(["mkdir", "-p", f"{L1_GUEST_DIR}/networks"])
+        t.put_text(render_guest_network_xml(plan, host), xml_path)
         _virsh_check(t, "net-define", xml_path)
         _virsh_check(t, "net-autostart", gnet.name)
         info = _virsh_check(t, "net-info", gnet.name)
+        acted = True
     if _info_field(info, "Active") != "yes":
         _virsh_check(t, "net-start", gnet.name)
+        acted = True
+    return acted
 
 
-def ensure_guest_image(t: Transport, image: BuiltImage) -> None:
-    """Copy an L2 image's kernel and initrd into L1 unless identical ones are there."""
+def ensure_guest_image(t: Transport, image: BuiltImage) -> bool:
+    """Copy an L2 image's kernel and initrd into L1 unless identical ones are there;
+    True when something was copied."""
     folder = f"{L1_GUEST_DIR}/images/{image.name}"
     t.check(["mkdir", "-p", folder])
+    copied = False
     for local in image.boot_files():
         remote = f"{folder}/{local.name}"
         have = t.run(["sha256sum", remote]).stdout.split()
         if not have or have[0] != file_sha256(local):
             t.put(local, remote)
+            copied = True
+    return copied
 
 
-def ensure_guest(t: Transport, plan: Plan, host: HostPlan, guest: GuestPlan) -> None:
+def ensure_guest(t: Transport, plan: Plan, host: HostPlan, guest: GuestPlan) -> bool:
+    """The L2's disk, definition and running domain (resumed when paused); True when it
+    had to act."""
     folder = str(Path(guest.disk_path).parent)
+    acted = False
     t.check(["mkdir", "-p", folder])
     if not t.run(["test", "-e", guest.disk_path]).ok:
         t.check(["qemu-img", "create", "-q", "-f", "qcow2", guest.disk_path, str(guest.disk)])
-    xml_path = f"{folder}/domain.xml"
-    t.put_text(render_guest_domain_xml(plan, host, guest), xml_path)
+        acted = True
     if not _virsh(t, "dominfo", guest.domain_name).ok:
+        xml_path = f"{folder}/domain.xml"
+        t.put_text(render_guest_domain_xml(plan, host, guest), xml_path)
         _virsh_check(t, "define", xml_path)
+        acted = True
     state = _virsh_check(t, "domstate", guest.domain_name).stdout.strip()
-    if state != "running":
+    if state == "paused":
+        _virsh_check(t, "resume", guest.domain_name)
+        acted = True
+    elif state != "running":
         _virsh_check(t, "start", guest.domain_name)
+        acted = True
+    return acted
 
 
 def guest_states(t: Transport) -> dict[str, str]:

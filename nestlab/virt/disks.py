@@ -5,26 +5,38 @@ Windows L1 the prime ISOs of its L2s."""
 from __future__ import annotations
 
 import filecmp
-import shutil
+import os
 import subprocess
 from pathlib import Path
 
 from nestlab.answerfile import write_l1_medium
 from nestlab.errors import NestlabError
+from nestlab.files import write_atomic
 from nestlab.images import BuiltImage
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.primeiso import prime_cmdline, write_prime_iso
 from nestlab.seed import write_seed_iso
 
 
+def ensure_host_dir(host: HostPlan, mode: int) -> bool:
+    """The L1's folder on L0: 0700, or 0711 (enter, not list) where QEMU runs as its own
+    user and must reach the disk inside. True when it had to be made."""
+    folder = host.disk_path.parent
+    made = not folder.exists()
+    folder.mkdir(mode=mode, parents=True, exist_ok=True)
+    folder.chmod(mode)
+    return made
+
+
 def ensure_overlay(host: HostPlan, base: BuiltImage) -> bool:
-    """Create the overlay if missing; True when created. An existing one is kept as is."""
+    """Create the overlay (0600: it will hold the L1's host keys or its SAM) if missing;
+    True when created. An existing one is kept as is."""
     if host.disk_path.exists():
         return False
     if base.disk is None:
         raise NestlabError(f"image {base.name} has no disk to boot {host.name} from")
-    host.disk_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = host.disk_path.with_suffix(".partial")
+    tmp.unlink(missing_ok=True)
     result = subprocess.run(
         ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base.disk),
          str(tmp), str(host.disk)],
@@ -32,7 +44,20 @@ def ensure_overlay(host: HostPlan, base: BuiltImage) -> bool:
     )
     if result.returncode != 0:
         raise NestlabError(f"{host.name}: cannot create its disk: {result.stderr.strip()}")
+    tmp.chmod(0o600)
     tmp.rename(host.disk_path)
+    return True
+
+
+def ensure_console_log(host: HostPlan) -> bool:
+    """The L1's serial console log (0600: a console can show secrets); True when made."""
+    try:
+        fd = os.open(host.console_log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                     0o600)
+    except FileExistsError:
+        host.console_log.chmod(0o600)
+        return False
+    os.close(fd)
     return True
 
 
@@ -43,9 +68,7 @@ def ensure_boot_files(host: HostPlan, base: BuiltImage) -> bool:
     for source, target in ((kernel, host.kernel), (initrd, host.initrd)):
         if target.exists() and filecmp.cmp(source, target, shallow=False):
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target.with_suffix(".partial"))
-        target.with_suffix(".partial").rename(target)
+        write_atomic(target, source.read_bytes(), mode=0o644)
         acted = True
     return acted
 
@@ -54,7 +77,6 @@ def ensure_seed(host: HostPlan, public_key: str) -> bool:
     """The first-boot medium: hostname and the lab's public key."""
     if host.seed_path.exists():
         return False
-    host.seed_path.parent.mkdir(parents=True, exist_ok=True)
     write_seed_iso(host.seed_path, {"hostname": host.name + "\n",
                                     "authorized_keys": public_key + "\n"})
     return True
@@ -64,7 +86,6 @@ def ensure_answer_medium(host: HostPlan, password: str) -> bool:
     """A Windows L1's first-boot answer file (0600: it holds the L1's password)."""
     if host.seed_path.exists():
         return False
-    host.seed_path.parent.mkdir(parents=True, exist_ok=True)
     write_l1_medium(host.seed_path, host.name, password)
     return True
 
