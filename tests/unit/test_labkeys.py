@@ -8,6 +8,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from nestlab.answerfile import l1_password
+from nestlab.files import FileProblem
 from nestlab.labkeys import (
     HostKeyChanged,
     PinningPolicy,
@@ -38,4 +40,41 @@ def test_first_key_is_pinned_and_a_changed_one_refused(tmp_path: Path) -> None:
     policy.missing_host_key(paramiko.SSHClient(), "kvm1", first)  # same key: accepted
     with pytest.raises(HostKeyChanged, match="kvm1: its SSH host key changed"):
         policy.missing_host_key(paramiko.SSHClient(), "kvm1", paramiko.ECDSAKey.generate())
-    policy.missing_host_key(paramiko.SSHClient(), "prime1", paramiko.ECDSAKey.generate())
+    other = paramiko.ECDSAKey.generate()
+    policy.missing_host_key(paramiko.SSHClient(), "prime1", other)  # another guest: pinned
+    pinned = paramiko.HostKeys(str(known_hosts_path(tmp_path)))
+    assert pinned.lookup("prime1")[other.get_name()] == other  # type: ignore[index]
+    assert pinned.lookup("kvm1")[first.get_name()] == first  # type: ignore[index]
+
+
+def test_a_private_key_without_its_public_half_is_repaired(tmp_path: Path) -> None:
+    public = ensure_lab_key(tmp_path)
+    private_key_path(tmp_path).with_suffix(".pub").unlink()
+    assert ensure_lab_key(tmp_path) == public
+    private_key_path(tmp_path).with_suffix(".pub").write_text("")
+    assert ensure_lab_key(tmp_path) == public
+    assert private_key_path(tmp_path).with_suffix(".pub").read_text() == public + "\n"
+
+
+def test_an_empty_private_key_left_by_a_crash_is_replaced(tmp_path: Path) -> None:
+    private_key_path(tmp_path).parent.mkdir(parents=True)
+    private_key_path(tmp_path).write_bytes(b"")
+    public = ensure_lab_key(tmp_path)
+    assert public.split()[1] == load_private_key(tmp_path).get_base64()
+
+
+def test_a_damaged_private_key_is_refused_not_replaced(tmp_path: Path) -> None:
+    private_key_path(tmp_path).parent.mkdir(parents=True)
+    private_key_path(tmp_path).write_bytes(b"-----BEGIN OPENSSH PRIVATE KEY-----\ngarbage")
+    with pytest.raises(FileProblem, match="the lab's private key cannot be read"):
+        ensure_lab_key(tmp_path)
+    assert private_key_path(tmp_path).read_bytes().endswith(b"garbage")
+
+
+def test_an_empty_password_file_is_regenerated(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "hv1.password").write_text("")
+    password = l1_password(tmp_path, "hv1")
+    assert len(password) == 24
+    assert l1_password(tmp_path, "hv1") == password
+    assert stat.S_IMODE((tmp_path / "keys" / "hv1.password").stat().st_mode) == 0o600

@@ -1,0 +1,224 @@
+"""FAKE Linux L1 and L2 sessions for tests of nestlab's own logic without a VM.
+
+The real ones (an L1 booted under QEMU, sshd, libvirt inside it) run in the
+system tests; these let up, down, status and provision/linux run as plain
+tests. What they copy from the real thing, and where:
+
+- ``FakeLinuxL1`` answers exactly the commands provision/linux sends. A
+  command it does not know fails the test (a real L1 would not silently
+  accept a new command either), and ``virsh`` fails like virsh does when
+  libvirtd is not running ("failed to connect to the hypervisor").
+- Its libvirt is a real one: libvirt's test driver, loaded from the project's
+  own ``tests/integration/testdriver.xml``, so the L2 network and domain XML
+  nestlab renders are defined (and validated) as in a real L1, and a bad
+  document fails here as it would there.
+- ``virsh net-info`` and ``domstate`` print what virsh 9.0 prints ("Active:
+  yes", "running", "shut off", "paused").
+- ``put`` needs the target's folder, as SFTP does.
+- ``FakePrime`` (an L2) answers SSH only while its domain runs in the fake
+  L1's libvirt, as a real prime does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import libvirt
+
+from nestlab.transport.base import CommandResult, Transport, TransportError
+from nestlab.waiting import NotYet, wait_for
+
+TESTDRIVER = Path(__file__).resolve().parent.parent / "integration" / "testdriver.xml"
+_STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_PAUSED: "paused",
+           libvirt.VIR_DOMAIN_SHUTOFF: "shut off"}
+
+
+@dataclass
+class FakeLinuxL1(Transport):
+    name: str = "kvm1"
+    kvm: bool = True
+    nested: str = "1"
+    libvirtd_active: bool = False
+    reachable: bool = True
+    """False: the L1 never answers SSH (``wait_until_reachable`` times out or is cancelled)."""
+    files: dict[str, bytes] = field(default_factory=dict)
+    folders: set[str] = field(default_factory=lambda: {"/", "/var", "/var/lib"})
+    calls: list[str] = field(default_factory=list)
+    conn: libvirt.virConnect = field(default=None)  # type: ignore[assignment]
+    connected: int = 0
+
+    def __post_init__(self) -> None:
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+        self.conn = libvirt.open(f"test://{TESTDRIVER}")
+
+    # -- the Transport interface ---------------------------------------------------------
+    def wait_until_reachable(self, timeout: float, waiting: Callable[[str], None] | None = None,
+                             cancel: threading.Event | None = None) -> None:
+        def answers() -> bool:
+            if not self.reachable:
+                raise NotYet("Connection refused (fake)")
+            return True
+
+        wait_for(answers, timeout=timeout, interval=0.05, what=f"{self.name}: SSH",
+                 cancel=cancel, progress=waiting)
+        self.connected += 1
+
+    def reconnect(self, timeout: float) -> None:
+        self.wait_until_reachable(timeout)
+
+    def close(self) -> None:
+        pass
+
+    def put(self, local: Path, remote: str) -> None:
+        self._write(remote, local.read_bytes())
+
+    def put_text(self, text: str, remote: str, mode: int = 0o644) -> None:
+        self._write(remote, text.encode())
+
+    def run(self, argv: list[str], timeout: float = 600.0) -> CommandResult:
+        command = shlex.join(argv)
+        self.calls.append(command)
+        status, out, err = self._answer(argv)
+        return CommandResult(command, status, out, err)
+
+    # -- the model -----------------------------------------------------------------------
+    def _write(self, remote: str, data: bytes) -> None:
+        parent = str(PurePosixPath(remote).parent)
+        if parent not in self.folders:
+            raise TransportError(f"{self.name}: sftp put {remote}: No such file (fake: no "
+                                 f"folder {parent})")
+        self.calls.append(f"put {remote}")
+        self.files[remote] = data
+
+    def _answer(self, argv: list[str]) -> tuple[int, str, str]:
+        match argv:
+            case ["test", "-c", "/dev/kvm"]:
+                return (0 if self.kvm else 1), "", ""
+            case ["cat", path] if path.startswith("/sys/module/"):
+                module = path.split("/")[3]
+                if module == "kvm_amd" and self.kvm:
+                    return 0, self.nested + "\n", ""
+                return 1, "", f"cat: {path}: No such file or directory\n"
+            case ["systemctl", "is-active", "--quiet", "libvirtd"]:
+                return (0 if self.libvirtd_active else 3), "", ""
+            case ["systemctl", "start", "libvirtd"]:
+                self.libvirtd_active = True
+                return 0, "", ""
+            case ["mkdir", "-p", path]:
+                parts = PurePosixPath(path).parts
+                for end in range(1, len(parts) + 1):
+                    self.folders.add(str(PurePosixPath(*parts[:end])))
+                return 0, "", ""
+            case ["test", "-e", path]:
+                return (0 if path in self.files or path in self.folders else 1), "", ""
+            case ["sha256sum", path]:
+                if path not in self.files:
+                    return 1, "", f"sha256sum: {path}: No such file or directory\n"
+                return 0, f"{hashlib.sha256(self.files[path]).hexdigest()}  {path}\n", ""
+            case ["qemu-img", "create", "-q", "-f", "qcow2", path, size]:
+                self._write(path, f"qcow2 {size}".encode())
+                return 0, "", ""
+            case ["virsh", "-c", "qemu:///system", *args]:
+                if not self.libvirtd_active:
+                    return 1, "", "error: failed to connect to the hypervisor\n"
+                return self._virsh(args)
+        raise AssertionError(f"FakeLinuxL1 does not know `{shlex.join(argv)}`; teach it what "
+                             "the real L1 answers")
+
+    def _virsh(self, args: list[str]) -> tuple[int, str, str]:
+        try:
+            return self._virsh_call(args)
+        except libvirt.libvirtError as exc:
+            return 1, "", f"error: {exc.get_error_message()}\n"
+
+    def _virsh_call(self, args: list[str]) -> tuple[int, str, str]:
+        conn = self.conn
+        match args:
+            case ["version"]:
+                return 0, "Compiled against library: libvirt 9.0.0\n", ""
+            case ["net-info", name]:
+                net = conn.networkLookupByName(name)
+                active = "yes" if net.isActive() else "no"
+                return 0, f"Name:           {name}\nActive:         {active}\n", ""
+            case ["net-define", path]:
+                conn.networkDefineXML(self.files[path].decode())
+                return 0, "", ""
+            case ["net-autostart", name]:
+                conn.networkLookupByName(name).setAutostart(1)
+                return 0, "", ""
+            case ["net-start", name]:
+                conn.networkLookupByName(name).create()
+                return 0, "", ""
+            case ["dominfo", name]:
+                conn.lookupByName(name)
+                return 0, f"Name:           {name}\n", ""
+            case ["define", path]:
+                conn.defineXMLFlags(self.files[path].decode(), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+                return 0, "", ""
+            case ["domstate", name]:
+                return 0, _STATES[conn.lookupByName(name).state()[0]] + "\n", ""
+            case ["start", name]:
+                conn.lookupByName(name).create()
+                return 0, "", ""
+            case ["resume", name]:
+                conn.lookupByName(name).resume()
+                return 0, "", ""
+            case ["destroy", name]:
+                conn.lookupByName(name).destroy()
+                return 0, "", ""
+            case ["undefine", name]:
+                conn.lookupByName(name).undefine()
+                return 0, "", ""
+            case ["list", "--all", "--name"]:
+                return 0, "".join(d.name() + "\n" for d in conn.listAllDomains(0)) + "\n", ""
+        raise AssertionError(f"FakeLinuxL1 does not know `virsh {shlex.join(args)}`")
+
+    def domain_state(self, name: str) -> str | None:
+        """What the L1's libvirt says of a domain (None: not defined)."""
+        try:
+            return _STATES[self.conn.lookupByName(name).state()[0]]
+        except libvirt.libvirtError:
+            return None
+
+
+@dataclass
+class FakePrime(Transport):
+    """An L2 reached through its FAKE L1: it answers while its domain runs there."""
+
+    name: str
+    domain: str
+    l1: FakeLinuxL1
+
+    def wait_until_reachable(self, timeout: float, waiting: Callable[[str], None] | None = None,
+                             cancel: threading.Event | None = None) -> None:
+        def answers() -> bool:
+            if self.l1.domain_state(self.domain) != "running":
+                raise NotYet(f"{self.domain} is {self.l1.domain_state(self.domain)} (fake)")
+            return True
+
+        wait_for(answers, timeout=timeout, interval=0.05, what=f"{self.name}: SSH",
+                 cancel=cancel, progress=waiting)
+
+    def reconnect(self, timeout: float) -> None:
+        self.wait_until_reachable(timeout)
+
+    def close(self) -> None:
+        pass
+
+    def put(self, local: Path, remote: str) -> None:
+        raise AssertionError("nestlab copies nothing into an L2")
+
+    def put_text(self, text: str, remote: str, mode: int = 0o644) -> None:
+        raise AssertionError("nestlab copies nothing into an L2")
+
+    def run(self, argv: list[str], timeout: float = 600.0) -> CommandResult:
+        answers = {("uname", "-r"): "6.1.0-fake-amd64\n", ("cat", "/proc/uptime"): "3.50 1.00\n"}
+        out = answers.get(tuple(argv))
+        if out is None:
+            raise AssertionError(f"FakePrime does not know `{shlex.join(argv)}`")
+        return CommandResult(shlex.join(argv), 0, out, "")

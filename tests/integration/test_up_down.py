@@ -1,0 +1,265 @@
+"""up, status and down, the code that runs as root, run as plain tests: L0's libvirt is
+libvirt's test driver (the project's own testdriver.xml), the L1s and L2s are FAKE
+sessions (tests/fakes/linux.py) whose libvirt is a test driver too. Disks are real
+qcow2 overlays made by qemu-img in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+
+from nestlab import down as down_module
+from nestlab import labctx
+from nestlab.down import down
+from nestlab.hostfacts import HostFacts
+from nestlab.images import BuiltImage, images_root, recipe_dir, recipe_key, write_manifest
+from nestlab.labctx import LabContext
+from nestlab.labfile import load_lab
+from nestlab.plan import GuestPlan, HostPlan
+from nestlab.progress import Reporter
+from nestlab.status import lab_status
+from nestlab.up import up
+from nestlab.virt import objects
+from nestlab.virt.connection import LibvirtError
+from nestlab.waiting import Cancelled
+from tests.conftest import EXAMPLES, facts
+from tests.fakes.linux import TESTDRIVER, FakeLinuxL1, FakePrime
+
+LAB_FILE = EXAMPLES / "linux-nested.yaml"
+TWO_HOSTS = textwrap.dedent("""\
+    lab: pair
+    networks:
+      - name: lab
+        cidr: 10.81.0.0/24
+    hosts:
+      - name: kvm1
+        os: debian-12
+        memory: 1GiB
+        networks: [lab]
+        guests: [{name: prime1}]
+      - name: kvm2
+        os: debian-12
+        memory: 1GiB
+        networks: [lab]
+""")
+
+
+def host_facts(_uri: str) -> HostFacts:
+    return facts("amd-nested-1")
+
+
+@pytest.fixture
+def l0(monkeypatch: pytest.MonkeyPatch) -> Iterator[libvirt.virConnect]:
+    """One test-driver connection serves every command of the test, as one libvirtd would
+    (the test driver keeps its state per connection)."""
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    conn = libvirt.open(f"test://{TESTDRIVER}")
+    really_close = conn.close
+    conn.close = lambda: 0  # type: ignore[method-assign]
+    monkeypatch.setattr(labctx, "connect", lambda _uri: conn)
+    monkeypatch.setattr(down_module, "connect", lambda _uri: conn)
+    yield conn
+    really_close()
+
+
+@pytest.fixture
+def guests(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeLinuxL1]:
+    """The FAKE L1s by name, kept across commands like real guests."""
+    l1s: dict[str, FakeLinuxL1] = {}
+
+    def l1_transport(_self: LabContext, host: HostPlan) -> FakeLinuxL1:
+        return l1s.setdefault(host.name, FakeLinuxL1(host.name))
+
+    def l2_transport(_self: LabContext, l1: FakeLinuxL1, guest: GuestPlan) -> FakePrime:
+        return FakePrime(guest.name, guest.domain_name, l1)
+
+    monkeypatch.setattr(LabContext, "l1_transport", l1_transport)
+    monkeypatch.setattr(LabContext, "l2_transport", l2_transport)
+    return l1s
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """NESTLAB_HOME and a cache with both images "built" (real qcow2, stand-in kernels)."""
+    monkeypatch.setenv("NESTLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path / "cache"))
+    for name in ("debian-12", "prime"):
+        folder = images_root() / name / recipe_key(recipe_dir(name))
+        folder.mkdir(parents=True)
+        (folder / "vmlinuz").write_bytes(f"kernel of {name}".encode())
+        (folder / "initrd.img").write_bytes(f"initrd of {name}".encode())
+        disk = None
+        if name == "debian-12":
+            disk = folder / "disk.qcow2"
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"],
+                           check=True)
+        write_manifest(folder, BuiltImage(name=name, key=folder.name, path=folder,
+                                          kernel=folder / "vmlinuz",
+                                          initrd=folder / "initrd.img", disk=disk, size=1,
+                                          seconds=0.0, built="2026-01-01T00:00:00Z"))
+    return tmp_path / "home"
+
+
+def bring_up(lab_file: Path, home: Path) -> tuple[list[Any], Reporter]:
+    lab = load_lab(lab_file)
+    lab_dir = home / "labs" / lab.name
+    reporter = Reporter(lab.name, lab_dir, "up", show=False)
+    proofs = up(lab, lab_file, lab_dir, "test:///l0", False, host_facts, reporter)
+    return proofs, reporter
+
+
+def inventory(conn: libvirt.virConnect) -> dict[str, object]:
+    return {"domains": sorted(d.name() for d in conn.listAllDomains(0)),
+            "networks": sorted(n.name() for n in conn.listAllNetworks(0))}
+
+
+def test_up_then_up_again_changes_nothing(l0: libvirt.virConnect,
+                                         guests: dict[str, FakeLinuxL1], home: Path) -> None:
+    proofs, first = bring_up(LAB_FILE, home)
+    assert [(p.guest, p.l1, p.address) for p in proofs] == [("prime1", "kvm1", "192.168.100.10")]
+    assert "kernel 6.1.0-fake-amd64" in proofs[0].evidence
+    assert first.counts()["changed"] >= 5 and first.counts()["failed"] == 0
+    assert l0.lookupByName("nestlab-linux-nested-kvm1").isActive()
+    l1 = guests["kvm1"]
+    assert l1.domain_state("nestlab-linux-nested-prime1") == "running"
+    assert l1.conn.networkLookupByName("nestlab-nat").isActive()
+
+    seen = len(l1.calls)
+    _proofs, second = bring_up(LAB_FILE, home)
+    assert second.summary() == f"0 changed, {len(second.timings)} ok"
+    acting = ("put ", "qemu-img", "systemctl start")
+    verbs = {"define", "net-define", "start", "net-start", "resume", "net-autostart"}
+    again = l1.calls[seen:]
+    assert [c for c in l1.calls[:seen] if c.startswith("virsh") and c.split()[3] in verbs]
+    assert [c for c in again if c.startswith(acting)] == []
+    assert [c for c in again if c.startswith("virsh") and c.split()[3] in verbs] == []
+
+
+def test_second_up_counts_what_it_had_to_repair(l0: libvirt.virConnect,
+                                                guests: dict[str, FakeLinuxL1],
+                                                home: Path) -> None:
+    bring_up(LAB_FILE, home)
+    guests["kvm1"].conn.lookupByName("nestlab-linux-nested-prime1").suspend()
+    _proofs, again = bring_up(LAB_FILE, home)
+    changed = [(t["guest"], t["phase"]) for t in again.timings if t["outcome"] == "changed"]
+    assert changed == [("prime1", "define + start in kvm1")]  # resumed, nothing else
+    assert guests["kvm1"].domain_state("nestlab-linux-nested-prime1") == "running"
+
+
+def test_files_are_private(l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1],
+                           home: Path) -> None:
+    bring_up(LAB_FILE, home)
+    lab_dir = home / "labs" / "linux-nested"
+    host_dir = lab_dir / "hosts" / "kvm1"
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    # Without a sandbox QEMU runs as its own user: it may enter the folders, not list them.
+    assert mode(lab_dir) == 0o711 and mode(host_dir) == 0o711
+    assert mode(lab_dir / "keys") == 0o700
+    assert mode(lab_dir / "keys" / "id_ed25519") == 0o600
+    for name in ("disk.qcow2", "console.log"):
+        assert mode(host_dir / name) == 0o600, name
+    assert mode(lab_dir / "lab.json") == 0o600
+    assert mode(lab_dir / "lab.yaml") == 0o600
+
+
+def test_status_reads_both_levels(l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1],
+                                  home: Path) -> None:
+    bring_up(LAB_FILE, home)
+    report = lab_status(LabContext.load(home / "labs" / "linux-nested"))
+    [host] = report["hosts"]
+    assert (host["name"], host["state"]) == ("kvm1", "running")
+    assert host["guests"][0]["state"] == "running"
+    assert report["networks"] == [{"name": "nestlab-linux-nested-lab", "state": "active"}]
+
+
+def test_down_removes_only_the_labs_objects(l0: libvirt.virConnect,
+                                           guests: dict[str, FakeLinuxL1], home: Path) -> None:
+    l0.networkDefineXML("<network><name>nestlab-linux-nested-decoy</name><bridge name='d0'/>"
+                        "<ip address='10.98.0.1' netmask='255.255.255.0'/></network>")
+    l0.defineXML("<domain type='test'><name>nestlab-linux-nested-other</name>"
+                 "<memory>65536</memory><os><type>hvm</type></os></domain>")
+    before = inventory(l0)
+    bring_up(LAB_FILE, home)
+    lab_dir = home / "labs" / "linux-nested"
+    result = down(lab_dir, False, Reporter("linux-nested", lab_dir, "down", show=False),
+                  "test:///l0")
+    assert result.removed_domains == ["nestlab-linux-nested-kvm1"]
+    assert result.removed_guests == ["prime1"]
+    assert result.removed_networks == ["nestlab-linux-nested-lab"]
+    assert inventory(l0) == before
+    assert guests["kvm1"].domain_state("nestlab-linux-nested-prime1") is None
+    assert not (lab_dir / "hosts").exists() and not (lab_dir / "lab.json").exists()
+    assert (lab_dir / "keys" / "id_ed25519").exists()  # kept unless --purge
+    down(lab_dir, True, Reporter("linux-nested", lab_dir, "down", show=False), "test:///l0")
+    assert not lab_dir.exists()
+
+
+def test_a_foreign_domain_with_the_labs_name_is_refused_before_anything(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path) -> None:
+    l0.defineXML("<domain type='test'><name>nestlab-linux-nested-kvm1</name>"
+                 "<memory>65536</memory><os><type>hvm</type></os></domain>")
+    before = inventory(l0)
+    with pytest.raises(LibvirtError, match="exists and is not lab linux-nested's"):
+        bring_up(LAB_FILE, home)
+    assert inventory(l0) == before
+    assert guests == {}
+
+
+def test_a_dead_connection_is_a_failure_not_absence() -> None:
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    conn = libvirt.open(f"test://{TESTDRIVER}")
+    conn.close()
+    with pytest.raises(LibvirtError, match="looking up network nestlab-x-lab failed"):
+        objects.refuse_foreign_names(conn, "x", ["nestlab-x-lab"], ["nestlab-x-kvm1"])
+
+
+def test_a_crash_in_one_l1_stops_the_others_waits(l0: libvirt.virConnect,
+                                                  guests: dict[str, FakeLinuxL1], home: Path,
+                                                  tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    lab_file = tmp_path / "pair.yaml"
+    lab_file.write_text(TWO_HOSTS)
+    guests["kvm2"] = FakeLinuxL1("kvm2", reachable=False)  # would wait its whole timeout
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("a bug in provisioning")
+
+    real_check_kvm = __import__("nestlab.provision.linux", fromlist=["check_kvm"]).check_kvm
+
+    def check_kvm(t: FakeLinuxL1, host: HostPlan) -> str:
+        if host.name == "kvm1":
+            broken()
+        return str(real_check_kvm(t, host))
+
+    monkeypatch.setattr("nestlab.provision.linux.check_kvm", check_kvm)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="a bug in provisioning"):
+        bring_up(lab_file, home)
+    assert time.monotonic() - started < 30  # not kvm2's 300 s SSH timeout
+    events = [json.loads(line) for line in
+              (home / "labs" / "pair" / "events.jsonl").read_text().splitlines()]
+    ssh = next(e for e in events if e["guest"] == "kvm2" and e["phase"] == "ssh")
+    assert ssh["outcome"] == f"failed: {Cancelled.__name__}"
+
+
+def test_ctrl_c_cancels_every_wait() -> None:
+    cancel = threading.Event()
+    l1 = FakeLinuxL1("kvm1", reachable=False)
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled, match="kvm1: SSH: stopped waiting"):
+        l1.wait_until_reachable(600, cancel=cancel)
+    assert time.monotonic() - started < 5
