@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-from nestlab.errors import NestlabError
+from nestlab.errors import InputError, NestlabError
+from nestlab.files import read_bounded_text, write_atomic
 from nestlab.paths import cache_root
 
 Progress = Callable[[str], None]
@@ -122,7 +123,8 @@ def require_image(name: str) -> BuiltImage:
 
 
 def write_manifest(folder: Path, image: BuiltImage) -> None:
-    (folder / "manifest.json").write_text(json.dumps(image.to_json(), indent=2) + "\n")
+    write_atomic(folder / "manifest.json", json.dumps(image.to_json(), indent=2) + "\n",
+                 mode=0o644)
 
 
 def list_images() -> list[BuiltImage]:
@@ -135,17 +137,30 @@ def list_images() -> list[BuiltImage]:
 
 
 def read_manifest(path: Path) -> BuiltImage | None:
+    """The image a manifest describes; None when it is damaged (the image is then rebuilt)
+    or names files outside its own folder (a manifest never points elsewhere)."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_bounded_text(path, 64 * 1024, "image manifest"))
+        folder = path.parent
+
+        def own(key: str) -> Path | None:
+            value = data.get(key)
+            if not value:
+                return None
+            # Only the file's name counts: it is looked up in the manifest's own folder, so
+            # a manifest can never point nestlab at a file elsewhere (and a moved cache works).
+            file = folder / Path(str(value)).name
+            if not file.is_file() or file.is_symlink():
+                raise ValueError(f"{key} is not a file of {folder}")
+            return file
+
         return BuiltImage(
-            name=data["name"], key=data["key"], path=path.parent,
-            kernel=Path(data["kernel"]) if data.get("kernel") else None,
-            initrd=Path(data["initrd"]) if data.get("initrd") else None,
-            disk=Path(data["disk"]) if data.get("disk") else None,
-            size=int(data["size"]), seconds=float(data["seconds"]), built=data["built"],
+            name=str(data["name"]), key=str(data["key"]), path=folder,
+            kernel=own("kernel"), initrd=own("initrd"), disk=own("disk"),
+            size=int(data["size"]), seconds=float(data["seconds"]), built=str(data["built"]),
         )
-    except (OSError, ValueError, KeyError):
-        return None  # a damaged manifest is treated as no image: it gets rebuilt
+    except (InputError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def build_image(name: str, progress: Progress = lambda _msg: None) -> tuple[BuiltImage, bool]:

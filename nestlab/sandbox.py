@@ -20,12 +20,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from nestlab.errors import NestlabError
 from nestlab.paths import cache_root
+from nestlab.waiting import NotYet, WaitTimedOut, wait_for
 
 CLONE_NEWNET = 0x40000000
 _READY_TIMEOUT = 60.0
@@ -149,23 +149,23 @@ def _write_config(box: Sandbox) -> None:
 def _wait_ready(box: Sandbox, proc: subprocess.Popen[bytes]) -> None:
     import libvirt
 
-    deadline = time.monotonic() + _READY_TIMEOUT
-    last = ""
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         if proc.poll() is not None:
-            break
-        if box.socket_path.exists():
-            try:
-                libvirt.open(box.uri).close()
-                return
-            except libvirt.libvirtError as exc:
-                last = str(exc)
-        time.sleep(0.2)
-    log = box.root / "log" / "supervisor.log"
-    tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
-    stop(box)
-    raise SandboxError(f"the sandbox's libvirtd did not come up: {last or 'it exited'}\n{tail}",
-                       hint=f"See {box.log_file}.")
+            raise SandboxError("the sandbox's supervisor exited")
+        if not box.socket_path.exists():
+            raise NotYet("no socket yet")
+        libvirt.open(box.uri).close()
+        return True
+
+    try:
+        wait_for(answers, timeout=_READY_TIMEOUT, interval=0.2,
+                 what="the sandbox's libvirtd", retry_on=(libvirt.libvirtError,))
+    except NestlabError as exc:
+        log = box.root / "log" / "supervisor.log"
+        tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+        stop(box)
+        raise SandboxError(f"the sandbox's libvirtd did not come up: {exc.message}\n{tail}",
+                           hint=f"See {box.log_file}.") from None
 
 
 def stop(box: Sandbox, timeout: float = 20.0) -> None:
@@ -201,9 +201,10 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def _wait_gone(pids: list[int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.1)
+    """Wait until none of ``pids`` is alive, or ``timeout`` passes (then just return)."""
+    with contextlib.suppress(WaitTimedOut):
+        wait_for(lambda: True if not any(_alive(p) for p in pids) else None,
+                 timeout=timeout, interval=0.1, what="processes to end")
 
 
 def enter_netns(netns: str) -> None:

@@ -31,6 +31,7 @@ from nestlab.model import GiB
 from nestlab.plan import CpuPlan
 from nestlab.render import powershell_script, render_template, template_source
 from nestlab.virt.connection import connect
+from nestlab.waiting import wait_for
 
 NAME = "windows-server-2016"
 DISK_SIZE = 40 * GiB
@@ -156,14 +157,9 @@ def _is_active(dom: libvirt.virDomain) -> bool:
 
 def _wait_until_off(dom: libvirt.virDomain, timeout: float, progress: Progress) -> None:
     started = time.monotonic()
-    last_note = started
-    while _is_active(dom):
-        now = time.monotonic()
-        if now - started > timeout:
-            raise NestlabError(f"Windows setup did not finish within {timeout / 60:.0f} min",
-                               hint="Watch it with a VNC viewer on 127.0.0.1 "
-                                    "(`virsh vncdisplay`) next time.")
-        if now - last_note > 60:
-            progress(f"still installing ({(now - started) / 60:.0f} min)")
-            last_note = now
-        time.sleep(10)
+    wait_for(lambda: True if not _is_active(dom) else None, timeout=timeout, interval=10,
+             what="Windows setup (waiting for sysprep to power the install domain off)",
+             progress=lambda _why: progress(
+                 f"still installing ({(time.monotonic() - started) / 60:.0f} min)"),
+             note_every=60,
+             hint="Watch it with a VNC viewer on 127.0.0.1 (`virsh vncdisplay`) next time.")

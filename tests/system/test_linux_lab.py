@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,8 +43,22 @@ def wait_until(predicate: object, timeout: float, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def lab_dir(nestlab_home: Path) -> Path:
-    return nestlab_home / "labs" / LAB
+def lab_dir(nestlab_home: Path, nestlab: Nestlab) -> Iterator[Path]:
+    """The shared lab's folder; whatever happens to the tests, the lab is taken down."""
+    yield nestlab_home / "labs" / LAB
+    if (nestlab_home / "labs" / LAB).exists():
+        nestlab("down", "--lab", LAB, "--purge", timeout=300)
+    assert NETNS not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                       text=True, check=True).stdout
+
+
+def l1_vendor_module(nestlab: Nestlab) -> str:
+    """kvm_amd or kvm_intel: whichever the L1 loaded (under tcg, emulated SVM: kvm_amd)."""
+    for module in ("kvm_amd", "kvm_intel"):
+        if nestlab("exec", "-f", LAB_FILE, "kvm1", "--", "test", "-d",
+                   f"/sys/module/{module}").returncode == 0:
+            return module
+    pytest.fail("the L1 loaded neither kvm_amd nor kvm_intel")
 
 
 def test_killed_up_is_resumed_and_a_second_up_refused(
@@ -77,16 +93,19 @@ def test_killed_up_is_resumed_and_a_second_up_refused(
     assert ("prime1", "proven (SSH via kvm1)") in phases
 
 
-def test_l1_and_l2_with_testinfra(nestlab: Nestlab) -> None:
+def test_l1_and_l2_with_testinfra(nestlab: Nestlab, lab_dir: Path) -> None:
+    module = l1_vendor_module(nestlab)
     config = nestlab.ok("ssh-config", "-f", LAB_FILE).stdout.strip()
     l1 = testinfra.get_host("paramiko://kvm1", ssh_config=config)
     l2 = testinfra.get_host("paramiko://prime1", ssh_config=config)
     try:
         assert l1.check_output("hostname") == "kvm1"
         assert l1.check_output("stat -c %F /dev/kvm") == "character special file"
-        assert l1.file("/sys/module/kvm_amd/parameters/nested").content_string.strip() == "1"
+        nested = l1.file(f"/sys/module/{module}/parameters/nested").content_string.strip()
+        assert nested in ("1", "Y")
         assert l1.service("libvirtd").is_running
-        assert "svm" in l1.file("/proc/cpuinfo").content_string
+        flag = "svm" if module == "kvm_amd" else "vmx"
+        assert flag in l1.file("/proc/cpuinfo").content_string.split()
         domains = l1.check_output("virsh list --name --state-running")
         assert "nestlab-linux-nested-prime1" in domains.split()
 
@@ -102,7 +121,7 @@ def test_l1_and_l2_with_testinfra(nestlab: Nestlab) -> None:
             host.backend.client.close()
 
 
-def test_up_again_changes_nothing(nestlab: Nestlab) -> None:
+def test_up_again_changes_nothing(nestlab: Nestlab, lab_dir: Path) -> None:
     def l2_state() -> tuple[str, float]:
         domid = nestlab.ok("exec", "-f", LAB_FILE, "kvm1", "--", "virsh", "domid",
                            "nestlab-linux-nested-prime1").stdout.strip()
@@ -113,12 +132,14 @@ def test_up_again_changes_nothing(nestlab: Nestlab) -> None:
     domid, uptime = l2_state()
     again = json.loads(nestlab.ok("up", "--sandbox", "-f", LAB_FILE, "--json").stdout)
     assert all(t["outcome"] == "ok" for t in again["timings"])
+    assert (again["changed"], again["failed"]) == (0, 0)
+    assert again["ok"] == len(again["timings"]) > 5
     domid_after, uptime_after = l2_state()
     assert domid_after == domid  # the same running L2, not a new one
     assert uptime_after > uptime
 
 
-def test_exec_returns_the_commands_exit_status(nestlab: Nestlab) -> None:
+def test_exec_returns_the_commands_exit_status(nestlab: Nestlab, lab_dir: Path) -> None:
     result = nestlab("exec", "-f", LAB_FILE, "prime1", "--", "sh", "-c",
                      "echo out; echo err >&2; exit 7")
     assert (result.returncode, result.stdout, result.stderr) == (7, "out\n", "err\n")
@@ -127,7 +148,17 @@ def test_exec_returns_the_commands_exit_status(nestlab: Nestlab) -> None:
     assert "has no guest named 'nosuch'" in missing.stderr
 
 
-def test_status_reads_libvirt(nestlab: Nestlab) -> None:
+def test_lab_files_are_private(lab_dir: Path) -> None:
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    assert mode(lab_dir) == 0o700 and mode(lab_dir / "hosts" / "kvm1") == 0o700
+    for name in ("disk.qcow2", "console.log"):
+        assert mode(lab_dir / "hosts" / "kvm1" / name) == 0o600
+    assert mode(lab_dir / "keys" / "id_ed25519") == 0o600
+
+
+def test_status_reads_libvirt(nestlab: Nestlab, lab_dir: Path) -> None:
     status = json.loads(nestlab.ok("status", "-f", LAB_FILE, "--json").stdout)
     [host] = status["hosts"]
     assert (host["name"], host["state"], host["address"]) == ("kvm1", "running", "10.77.0.10")
@@ -140,6 +171,7 @@ def test_status_reads_libvirt(nestlab: Nestlab) -> None:
 def test_down_leaves_nothing(nestlab: Nestlab, lab_dir: Path) -> None:
     down = json.loads(nestlab.ok("down", "-f", LAB_FILE, "--json").stdout)
     assert down["removed_domains"] == ["nestlab-linux-nested-kvm1"]
+    assert down["removed_guests"] == ["prime1"]
     assert down["removed_networks"] == ["nestlab-linux-nested-lab"]
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
                            check=True).stdout

@@ -42,6 +42,8 @@ def test_cached_image_is_reused_without_building(tmp_path: Path,
     key = recipe_key(recipe_dir("prime"))
     folder = tmp_path / "images" / "prime" / key
     folder.mkdir(parents=True)
+    (folder / "vmlinuz").write_bytes(b"kernel")
+    (folder / "initrd.img").write_bytes(b"initrd")
     (folder / "manifest.json").write_text(json.dumps({
         "name": "prime", "key": key, "path": str(folder), "kernel": str(folder / "vmlinuz"),
         "initrd": str(folder / "initrd.img"), "disk": None, "size": 1, "seconds": 1.0,
@@ -58,6 +60,27 @@ def test_damaged_manifest_means_no_image(tmp_path: Path,
     folder = tmp_path / "images" / "prime" / recipe_key(recipe_dir("prime"))
     folder.mkdir(parents=True)
     (folder / "manifest.json").write_text("{")
+    assert find_image("prime") is None
+
+
+@pytest.mark.parametrize("change", [
+    {"kernel": "/etc/passwd"}, {"initrd": "../../../../etc/shadow"}, {"disk": ".."},
+    {"size": []}, {"seconds": {"a": 1}}, {"kernel": 12},
+])
+def test_a_manifest_naming_files_elsewhere_or_of_the_wrong_type_is_no_image(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: dict[str, object]) -> None:
+    monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path))
+    key = recipe_key(recipe_dir("prime"))
+    folder = tmp_path / "images" / "prime" / key
+    folder.mkdir(parents=True)
+    for name in ("vmlinuz", "initrd.img"):
+        (folder / name).write_bytes(b"x")
+    manifest = {"name": "prime", "key": key, "path": str(folder),
+                "kernel": str(folder / "vmlinuz"), "initrd": str(folder / "initrd.img"),
+                "disk": None, "size": 1, "seconds": 1.0, "built": "2026-01-01T00:00:00Z"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert find_image("prime") is not None
+    (folder / "manifest.json").write_text(json.dumps(manifest | change))
     assert find_image("prime") is None
 
 
