@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+import shutil
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from nestlab.hostcheck import check_host
 from nestlab.plan import make_plan
-from nestlab.render import render_artifacts
+from nestlab.render import render_artifacts, write_artifacts
 from nestlab.winimage import build_plan, render_install_domain_xml
 from tests.conftest import example, facts
 
@@ -38,3 +41,30 @@ def render_case(case: str) -> dict[PurePosixPath, str]:
     plan = make_plan(lab, check_host(facts(facts_name), lab),
                      Path("/var/lib/nestlab/labs") / lab.name)
     return render_artifacts(plan)
+
+
+def golden_differences(golden: Path, artifacts: Mapping[PurePosixPath, str]) -> list[str]:
+    """How a case's golden folder differs from a fresh render, one entry per file: a
+    unified diff for a changed file (as virt-manager's tests show), a line for a file
+    only one side has."""
+    on_disk = {p.relative_to(golden).as_posix(): p.read_text()
+               for p in sorted(golden.rglob("*")) if p.is_file()}
+    rendered = {path.as_posix(): text for path, text in artifacts.items()}
+    found = []
+    for name in sorted(on_disk.keys() | rendered.keys()):
+        if name not in rendered:
+            found.append(f"{name}: a golden file that is no longer rendered")
+        elif name not in on_disk:
+            found.append(f"{name}: rendered, but there is no golden file for it")
+        elif on_disk[name] != rendered[name]:
+            found.append("\n".join(difflib.unified_diff(
+                on_disk[name].splitlines(), rendered[name].splitlines(),
+                fromfile=f"golden/{name}", tofile=f"rendered/{name}", lineterm="")))
+    return found
+
+
+def rewrite_golden(golden: Path, artifacts: Mapping[PurePosixPath, str]) -> None:
+    """Replace a case's golden folder with a fresh render; files no longer rendered go."""
+    if golden.exists():
+        shutil.rmtree(golden)
+    write_artifacts(artifacts, golden)

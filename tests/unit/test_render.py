@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import xml.etree.ElementTree as ET
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import jinja2
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from nestlab.plan import METADATA_NS, NetworkPlan
 from nestlab.render import render_template, write_artifacts
 from tests.conftest import GOLDEN
-from tests.golden_cases import CASES, render_case
+from tests.golden_cases import CASES, golden_differences, render_case, rewrite_golden
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -20,13 +21,46 @@ def test_rendered_files_match_golden(case: str, request: pytest.FixtureRequest) 
     artifacts = render_case(case)
     golden = GOLDEN / case
     if request.config.getoption("--update-golden"):
-        if golden.exists():
-            for old in sorted(golden.rglob("*"), reverse=True):
-                old.unlink() if old.is_file() else old.rmdir()
-        write_artifacts(artifacts, golden)
-    on_disk = {p.relative_to(golden).as_posix(): p.read_text()
-               for p in golden.rglob("*.xml")}
-    assert on_disk == {str(k): v for k, v in artifacts.items()}
+        rewrite_golden(golden, artifacts)
+        pytest.skip(f"{case}: golden files rewritten")
+    differences = golden_differences(golden, artifacts)
+    assert not differences, (
+        f"rendering {case} differs from tests/golden/{case} (`make golden` rewrites it; "
+        "review its diff):\n" + "\n".join(differences))
+
+
+def test_every_golden_folder_is_a_case(request: pytest.FixtureRequest) -> None:
+    stale = sorted(p for p in GOLDEN.iterdir() if p.name not in CASES)
+    if request.config.getoption("--update-golden"):
+        for folder in stale:
+            shutil.rmtree(folder)
+        pytest.skip(f"golden folders of cases that no longer exist removed: {stale}")
+    assert not stale, "golden folders of no case (`make golden` removes them)"
+
+
+def test_a_changed_golden_file_shows_as_a_unified_diff(tmp_path: Path) -> None:
+    (tmp_path / "l0").mkdir()
+    (tmp_path / "l0" / "a.xml").write_text("<a>\n  <b/>\n</a>\n")
+    (tmp_path / "l0" / "gone.xml").write_text("<gone/>\n")
+    artifacts = {PurePosixPath("l0/a.xml"): "<a>\n  <c/>\n</a>\n",
+                 PurePosixPath("l0/new.xml"): "<new/>\n"}
+    changed, gone, new = golden_differences(tmp_path, artifacts)
+    assert changed.splitlines() == ["--- golden/l0/a.xml", "+++ rendered/l0/a.xml",
+                                    "@@ -1,3 +1,3 @@", " <a>", "-  <b/>", "+  <c/>", " </a>"]
+    assert gone == "l0/gone.xml: a golden file that is no longer rendered"
+    assert new == "l0/new.xml: rendered, but there is no golden file for it"
+    assert golden_differences(tmp_path / "l0", {PurePosixPath("a.xml"): "<a>\n  <b/>\n</a>\n",
+                                                PurePosixPath("gone.xml"): "<gone/>\n"}) == []
+
+
+def test_rewriting_golden_files_drops_stale_ones(tmp_path: Path) -> None:
+    golden = tmp_path / "case"
+    (golden / "l1" / "old").mkdir(parents=True)
+    (golden / "l1" / "old" / "stale.xml").write_text("<stale/>")
+    artifacts = render_case("linux-nested-tcg")
+    rewrite_golden(golden, artifacts)
+    assert golden_differences(golden, artifacts) == []
+    assert not (golden / "l1" / "old").exists()
 
 
 def test_linux_tcg_domain_is_emulated_with_svm() -> None:
