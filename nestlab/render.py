@@ -7,13 +7,16 @@ This is the only module that knows where the templates live (the
 from __future__ import annotations
 
 import base64
-import os
+import contextlib
+import stat
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
 import jinja2
 
+from nestlab.errors import InputError
+from nestlab.files import write_atomic
 from nestlab.plan import METADATA_NS, GuestPlan, HostPlan, NetworkPlan, Plan
 
 Artifacts = Mapping[PurePosixPath, str]
@@ -103,14 +106,45 @@ def render_artifacts(plan: Plan) -> dict[PurePosixPath, str]:
     return out
 
 
+class OutputNotWritable(InputError):
+    """The folder given for rendered files cannot take them."""
+
+
 def write_artifacts(artifacts: Artifacts, out_dir: Path) -> list[Path]:
-    """Write rendered artifacts under ``out_dir``; returns the files written."""
+    """Write rendered artifacts under ``out_dir``; returns the files written.
+
+    nestlab runs as root, and ``out_dir`` may be a folder others can write to:
+    each file goes through ``write_atomic`` (a fresh temporary name, never a
+    predictable one a planted symlink could redirect, then a rename that
+    replaces a symlink at the target instead of following it), and a folder
+    below ``out_dir`` that is a symlink or a file is refused, not followed.
+    """
     written = []
-    for relative, text in sorted(artifacts.items()):
-        target = out_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-        written.append(target)
+    current = out_dir
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for relative, text in sorted(artifacts.items()):
+            current = _real_folder(out_dir, relative.parent) / relative.name
+            write_atomic(current, text, mode=0o644)
+            written.append(current)
+    except FileExistsError:
+        raise OutputNotWritable(f"{current}: exists and is not a folder; the rendered files "
+                                "need a folder there") from None
+    except OSError as exc:
+        raise OutputNotWritable(f"{current}: cannot write the rendered files: "
+                                f"{exc.strerror or exc}") from None
     return written
+
+
+def _real_folder(out_dir: Path, relative: PurePosixPath) -> Path:
+    """``out_dir / relative``, each folder made when missing and refused when it is not a
+    real folder (lstat: a symlink to a folder counts as not one)."""
+    folder = out_dir
+    for part in relative.parts:
+        folder = folder / part
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o755)
+        if not stat.S_ISDIR(folder.lstat().st_mode):
+            raise OutputNotWritable(f"{folder}: is a symbolic link or a file, not a folder; "
+                                    "nestlab does not write through it")
+    return folder

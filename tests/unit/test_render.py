@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
+import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path, PurePosixPath
 
@@ -11,7 +12,7 @@ import jinja2
 import pytest
 
 from nestlab.plan import METADATA_NS, NetworkPlan
-from nestlab.render import render_template, write_artifacts
+from nestlab.render import OutputNotWritable, render_template, write_artifacts
 from tests.conftest import GOLDEN
 from tests.golden_cases import CASES, golden_differences, render_case, rewrite_golden
 
@@ -124,7 +125,55 @@ def test_write_artifacts(tmp_path: Path) -> None:
     written = write_artifacts(artifacts, tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == sorted(
         str(k) for k in artifacts)
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
+                  if p.is_file()) == sorted(str(k) for k in artifacts)  # no temporary left
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_symlink_at_the_old_temporary_name_is_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    artifacts = render_case("linux-nested-tcg")
+    for relative in artifacts:
+        planted = out / relative.parent / f"{relative.name}.tmp"  # the name it used to write
+        planted.parent.mkdir(parents=True, exist_ok=True)
+        planted.symlink_to(victim)
+    write_artifacts(artifacts, out)
+    assert victim.read_text() == "precious"
+    for relative, text in artifacts.items():
+        assert not (out / relative).is_symlink()
+        assert (out / relative).read_text() == text
+
+
+def test_a_symlink_at_a_target_is_replaced_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    artifacts = render_case("linux-nested-tcg")
+    relative = next(iter(artifacts))
+    (tmp_path / "out" / relative.parent).mkdir(parents=True)
+    (tmp_path / "out" / relative).symlink_to(victim)
+    write_artifacts(artifacts, tmp_path / "out")
+    assert victim.read_text() == "precious"
+    assert (tmp_path / "out" / relative).read_text() == artifacts[relative]
+
+
+def test_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(OutputNotWritable, match="out: exists and is not a folder"):
+        write_artifacts(render_case("linux-nested-tcg"), tmp_path / "out")
+
+
+def test_a_symlinked_folder_below_out_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "l1").symlink_to(elsewhere)
+    with pytest.raises(OutputNotWritable, match="out/l1: is a symbolic link or a file"):
+        write_artifacts(render_case("linux-nested-tcg"), out)
+    assert list(elsewhere.iterdir()) == []
 
 
 @pytest.mark.parametrize(("case", "evmcs", "cpu"), [
