@@ -147,8 +147,11 @@ def guest_folder(guest: GuestPlan) -> str:
 
 
 def ensure_guest(t: PowerShellSession, host: HostPlan, guest: GuestPlan, iso: Path) -> None:
+    """The L2's folder, its prime ISO (copied only when it differs) and its VM, started."""
     folder = guest_folder(guest)
     remote_iso = f"{folder}\\prime.iso"
+    # pypsrp's copy makes no folder: the ISO's must exist before it is copied.
+    run_json(t, "guest-folder", Path=folder)
     present = run_json(t, "file-hash", Path=remote_iso)
     if str(present.get("sha256") or "").lower() != file_sha256(iso):
         t.put(iso, remote_iso)

@@ -4,8 +4,30 @@
 It does not run PowerShell: it recognises nestlab's scripts by name, checks
 that they received the parameters their param() blocks declare, and applies
 their effect to a small model of the L1 (role state, reboots, switches, NATs,
-VMs, files), answering with the JSON the real scripts print. It can be told
-to lose the session at a given script, once, as a crash or a reboot would.
+VMs, folders, files), answering with the JSON the real scripts print. It can
+be told to lose the session at a given script, once, as a crash or a reboot
+would.
+
+Which real behaviour each part copies, and from where:
+
+- Scripts: the parameters come from each script's own param() block, parsed
+  with tree-sitter's PowerShell grammar (tests/powershell.py).
+- ``put``: pypsrp's ``Client.copy`` (pypsrp/client.py and
+  pypsrp/pwsh_scripts/copy.ps1, 0.8 and 0.9) writes the bytes to a temporary
+  file from ``[System.IO.Path]::GetTempFileName()``, then
+  ``[System.IO.File]::Delete`` and ``::Move`` put it at the destination.
+  Nothing creates a folder: when the destination's folder is missing, .NET
+  throws "Could not find a part of the path", which pypsrp raises as
+  ``WinRMError("Failed to copy file: ...")``; ``WinRMTransport.put`` passes
+  that on unchanged (pinned in tests/unit/test_hyperv_fake.py).
+- Folders: a fresh L1 has its system folders; only scripts that run
+  ``New-Item -ItemType Directory`` make one (guest-folder.ps1, and guest-vm.ps1
+  for a VM it creates). Windows paths are case-insensitive.
+- Restart: ``Restart-Computer -Force`` returns before Windows goes down, so a
+  call or two still sees the old boot before the session drops.
+- The Hyper-V role: ``Install-WindowsFeature`` leaves it InstallPending, and it
+  takes restarts (two on Server 2016 in a KVM guest) before it is Installed and
+  the hypervisor runs.
 """
 
 from __future__ import annotations
@@ -15,6 +37,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pypsrp.exceptions import WinRMError
 
 from nestlab.transport.base import CommandResult, TransportError
 from tests.powershell import script_parameters
@@ -47,6 +71,11 @@ class FakeHyperVL1:
     addresses: list[str] = field(default_factory=list)
     vms: dict[str, FakeVM] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    """Path (lower case) -> SHA-256 in upper case, as Get-FileHash prints it."""
+    folders: set[str] = field(default_factory=lambda: {
+        "c:", "c:\\windows", "c:\\windows\\temp", "c:\\users",
+        "c:\\users\\administrator"})
+    """Folders that exist (lower case, no trailing backslash)."""
     creations: list[str] = field(default_factory=list)
     restarts: int = 0
     reconnects: int = 0
@@ -67,8 +96,12 @@ class FakeHyperVL1:
         return CommandResult(name, 0, stdout, "")
 
     def put(self, local: Path, remote: str) -> None:
+        """pypsrp's copy: a temporary file moved to ``remote``, whose folder must exist."""
         self.calls.append(f"put {remote}")
-        self.files[remote] = hashlib.sha256(local.read_bytes()).hexdigest().upper()
+        if _folder_of(remote) not in self.folders:
+            raise WinRMError('Failed to copy file: Exception calling "Delete" with "1" '
+                             f"argument(s): \"Could not find a part of the path '{remote}'.\"")
+        self.files[_key(remote)] = hashlib.sha256(local.read_bytes()).hexdigest().upper()
 
     def reconnect(self, timeout: float) -> None:
         self.reconnects += 1
@@ -138,14 +171,28 @@ class FakeHyperVL1:
         return {"switch": Name, "created": created}
 
     def _file_hash(self, Path: str) -> dict[str, Any]:
-        return {"path": Path, "sha256": self.files.get(Path)}
+        return {"path": Path, "sha256": self.files.get(_key(Path))}
+
+    def _make_folder(self, path: str) -> bool:
+        """New-Item -ItemType Directory -Force: the folder and its parents."""
+        if _key(path) in self.folders:
+            return False
+        parts = _key(path).split("\\")
+        for end in range(1, len(parts) + 1):
+            self.folders.add("\\".join(parts[:end]))
+        self.creations.append(f"folder {path}")
+        return True
+
+    def _guest_folder(self, Path: str) -> dict[str, Any]:
+        return {"created": self._make_folder(Path)}
 
     def _guest_vm(self, **parameters: Any) -> dict[str, Any]:
         self._require_hyperv()
         name = parameters["Name"]
-        assert parameters["IsoPath"] in self.files, "VM started before its ISO was copied"
+        assert _key(parameters["IsoPath"]) in self.files, "VM started before its ISO was copied"
         assert parameters["Switch"] in self.switches, "VM attached to a missing switch"
         if name not in self.vms:
+            self._make_folder(parameters["Folder"])
             self.vms[name] = FakeVM(name, parameters)
             self.creations.append(f"vm {name}")
         self.vms[name].state = "Running"
@@ -166,3 +213,12 @@ class FakeHyperVL1:
         for name in Names:
             self.vms.pop(name, None)
 
+
+
+def _key(path: str) -> str:
+    """How the fake compares Windows paths: case-insensitive, no trailing backslash."""
+    return path.rstrip("\\").lower()
+
+
+def _folder_of(path: str) -> str:
+    return _key(path).rpartition("\\")[0]

@@ -15,7 +15,7 @@ SCRIPTS = powershell_script_names()
 
 def test_the_scripts_are_all_found() -> None:
     assert {"winrm", "build", "preflight", "install-hyperv", "hyperv-state", "restart",
-            "guest-network", "guest-vm", "guest-proof", "guest-states", "file-hash",
+            "guest-network", "guest-folder", "guest-vm", "guest-proof", "guest-states", "file-hash",
             "remove-guests"} <= set(SCRIPTS)
 
 

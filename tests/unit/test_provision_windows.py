@@ -52,7 +52,10 @@ def test_fresh_l1_gets_hyperv_network_and_guests(host: HostPlan, isos: dict[str,
     assert l1.calls[:3] == ["hyperv-state", "preflight", "install-hyperv"]
     assert l1.creations == [
         "role", "switch nestlab", "address 192.168.100.1/24", "nat 192.168.100.0/24",
-        "vm prime1", "vm prime2"]
+        "folder C:\\nestlab\\prime1", "vm prime1", "folder C:\\nestlab\\prime2", "vm prime2"]
+    # The ISO's folder is made before the copy (pypsrp's copy makes none).
+    assert l1.calls[l1.calls.index("put C:\\nestlab\\prime1\\prime.iso") - 2:][:2] == [
+        "guest-folder", "file-hash"]
     vm = l1.vms["prime1"].parameters
     assert vm["MemoryBytes"] == 512 * 1024**2
     assert vm["DiskBytes"] == 1024**3
@@ -74,7 +77,7 @@ def test_second_run_changes_nothing(host: HostPlan, isos: dict[str, Path],
     assert "restart" not in l1.calls and "install-hyperv" not in l1.calls
 
 
-@pytest.mark.parametrize("step", ["install-hyperv", "guest-network", "guest-vm"])
+@pytest.mark.parametrize("step", ["install-hyperv", "guest-network", "guest-folder", "guest-vm"])
 def test_a_crash_then_a_second_up_converges(step: str, host: HostPlan, isos: dict[str, Path],
                                             tmp_path: Path) -> None:
     l1 = FakeHyperVL1(fail_once_at=step)
