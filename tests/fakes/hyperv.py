@@ -11,7 +11,9 @@ would.
 Which real behaviour each part copies, and from where:
 
 - Scripts: the parameters come from each script's own param() block, parsed
-  with tree-sitter's PowerShell grammar (tests/powershell.py).
+  with tree-sitter's PowerShell grammar (tests/powershell.py); each answer has
+  exactly the keys of the object the script pipes to ConvertTo-Json (pinned in
+  tests/unit/test_hyperv_fake.py).
 - ``put``: pypsrp's ``Client.copy`` (pypsrp/client.py and
   pypsrp/pwsh_scripts/copy.ps1, 0.8 and 0.9) writes the bytes to a temporary
   file from ``[System.IO.Path]::GetTempFileName()``, then
@@ -66,6 +68,8 @@ class FakeHyperVL1:
     heartbeat_after_polls: int = 2
     fail_once_at: str | None = None
     calls: list[str] = field(default_factory=list)
+    answers: list[tuple[str, dict[str, Any], Any]] = field(default_factory=list)
+    """(script, parameters, the value it printed as JSON) for every script that answered."""
     switches: dict[str, dict[str, Any]] = field(default_factory=dict)
     nats: list[str] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
@@ -92,6 +96,7 @@ class FakeHyperVL1:
             raise TransportError(f"{self.name}: lost the WinRM session during {name} (fake)")
         handler = getattr(self, "_" + name.replace("-", "_"))
         value = handler(**parameters)
+        self.answers.append((name, parameters, value))
         stdout = json.dumps(value) if value is not None else ""
         return CommandResult(name, 0, stdout, "")
 
@@ -125,12 +130,10 @@ class FakeHyperVL1:
 
     def _hyperv_state(self) -> dict[str, Any]:
         return {"role": self.role, "hypervisor_present": self.role == "Installed",
-                "vmms": "Running" if self.role == "Installed" else "",
                 "boot_time": self._boot_time()}
 
     def _preflight(self) -> dict[str, Any]:
-        return {"vmx": self.vmx, "slat": self.slat, "firmware": True,
-                "hypervisor_present": False, "role": self.role}
+        return {"vmx": self.vmx, "slat": self.slat}
 
     def _install_hyperv(self) -> dict[str, Any]:
         if self.role == "Available":
@@ -168,10 +171,10 @@ class FakeHyperVL1:
             self.nats.append(Name)
             self.creations.append(f"nat {Prefix}")
             created.append("nat")
-        return {"switch": Name, "created": created}
+        return {"created": created}
 
     def _file_hash(self, Path: str) -> dict[str, Any]:
-        return {"path": Path, "sha256": self.files.get(_key(Path))}
+        return {"sha256": self.files.get(_key(Path))}
 
     def _make_folder(self, path: str) -> bool:
         """New-Item -ItemType Directory -Force: the folder and its parents."""
@@ -191,12 +194,14 @@ class FakeHyperVL1:
         name = parameters["Name"]
         assert _key(parameters["IsoPath"]) in self.files, "VM started before its ISO was copied"
         assert parameters["Switch"] in self.switches, "VM attached to a missing switch"
-        if name not in self.vms:
+        created = name not in self.vms
+        if created:
             self._make_folder(parameters["Folder"])
-            self.vms[name] = FakeVM(name, parameters)
+            self.vms[name] = FakeVM(name, parameters, state="Off")
             self.creations.append(f"vm {name}")
+        started = self.vms[name].state != "Running"
         self.vms[name].state = "Running"
-        return {"name": name, "state": "Running"}
+        return {"created": created, "started": started}
 
     def _guest_proof(self, Name: str, Address: str) -> dict[str, Any]:
         vm = self.vms.get(Name)

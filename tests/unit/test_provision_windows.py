@@ -77,6 +77,20 @@ def test_second_run_changes_nothing(host: HostPlan, isos: dict[str, Path],
     assert "restart" not in l1.calls and "install-hyperv" not in l1.calls
 
 
+def test_each_step_says_what_it_made_and_a_second_time_nothing(
+        host: HostPlan, isos: dict[str, Path]) -> None:
+    l1 = FakeHyperVL1()
+    windows.ensure_hyperv(l1, 600, lambda _m: None)
+    guest = host.guests[0]
+    assert windows.ensure_guest_network(l1, host) == ["switch", "address", "nat"]
+    assert windows.ensure_guest(l1, host, guest, isos[guest.name]) == [
+        "folder", "prime.iso", "VM", "started"]
+    assert windows.ensure_guest_network(l1, host) == []
+    assert windows.ensure_guest(l1, host, guest, isos[guest.name]) == []
+    l1.vms[guest.name].state = "Off"
+    assert windows.ensure_guest(l1, host, guest, isos[guest.name]) == ["started"]
+
+
 @pytest.mark.parametrize("step", ["install-hyperv", "guest-network", "guest-folder", "guest-vm"])
 def test_a_crash_then_a_second_up_converges(step: str, host: HostPlan, isos: dict[str, Path],
                                             tmp_path: Path) -> None:
