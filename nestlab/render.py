@@ -77,9 +77,18 @@ def render_guest_network_xml(plan: Plan, host: HostPlan) -> str:
     return render_template("guest-network.xml.j2", lab=plan.lab, gnet=host.guest_network)
 
 
+PUBLIC_KEY_PLACEHOLDER = ("PLACEHOLDER:the-lab-public-key,made-at-the-first-up,"
+                          "in-keys/id_ed25519.pub")
+"""Where an L2's kernel command line takes the lab's key (base64), before the key exists:
+one word (the command line splits on spaces), plain XML text, and plainly not a key."""
+
+
 def render_guest_domain_xml(plan: Plan, host: HostPlan, guest: GuestPlan) -> str:
-    """libvirt domain XML for an L2 inside a Linux L1."""
-    authkey = base64.b64encode(plan.public_key.encode()).decode() if plan.public_key else None
+    """libvirt domain XML for an L2 inside a Linux L1. The prime reads the lab's public key
+    from its kernel command line; a plan made before the lab has one (``nestlab render``
+    before the first ``up``) shows ``PUBLIC_KEY_PLACEHOLDER`` where it will go."""
+    authkey = (base64.b64encode(plan.public_key.encode()).decode() if plan.public_key
+               else PUBLIC_KEY_PLACEHOLDER)
     return render_template("guest-domain.xml.j2", lab=plan.lab, host=host, guest=guest,
                            authkey=authkey)
 

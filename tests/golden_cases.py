@@ -13,13 +13,18 @@ from nestlab.render import render_artifacts, write_artifacts
 from nestlab.winimage import build_plan, render_install_domain_xml
 from tests.conftest import example, facts
 
-# case name -> (example lab, recorded host facts)
+TEST_PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
+                   " nestlab-golden")
+"""A fixed lab key (ed25519 of the private bytes 0..31), as a lab has after its first up."""
+
+# case name -> (example lab, recorded host facts, the lab's public key: None before the first up)
 LAB_CASES = {
-    "linux-nested-tcg": ("linux-nested", "this-machine-paravirtual-kvm"),
-    "linux-nested-kvm-intel": ("linux-nested", "intel-nested-y"),
-    "linux-nested-kvm-amd": ("linux-nested", "amd-nested-1"),
-    "windows-hyperv-kvm-intel": ("windows-hyperv", "intel-nested-y"),
-    "windows-hyperv-kvm-amd": ("windows-hyperv", "amd-nested-1"),
+    "linux-nested-tcg": ("linux-nested", "this-machine-paravirtual-kvm", TEST_PUBLIC_KEY),
+    "linux-nested-tcg-before-up": ("linux-nested", "this-machine-paravirtual-kvm", None),
+    "linux-nested-kvm-intel": ("linux-nested", "intel-nested-y", TEST_PUBLIC_KEY),
+    "linux-nested-kvm-amd": ("linux-nested", "amd-nested-1", TEST_PUBLIC_KEY),
+    "windows-hyperv-kvm-intel": ("windows-hyperv", "intel-nested-y", TEST_PUBLIC_KEY),
+    "windows-hyperv-kvm-amd": ("windows-hyperv", "amd-nested-1", TEST_PUBLIC_KEY),
 }
 # case name -> recorded host facts, for the domain that installs the Windows base image
 INSTALL_CASES = {
@@ -36,10 +41,10 @@ def render_case(case: str) -> dict[PurePosixPath, str]:
                           Path("/var/cache/nestlab/images/windows-server-2016/build"),
                           Path("/srv/iso/WindowsServer2016.iso"))
         return {PurePosixPath("l0/domains", f"{plan.name}.xml"): render_install_domain_xml(plan)}
-    lab_name, facts_name = LAB_CASES[case]
+    lab_name, facts_name, public_key = LAB_CASES[case]
     lab = example(lab_name)
     plan = make_plan(lab, check_host(facts(facts_name), lab),
-                     Path("/var/lib/nestlab/labs") / lab.name)
+                     Path("/var/lib/nestlab/labs") / lab.name, public_key)
     return render_artifacts(plan)
 
 

@@ -3,8 +3,10 @@ folder it cannot write into."""
 
 from __future__ import annotations
 
+import base64
 import os
 import tempfile
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from nestlab.cli import main
-from tests.conftest import EXAMPLES, FACTS
+from nestlab.hostcheck import check_host
+from nestlab.labfile import load_lab
+from nestlab.plan import make_plan
+from nestlab.render import PUBLIC_KEY_PLACEHOLDER, render_guest_domain_xml
+from tests.conftest import EXAMPLES, FACTS, facts
 
 LINUX = str(EXAMPLES / "linux-nested.yaml")
 THIS_MACHINE = str(FACTS / "this-machine-paravirtual-kvm.json")
@@ -82,3 +88,31 @@ def test_a_read_only_out_folder_is_refused_with_exit_2(read_only_folder: Path) -
     out = read_only_folder / "out"
     assert _as_nobody_if_root(lambda: render(out)[0]) == 2
     assert not out.exists()
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4 lab"
+L2_XML = "l1/kvm1/domains/nestlab-linux-nested-prime1.xml"
+
+
+def l2_authkey(out: Path) -> str:
+    cmdline = ET.parse(out / L2_XML).getroot().findtext("os/cmdline") or ""
+    return next(w for w in cmdline.split() if w.startswith("nestlab.authkey=")).partition("=")[2]
+
+
+def test_l2_xml_carries_the_key_up_would_give_it(tmp_path: Path, _lab_home: Path) -> None:
+    keys = _lab_home / "labs" / "linux-nested" / "keys"
+    keys.mkdir(parents=True)
+    (keys / "id_ed25519.pub").write_text(KEY + "\n")
+    assert render(tmp_path / "out")[0] == 0
+    assert base64.b64decode(l2_authkey(tmp_path / "out")).decode() == KEY
+    lab = load_lab(LINUX)
+    plan = make_plan(lab, check_host(facts("this-machine-paravirtual-kvm"), lab),
+                     _lab_home / "labs" / "linux-nested", KEY)
+    assert (tmp_path / "out" / L2_XML).read_text() == render_guest_domain_xml(
+        plan, plan.hosts[0], plan.hosts[0].guests[0])  # what provisioning puts in the L1
+
+
+def test_before_the_first_up_the_key_is_an_obvious_placeholder(tmp_path: Path) -> None:
+    assert render(tmp_path / "out")[0] == 0
+    assert l2_authkey(tmp_path / "out") == PUBLIC_KEY_PLACEHOLDER
+    assert "first-up" in PUBLIC_KEY_PLACEHOLDER and " " not in PUBLIC_KEY_PLACEHOLDER
