@@ -1,4 +1,5 @@
-"""Render a Plan into the artifacts ``up`` will use. Pure: nothing is defined or started.
+"""Render a Plan into the artifacts ``up`` will use. Pure: nothing is defined or started,
+and no secret is read (a Windows L1's password is shown by where it is kept).
 
 This is the only module that knows where the templates live (the
 ``nestlab.templates`` package, installed from the repo's ``templates/``).
@@ -10,6 +11,7 @@ import base64
 import contextlib
 import stat
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
@@ -20,6 +22,15 @@ from nestlab.files import write_atomic
 from nestlab.plan import METADATA_NS, GuestPlan, HostPlan, NetworkPlan, Plan
 
 Artifacts = Mapping[PurePosixPath, str]
+LOCALE = "en-US"
+"""Language, locale and keyboard of Windows L1s (their answer files)."""
+WINDOWS_PROVISION_SCRIPTS = (
+    "hyperv-state", "preflight", "install-hyperv", "restart", "guest-network",
+    "guest-folder", "file-hash", "guest-vm", "guest-proof",
+)
+"""The scripts ``up`` runs in a Windows L1 over WinRM (provision/windows.py), which
+``render`` writes for reading; a test replays provisioning against the FAKE L1 and
+checks that these are exactly the scripts it runs."""
 
 
 def _environment() -> jinja2.Environment:
@@ -93,8 +104,40 @@ def render_guest_domain_xml(plan: Plan, host: HostPlan, guest: GuestPlan) -> str
                            authkey=authkey)
 
 
+@dataclass(frozen=True)
+class AnswerPassword:
+    """What the two password fields of an L1's answer file hold: the encoded password
+    (answerfile.py, on the medium ``up`` writes), or for ``render`` a placeholder."""
+
+    administrator: str
+    autologon: str
+
+
+def password_placeholder(host: str) -> AnswerPassword:
+    """Where the password of a Windows L1 will be (answerfile.l1_password), never what."""
+    shown = f"<password of {host}: generated at the first up, kept in keys/{host}.password>"
+    return AnswerPassword(shown, shown)
+
+
+def render_l1_answer_xml(computer_name: str, password: AnswerPassword) -> str:
+    """The first-boot answer file of one Windows L1 (autounattend.xml on its medium)."""
+    return render_template(
+        "windows/unattend.xml.j2", locale=LOCALE, computer_name=computer_name,
+        admin_password_value=password.administrator,
+        autologon_password_value=password.autologon)
+
+
+def l1_answer_medium(computer_name: str, password: AnswerPassword) -> dict[str, str]:
+    """The files on a Windows L1's answer medium: its answer file, and winrm.ps1, which
+    the answer file's first logon runs."""
+    return {"autounattend.xml": render_l1_answer_xml(computer_name, password),
+            "winrm.ps1": powershell_script("winrm")}
+
+
 def render_artifacts(plan: Plan) -> dict[PurePosixPath, str]:
-    """Everything ``up`` defines, keyed by a relative path that says what it is."""
+    """Everything ``up`` defines or sends, keyed by a relative path that says what it is:
+    libvirt XML on L0 and in Linux L1s; for a Windows L1 its answer medium (the password
+    as a placeholder) and the PowerShell scripts provisioning runs in it."""
     out: dict[PurePosixPath, str] = {}
     for net in plan.networks:
         out[PurePosixPath("l0/networks", f"{net.name}.xml")] = render_network_xml(plan, net)
@@ -102,9 +145,15 @@ def render_artifacts(plan: Plan) -> dict[PurePosixPath, str]:
         out[PurePosixPath("l0/domains", f"{host.domain_name}.xml")] = render_domain_xml(
             plan, host
         )
-        if host.os.is_windows:
-            continue  # Hyper-V's switch and VMs are made by PowerShell, not libvirt XML.
         inside = PurePosixPath("l1", host.name)
+        if host.os.is_windows:
+            # Hyper-V's switch and VMs are made by these scripts, not by libvirt XML.
+            medium = l1_answer_medium(host.name, password_placeholder(host.name))
+            for name, text in medium.items():
+                out[inside / "answer-medium" / name] = text
+            for script in WINDOWS_PROVISION_SCRIPTS:
+                out[inside / "windows" / f"{script}.ps1"] = powershell_script(script)
+            continue
         out[inside / "networks" / f"{host.guest_network.name}.xml"] = (
             render_guest_network_xml(plan, host)
         )

@@ -48,6 +48,12 @@ def render_case(case: str) -> dict[PurePosixPath, str]:
     return render_artifacts(plan)
 
 
+def libvirt_xml(artifacts: Mapping[PurePosixPath, str]) -> dict[PurePosixPath, str]:
+    """The artifacts that are libvirt domain or network XML (not answer files or scripts)."""
+    return {path: text for path, text in artifacts.items()
+            if path.parent.name in ("domains", "networks")}
+
+
 def golden_differences(golden: Path, artifacts: Mapping[PurePosixPath, str]) -> list[str]:
     """How a case's golden folder differs from a fresh render, one entry per file: a
     unified diff for a changed file (as virt-manager's tests show), a line for a file

@@ -12,6 +12,7 @@ from nestlab.hostcheck import check_host
 from nestlab.plan import HostPlan, make_plan
 from nestlab.progress import Reporter
 from nestlab.provision import windows
+from nestlab.render import WINDOWS_PROVISION_SCRIPTS
 from nestlab.transport.base import TransportError
 from tests.conftest import example, facts
 from tests.fakes.hyperv import FakeHyperVL1
@@ -62,6 +63,15 @@ def test_fresh_l1_gets_hyperv_network_and_guests(host: HostPlan, isos: dict[str,
     assert vm["IsoPath"] == "C:\\nestlab\\prime1\\prime.iso"
     assert vm["MacAddress"] == host.guests[0].mac.replace(":", "").upper()
     assert vm["MacSpoofing"] is False
+
+
+def test_provisioning_runs_the_scripts_render_writes(host: HostPlan, isos: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    l1 = FakeHyperVL1(heartbeat_after_polls=0)
+    run(l1, host, isos, tmp_path)
+    for guest in host.guests:
+        windows.prove(l1, host, guest, 600, lambda _m: None)
+    assert {c for c in l1.calls if not c.startswith("put ")} == set(WINDOWS_PROVISION_SCRIPTS)
 
 
 def test_second_run_changes_nothing(host: HostPlan, isos: dict[str, Path],

@@ -14,7 +14,13 @@ import pytest
 from nestlab.plan import METADATA_NS, NetworkPlan
 from nestlab.render import OutputNotWritable, render_template, write_artifacts
 from tests.conftest import GOLDEN
-from tests.golden_cases import CASES, golden_differences, render_case, rewrite_golden
+from tests.golden_cases import (
+    CASES,
+    golden_differences,
+    libvirt_xml,
+    render_case,
+    rewrite_golden,
+)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -62,6 +68,16 @@ def test_rewriting_golden_files_drops_stale_ones(tmp_path: Path) -> None:
     rewrite_golden(golden, artifacts)
     assert golden_differences(golden, artifacts) == []
     assert not (golden / "l1" / "old").exists()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_artifact_is_checked_as_what_it_is(case: str) -> None:
+    """libvirt XML is validated by the integration tests, scripts parsed by
+    test_powershell, the answer medium's file read by test_answerfile."""
+    artifacts = render_case(case)
+    others = set(artifacts) - set(libvirt_xml(artifacts))
+    assert all(p.suffix == ".ps1" or p.as_posix().endswith("/answer-medium/autounattend.xml")
+               for p in others), sorted(map(str, others))
 
 
 def test_linux_tcg_domain_is_emulated_with_svm() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -13,11 +14,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from nestlab.answerfile import encode_password
 from nestlab.cli import main
 from nestlab.hostcheck import check_host
 from nestlab.labfile import load_lab
 from nestlab.plan import make_plan
-from nestlab.render import PUBLIC_KEY_PLACEHOLDER, render_guest_domain_xml
+from nestlab.render import (
+    PUBLIC_KEY_PLACEHOLDER,
+    WINDOWS_PROVISION_SCRIPTS,
+    render_guest_domain_xml,
+)
 from tests.conftest import EXAMPLES, FACTS, facts
 
 LINUX = str(EXAMPLES / "linux-nested.yaml")
@@ -32,8 +38,8 @@ def _lab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def render(out: Path, lab: str = LINUX) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["render", "-f", lab, "--facts", THIS_MACHINE,
+def render(out: Path, lab: str = LINUX, host_facts: str = THIS_MACHINE) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["render", "-f", lab, "--facts", host_facts,
                                        "--out", str(out)])
     return result.exit_code, result.stdout, result.stderr
 
@@ -116,3 +122,47 @@ def test_before_the_first_up_the_key_is_an_obvious_placeholder(tmp_path: Path) -
     assert render(tmp_path / "out")[0] == 0
     assert l2_authkey(tmp_path / "out") == PUBLIC_KEY_PLACEHOLDER
     assert "first-up" in PUBLIC_KEY_PLACEHOLDER and " " not in PUBLIC_KEY_PLACEHOLDER
+
+
+WINDOWS = str(EXAMPLES / "windows-hyperv.yaml")
+KVM_HOST = str(FACTS / "intel-nested-y.json")
+
+
+def test_windows_render_writes_the_l1s_medium_and_scripts(tmp_path: Path) -> None:
+    code, out, _ = render(tmp_path / "out", WINDOWS, KVM_HOST)
+    assert code == 0
+    written = sorted(p.relative_to(tmp_path / "out").as_posix()
+                     for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert written == sorted([
+        "l0/domains/nestlab-windows-hyperv-hv1.xml",
+        "l0/networks/nestlab-windows-hyperv-lab.xml",
+        "l1/hv1/answer-medium/autounattend.xml",
+        "l1/hv1/answer-medium/winrm.ps1",
+        *(f"l1/hv1/windows/{name}.ps1" for name in WINDOWS_PROVISION_SCRIPTS)])
+    assert f"wrote {len(written)} files" in out
+
+
+def test_windows_render_never_reads_the_password(tmp_path: Path, _lab_home: Path) -> None:
+    keys = _lab_home / "labs" / "windows-hyperv" / "keys"
+    keys.mkdir(parents=True)
+    password = "Real-Pw-of-hv1-42"
+    (keys / "hv1.password").write_text(password)
+    opened: list[str] = []
+    watching = True
+
+    def audit(event: str, args: tuple[object, ...]) -> None:
+        if watching and event == "open" and str(args[0]).endswith(".password"):
+            opened.append(str(args[0]))
+
+    sys.addaudithook(audit)  # hooks cannot be removed: this one stops watching below
+    try:
+        code, _, _ = render(tmp_path / "out", WINDOWS, KVM_HOST)
+    finally:
+        watching = False
+    assert code == 0
+    assert opened == []
+    secrets = [password, encode_password(password, "AdministratorPassword"),
+               encode_password(password, "Password")]
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert not any(s in path.read_text() for s in secrets), path
