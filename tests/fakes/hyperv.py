@@ -10,8 +10,9 @@ would.
 
 Which real behaviour each part copies, and from where:
 
-- Scripts: the parameters come from each script's own param() block, parsed
-  with tree-sitter's PowerShell grammar (tests/powershell.py); each answer has
+- Scripts: a script that does not parse is refused, as PowerShell refuses
+  it; the parameters come from each script's own param() block, parsed with
+  tree-sitter's PowerShell grammar (tests/powershell.py); each answer has
   exactly the keys of the object the script pipes to ConvertTo-Json (pinned in
   tests/unit/test_hyperv_fake.py).
 - ``put``: pypsrp's ``Client.copy`` (pypsrp/client.py and
@@ -43,7 +44,7 @@ from typing import Any
 from pypsrp.exceptions import WinRMError
 
 from nestlab.transport.base import CommandResult, TransportError
-from tests.powershell import script_parameters
+from tests.powershell import script_parameters, syntax_errors
 
 
 @dataclass
@@ -90,7 +91,7 @@ class FakeHyperVL1:
                    parameters: dict[str, Any] | None = None) -> CommandResult:
         parameters = parameters or {}
         self.calls.append(name)
-        self._check_parameters(name, script, parameters)
+        self._check_script(name, script, parameters)
         if self.fail_once_at == name:
             self.fail_once_at = None
             raise TransportError(f"{self.name}: lost the WinRM session during {name} (fake)")
@@ -113,8 +114,11 @@ class FakeHyperVL1:
 
     # -- the model -------------------------------------------------------------------
     @staticmethod
-    def _check_parameters(name: str, script: str, parameters: dict[str, Any]) -> None:
-        """The script's real param() block (parsed) must accept what nestlab passes."""
+    def _check_script(name: str, script: str, parameters: dict[str, Any]) -> None:
+        """The script must parse (PowerShell would refuse it), and its real param() block
+        must accept what nestlab passes."""
+        errors = syntax_errors(script)
+        assert not errors, f"{name}.ps1 does not parse: {errors}"
         declared = script_parameters(script)
         mandatory = {p for p, required in declared.items() if required}
         unknown = set(parameters) - set(declared)
