@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Literal
 
 from nestlab.files import private_dir, read_bounded_text, write_atomic
-from nestlab.render import powershell_script, render_template
+from nestlab.render import (
+    LOCALE,
+    AnswerPassword,
+    l1_answer_medium,
+    powershell_script,
+    render_l1_answer_xml,
+    render_template,
+)
 from nestlab.seed import write_seed_iso
 
 EDITIONS = {
@@ -22,12 +29,17 @@ EDITIONS = {
     "datacenter": "Windows Server 2016 SERVERDATACENTER",
 }
 ANSWER_LABEL = "NLANSWER"
-LOCALE = "en-US"
 
 
 def encode_password(password: str, field: Literal["AdministratorPassword", "Password"]) -> str:
     """What answer files store with PlainText=false: base64 of UTF-16LE(password + field)."""
     return base64.b64encode((password + field).encode("utf-16-le")).decode()
+
+
+def answer_password(password: str) -> AnswerPassword:
+    """The password as an answer file's two fields store it."""
+    return AnswerPassword(encode_password(password, "AdministratorPassword"),
+                          encode_password(password, "Password"))
 
 
 def generate_password() -> str:
@@ -55,18 +67,16 @@ def l1_password(lab_dir: Path, host: str) -> str:
 
 def render_install_answer(edition: str, password: str) -> str:
     """autounattend.xml for the base-image build (runs build.ps1, which sysprep-s)."""
+    encoded = answer_password(password)
     return render_template(
         "windows/autounattend.xml.j2", locale=LOCALE, image_name=EDITIONS[edition],
-        admin_password_value=encode_password(password, "AdministratorPassword"),
-        autologon_password_value=encode_password(password, "Password"), script="build.ps1")
+        admin_password_value=encoded.administrator,
+        autologon_password_value=encoded.autologon, script="build.ps1")
 
 
 def render_l1_answer(computer_name: str, password: str) -> str:
     """The first-boot answer file of one L1 (named autounattend.xml on its medium)."""
-    return render_template(
-        "windows/unattend.xml.j2", locale=LOCALE, computer_name=computer_name,
-        admin_password_value=encode_password(password, "AdministratorPassword"),
-        autologon_password_value=encode_password(password, "Password"))
+    return render_l1_answer_xml(computer_name, answer_password(password))
 
 
 def write_install_medium(path: Path, edition: str, password: str) -> None:
@@ -76,6 +86,6 @@ def write_install_medium(path: Path, edition: str, password: str) -> None:
 
 
 def write_l1_medium(path: Path, computer_name: str, password: str) -> None:
-    write_seed_iso(path, {"autounattend.xml": render_l1_answer(computer_name, password),
-                          "winrm.ps1": powershell_script("winrm")},
+    """The medium ``up`` gives a Windows L1 (``nestlab render`` shows the same files)."""
+    write_seed_iso(path, l1_answer_medium(computer_name, answer_password(password)),
                    label=ANSWER_LABEL, mode=0o600)

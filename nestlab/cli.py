@@ -166,19 +166,35 @@ def _optional_lab(lab_file: Path | None) -> Lab | None:
 @click.pass_context
 def render(ctx: click.Context, lab_file: Path, facts_file: Path | None, out_dir: Path,
            as_json: bool) -> None:
-    """Write every file `up` would define (libvirt XML for L0 and inside each L1).
+    """Write every file `up` would define or send (libvirt XML for L0 and inside each L1).
 
     Nothing is defined or started: read the files before anything happens.
+    L2s carry the lab's SSH public key once its first `up` has made it, a
+    placeholder before; a Windows L1's password is never written, only where
+    it is kept.
     """
+    from nestlab.files import KiB, read_bounded_text
+    from nestlab.labkeys import key_dir
+
     lab = load_lab(lab_file)
     report = check_host(_host_facts(ctx, facts_file), lab)
-    plan = make_plan(lab, report, lab_dir(lab.name))
+    directory = lab_dir(lab.name)
+    public = key_dir(directory) / "id_ed25519.pub"
+    # os.path.exists: a lab folder this user cannot enter counts as a lab without a key.
+    key = (read_bounded_text(public, 16 * KiB, "public key").strip()
+           if os.path.exists(public) else None)
+    plan = make_plan(lab, report, directory, key)
     written = write_artifacts(render_artifacts(plan), out_dir)
     if as_json:
         click.echo(json.dumps({"lab": lab.name, "accel": plan.accel,
+                               "public_key": str(public) if key else None,
                                "files": [str(p) for p in written]}, indent=2))
     else:
         click.echo(f"lab {lab.name} ({plan.accel}): wrote {len(written)} files to {out_dir}")
+        if any(h.guests and not h.os.is_windows for h in plan.hosts):
+            click.echo(f"  L2s get the lab's SSH key from {public}" if key else
+                       "  the lab has no SSH key yet (its first `up` makes it): the L2 XML "
+                       "shows a placeholder")
         for path in written:
             click.echo(f"  {path}")
 

@@ -1,4 +1,5 @@
-"""Render a Plan into the artifacts ``up`` will use. Pure: nothing is defined or started.
+"""Render a Plan into the artifacts ``up`` will use. Pure: nothing is defined or started,
+and no secret is read (a Windows L1's password is shown by where it is kept).
 
 This is the only module that knows where the templates live (the
 ``nestlab.templates`` package, installed from the repo's ``templates/``).
@@ -7,16 +8,29 @@ This is the only module that knows where the templates live (the
 from __future__ import annotations
 
 import base64
-import os
+import contextlib
+import stat
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
 import jinja2
 
+from nestlab.errors import InputError
+from nestlab.files import write_atomic
 from nestlab.plan import METADATA_NS, GuestPlan, HostPlan, NetworkPlan, Plan
 
 Artifacts = Mapping[PurePosixPath, str]
+LOCALE = "en-US"
+"""Language, locale and keyboard of Windows L1s (their answer files)."""
+WINDOWS_PROVISION_SCRIPTS = (
+    "hyperv-state", "preflight", "install-hyperv", "restart", "guest-network",
+    "guest-folder", "file-hash", "guest-vm", "guest-proof",
+)
+"""The scripts ``up`` runs in a Windows L1 over WinRM (provision/windows.py), which
+``render`` writes for reading; a test replays provisioning against the FAKE L1 and
+checks that these are exactly the scripts it runs."""
 
 
 def _environment() -> jinja2.Environment:
@@ -74,15 +88,56 @@ def render_guest_network_xml(plan: Plan, host: HostPlan) -> str:
     return render_template("guest-network.xml.j2", lab=plan.lab, gnet=host.guest_network)
 
 
+PUBLIC_KEY_PLACEHOLDER = ("PLACEHOLDER:the-lab-public-key,made-at-the-first-up,"
+                          "in-keys/id_ed25519.pub")
+"""Where an L2's kernel command line takes the lab's key (base64), before the key exists:
+one word (the command line splits on spaces), plain XML text, and plainly not a key."""
+
+
 def render_guest_domain_xml(plan: Plan, host: HostPlan, guest: GuestPlan) -> str:
-    """libvirt domain XML for an L2 inside a Linux L1."""
-    authkey = base64.b64encode(plan.public_key.encode()).decode() if plan.public_key else None
+    """libvirt domain XML for an L2 inside a Linux L1. The prime reads the lab's public key
+    from its kernel command line; a plan made before the lab has one (``nestlab render``
+    before the first ``up``) shows ``PUBLIC_KEY_PLACEHOLDER`` where it will go."""
+    authkey = (base64.b64encode(plan.public_key.encode()).decode() if plan.public_key
+               else PUBLIC_KEY_PLACEHOLDER)
     return render_template("guest-domain.xml.j2", lab=plan.lab, host=host, guest=guest,
                            authkey=authkey)
 
 
+@dataclass(frozen=True)
+class AnswerPassword:
+    """What the two password fields of an L1's answer file hold: the encoded password
+    (answerfile.py, on the medium ``up`` writes), or for ``render`` a placeholder."""
+
+    administrator: str
+    autologon: str
+
+
+def password_placeholder(host: str) -> AnswerPassword:
+    """Where the password of a Windows L1 will be (answerfile.l1_password), never what."""
+    shown = f"<password of {host}: generated at the first up, kept in keys/{host}.password>"
+    return AnswerPassword(shown, shown)
+
+
+def render_l1_answer_xml(computer_name: str, password: AnswerPassword) -> str:
+    """The first-boot answer file of one Windows L1 (autounattend.xml on its medium)."""
+    return render_template(
+        "windows/unattend.xml.j2", locale=LOCALE, computer_name=computer_name,
+        admin_password_value=password.administrator,
+        autologon_password_value=password.autologon)
+
+
+def l1_answer_medium(computer_name: str, password: AnswerPassword) -> dict[str, str]:
+    """The files on a Windows L1's answer medium: its answer file, and winrm.ps1, which
+    the answer file's first logon runs."""
+    return {"autounattend.xml": render_l1_answer_xml(computer_name, password),
+            "winrm.ps1": powershell_script("winrm")}
+
+
 def render_artifacts(plan: Plan) -> dict[PurePosixPath, str]:
-    """Everything ``up`` defines, keyed by a relative path that says what it is."""
+    """Everything ``up`` defines or sends, keyed by a relative path that says what it is:
+    libvirt XML on L0 and in Linux L1s; for a Windows L1 its answer medium (the password
+    as a placeholder) and the PowerShell scripts provisioning runs in it."""
     out: dict[PurePosixPath, str] = {}
     for net in plan.networks:
         out[PurePosixPath("l0/networks", f"{net.name}.xml")] = render_network_xml(plan, net)
@@ -90,9 +145,15 @@ def render_artifacts(plan: Plan) -> dict[PurePosixPath, str]:
         out[PurePosixPath("l0/domains", f"{host.domain_name}.xml")] = render_domain_xml(
             plan, host
         )
-        if host.os.is_windows:
-            continue  # Hyper-V's switch and VMs are made by PowerShell, not libvirt XML.
         inside = PurePosixPath("l1", host.name)
+        if host.os.is_windows:
+            # Hyper-V's switch and VMs are made by these scripts, not by libvirt XML.
+            medium = l1_answer_medium(host.name, password_placeholder(host.name))
+            for name, text in medium.items():
+                out[inside / "answer-medium" / name] = text
+            for script in WINDOWS_PROVISION_SCRIPTS:
+                out[inside / "windows" / f"{script}.ps1"] = powershell_script(script)
+            continue
         out[inside / "networks" / f"{host.guest_network.name}.xml"] = (
             render_guest_network_xml(plan, host)
         )
@@ -103,14 +164,45 @@ def render_artifacts(plan: Plan) -> dict[PurePosixPath, str]:
     return out
 
 
+class OutputNotWritable(InputError):
+    """The folder given for rendered files cannot take them."""
+
+
 def write_artifacts(artifacts: Artifacts, out_dir: Path) -> list[Path]:
-    """Write rendered artifacts under ``out_dir``; returns the files written."""
+    """Write rendered artifacts under ``out_dir``; returns the files written.
+
+    nestlab runs as root, and ``out_dir`` may be a folder others can write to:
+    each file goes through ``write_atomic`` (a fresh temporary name, never a
+    predictable one a planted symlink could redirect, then a rename that
+    replaces a symlink at the target instead of following it), and a folder
+    below ``out_dir`` that is a symlink or a file is refused, not followed.
+    """
     written = []
-    for relative, text in sorted(artifacts.items()):
-        target = out_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-        written.append(target)
+    current = out_dir
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for relative, text in sorted(artifacts.items()):
+            current = _real_folder(out_dir, relative.parent) / relative.name
+            write_atomic(current, text, mode=0o644)
+            written.append(current)
+    except FileExistsError:
+        raise OutputNotWritable(f"{current}: exists and is not a folder; the rendered files "
+                                "need a folder there") from None
+    except OSError as exc:
+        raise OutputNotWritable(f"{current}: cannot write the rendered files: "
+                                f"{exc.strerror or exc}") from None
     return written
+
+
+def _real_folder(out_dir: Path, relative: PurePosixPath) -> Path:
+    """``out_dir / relative``, each folder made when missing and refused when it is not a
+    real folder (lstat: a symlink to a folder counts as not one)."""
+    folder = out_dir
+    for part in relative.parts:
+        folder = folder / part
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o755)
+        if not stat.S_ISDIR(folder.lstat().st_mode):
+            raise OutputNotWritable(f"{folder}: is a symbolic link or a file, not a folder; "
+                                    "nestlab does not write through it")
+    return folder

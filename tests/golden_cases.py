@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import difflib
+import shutil
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from nestlab.hostcheck import check_host
 from nestlab.plan import make_plan
-from nestlab.render import render_artifacts
+from nestlab.render import render_artifacts, write_artifacts
 from nestlab.winimage import build_plan, render_install_domain_xml
 from tests.conftest import example, facts
 
-# case name -> (example lab, recorded host facts)
+TEST_PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
+                   " nestlab-golden")
+"""A fixed lab key (ed25519 of the private bytes 0..31), as a lab has after its first up."""
+
+# case name -> (example lab, recorded host facts, the lab's public key: None before the first up)
 LAB_CASES = {
-    "linux-nested-tcg": ("linux-nested", "this-machine-paravirtual-kvm"),
-    "linux-nested-kvm-intel": ("linux-nested", "intel-nested-y"),
-    "linux-nested-kvm-amd": ("linux-nested", "amd-nested-1"),
-    "windows-hyperv-kvm-intel": ("windows-hyperv", "intel-nested-y"),
-    "windows-hyperv-kvm-amd": ("windows-hyperv", "amd-nested-1"),
+    "linux-nested-tcg": ("linux-nested", "this-machine-paravirtual-kvm", TEST_PUBLIC_KEY),
+    "linux-nested-tcg-before-up": ("linux-nested", "this-machine-paravirtual-kvm", None),
+    "linux-nested-kvm-intel": ("linux-nested", "intel-nested-y", TEST_PUBLIC_KEY),
+    "linux-nested-kvm-amd": ("linux-nested", "amd-nested-1", TEST_PUBLIC_KEY),
+    "windows-hyperv-kvm-intel": ("windows-hyperv", "intel-nested-y", TEST_PUBLIC_KEY),
+    "windows-hyperv-kvm-amd": ("windows-hyperv", "amd-nested-1", TEST_PUBLIC_KEY),
 }
 # case name -> recorded host facts, for the domain that installs the Windows base image
 INSTALL_CASES = {
@@ -33,8 +41,41 @@ def render_case(case: str) -> dict[PurePosixPath, str]:
                           Path("/var/cache/nestlab/images/windows-server-2016/build"),
                           Path("/srv/iso/WindowsServer2016.iso"))
         return {PurePosixPath("l0/domains", f"{plan.name}.xml"): render_install_domain_xml(plan)}
-    lab_name, facts_name = LAB_CASES[case]
+    lab_name, facts_name, public_key = LAB_CASES[case]
     lab = example(lab_name)
     plan = make_plan(lab, check_host(facts(facts_name), lab),
-                     Path("/var/lib/nestlab/labs") / lab.name)
+                     Path("/var/lib/nestlab/labs") / lab.name, public_key)
     return render_artifacts(plan)
+
+
+def libvirt_xml(artifacts: Mapping[PurePosixPath, str]) -> dict[PurePosixPath, str]:
+    """The artifacts that are libvirt domain or network XML (not answer files or scripts)."""
+    return {path: text for path, text in artifacts.items()
+            if path.parent.name in ("domains", "networks")}
+
+
+def golden_differences(golden: Path, artifacts: Mapping[PurePosixPath, str]) -> list[str]:
+    """How a case's golden folder differs from a fresh render, one entry per file: a
+    unified diff for a changed file (as virt-manager's tests show), a line for a file
+    only one side has."""
+    on_disk = {p.relative_to(golden).as_posix(): p.read_text()
+               for p in sorted(golden.rglob("*")) if p.is_file()}
+    rendered = {path.as_posix(): text for path, text in artifacts.items()}
+    found = []
+    for name in sorted(on_disk.keys() | rendered.keys()):
+        if name not in rendered:
+            found.append(f"{name}: a golden file that is no longer rendered")
+        elif name not in on_disk:
+            found.append(f"{name}: rendered, but there is no golden file for it")
+        elif on_disk[name] != rendered[name]:
+            found.append("\n".join(difflib.unified_diff(
+                on_disk[name].splitlines(), rendered[name].splitlines(),
+                fromfile=f"golden/{name}", tofile=f"rendered/{name}", lineterm="")))
+    return found
+
+
+def rewrite_golden(golden: Path, artifacts: Mapping[PurePosixPath, str]) -> None:
+    """Replace a case's golden folder with a fresh render; files no longer rendered go."""
+    if golden.exists():
+        shutil.rmtree(golden)
+    write_artifacts(artifacts, golden)

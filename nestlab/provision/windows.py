@@ -78,10 +78,16 @@ def provision(t: PowerShellSession, host: HostPlan, prime_isos: dict[str, Path],
     with reporter.phase(host.name, "Hyper-V role"):
         ensure_hyperv(t, reboot_timeout, lambda msg: reporter.say(host.name, msg))
     with reporter.phase(host.name, "L2 network"):
-        ensure_guest_network(t, host)
+        _say_changes(reporter, host.name, ensure_guest_network(t, host))
     for guest in host.guests:
         with reporter.phase(guest.name, f"define + start in {host.name}"):
-            ensure_guest(t, host, guest, prime_isos[guest.name])
+            _say_changes(reporter, guest.name,
+                         ensure_guest(t, host, guest, prime_isos[guest.name]))
+
+
+def _say_changes(reporter: Reporter, name: str, changes: list[str]) -> None:
+    if changes:
+        reporter.say(name, "made: " + ", ".join(changes))
 
 
 def ensure_hyperv(t: PowerShellSession, reboot_timeout: float,
@@ -133,29 +139,43 @@ def restart(t: PowerShellSession, boot_time: str, timeout: float) -> None:
         _sleep(5)
 
 
-def ensure_guest_network(t: PowerShellSession, host: HostPlan) -> None:
+def ensure_guest_network(t: PowerShellSession, host: HostPlan) -> list[str]:
+    """The switch (with its host address and NAT when not bridged); returns what was made."""
     gnet = host.guest_network
     parameters: dict[str, Any] = {"Name": SWITCH, "Mode": gnet.mode.value}
     if gnet.cidr is not None:
         parameters.update(HostAddress=str(gnet.gateway), PrefixLength=gnet.cidr.prefixlen,
                           Prefix=str(gnet.cidr))
-    run_json(t, "guest-network", **parameters)
+    return [str(made) for made in run_json(t, "guest-network", **parameters)["created"]]
 
 
 def guest_folder(guest: GuestPlan) -> str:
     return f"{L1_FOLDER}\\{guest.name}"
 
 
-def ensure_guest(t: PowerShellSession, host: HostPlan, guest: GuestPlan, iso: Path) -> None:
+def ensure_guest(t: PowerShellSession, host: HostPlan, guest: GuestPlan,
+                 iso: Path) -> list[str]:
+    """The L2's folder, its prime ISO (copied only when it differs) and its VM, started;
+    returns what was made or done (nothing on a second run)."""
     folder = guest_folder(guest)
     remote_iso = f"{folder}\\prime.iso"
+    changes = []
+    # pypsrp's copy makes no folder: the ISO's must exist before it is copied.
+    if run_json(t, "guest-folder", Path=folder)["created"]:
+        changes.append("folder")
     present = run_json(t, "file-hash", Path=remote_iso)
     if str(present.get("sha256") or "").lower() != file_sha256(iso):
         t.put(iso, remote_iso)
-    run_json(t, "guest-vm", Name=guest.name, MemoryBytes=guest.memory, Cpus=guest.cpus,
-             DiskBytes=guest.disk, Folder=folder, IsoPath=remote_iso, Switch=SWITCH,
-             MacAddress=guest.mac.replace(":", "").upper(),
-             MacSpoofing=host.guest_network.mode.value == "bridged")
+        changes.append("prime.iso")
+    vm = run_json(t, "guest-vm", Name=guest.name, MemoryBytes=guest.memory, Cpus=guest.cpus,
+                  DiskBytes=guest.disk, Folder=folder, IsoPath=remote_iso, Switch=SWITCH,
+                  MacAddress=guest.mac.replace(":", "").upper(),
+                  MacSpoofing=host.guest_network.mode.value == "bridged")
+    if vm["created"]:
+        changes.append("VM")
+    if vm["started"]:
+        changes.append("started")
+    return changes
 
 
 def prove(t: PowerShellSession, host: HostPlan, guest: GuestPlan, timeout: float,

@@ -5,4 +5,4 @@ $hash = $null
 if (Test-Path -LiteralPath $Path) {
     $hash = (Get-FileHash -LiteralPath $Path -Algorithm SHA256).Hash
 }
-[pscustomobject]@{ path = $Path; sha256 = $hash } | ConvertTo-Json -Compress
+[pscustomobject]@{ sha256 = $hash } | ConvertTo-Json -Compress

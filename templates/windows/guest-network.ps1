@@ -1,4 +1,4 @@
-# The L2 network inside a Windows L1, made only if missing:
+# The L2 network inside a Windows L1, made only if missing (it prints what it made):
 #   internal/nat: an internal switch with the host's address on it, and for
 #   nat a NetNat (one per host; it gives no DHCP, so L2s get static addresses);
 #   bridged: an external switch on the L1's first connected adapter.
@@ -34,4 +34,4 @@ if ($Mode -eq 'nat' -and -not (Get-NetNat -Name $Name -ErrorAction SilentlyConti
     New-NetNat -Name $Name -InternalIPInterfaceAddressPrefix $Prefix | Out-Null
     $created += 'nat'
 }
-[pscustomobject]@{ switch = $Name; created = $created } | ConvertTo-Json -Compress
+[pscustomobject]@{ created = $created } | ConvertTo-Json -Compress

@@ -1,5 +1,5 @@
-# One L2 guest prime under Hyper-V, made and started only if needed: a
-# Generation 1 VM (BIOS) booting the prime's ISO, with an empty data disk.
+# One L2 guest prime under Hyper-V, made and started only if needed (it prints
+# which): a Generation 1 VM (BIOS) booting the prime's ISO, with an empty data disk.
 # Bridged L2s need MAC address spoofing on their adapter (pitfall P9).
 param(
     [Parameter(Mandatory)] [string] $Name,
@@ -14,6 +14,7 @@ param(
 )
 $ErrorActionPreference = 'Stop'
 $vm = Get-VM -Name $Name -ErrorAction SilentlyContinue
+$created = $false
 if (-not $vm) {
     New-Item -ItemType Directory -Path $Folder -Force | Out-Null
     $vhd = Join-Path $Folder "$Name.vhdx"
@@ -27,9 +28,11 @@ if (-not $vm) {
     if ($MacSpoofing) {
         Set-VMNetworkAdapter -VMName $Name -MacAddressSpoofing On
     }
+    $created = $true
 }
+$started = $false
 if ($vm.State -ne 'Running') {
     Start-VM -Name $Name
+    $started = $true
 }
-[pscustomobject]@{ name = $Name; state = [string](Get-VM -Name $Name).State } |
-    ConvertTo-Json -Compress
+[pscustomobject]@{ created = $created; started = $started } | ConvertTo-Json -Compress

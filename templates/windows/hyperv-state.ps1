@@ -2,6 +2,5 @@
 [pscustomobject]@{
     role = [string](Get-WindowsFeature -Name Hyper-V).InstallState
     hypervisor_present = [bool](Get-CimInstance -ClassName Win32_ComputerSystem).HypervisorPresent
-    vmms = [string](Get-Service -Name vmms -ErrorAction SilentlyContinue).Status
     boot_time = (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime.ToString('o')
 } | ConvertTo-Json -Compress

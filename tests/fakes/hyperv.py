@@ -4,8 +4,33 @@
 It does not run PowerShell: it recognises nestlab's scripts by name, checks
 that they received the parameters their param() blocks declare, and applies
 their effect to a small model of the L1 (role state, reboots, switches, NATs,
-VMs, files), answering with the JSON the real scripts print. It can be told
-to lose the session at a given script, once, as a crash or a reboot would.
+VMs, folders, files), answering with the JSON the real scripts print. It can
+be told to lose the session at a given script, once, as a crash or a reboot
+would.
+
+Which real behaviour each part copies, and from where:
+
+- Scripts: a script that does not parse is refused, as PowerShell refuses
+  it; the parameters come from each script's own param() block, parsed with
+  tree-sitter's PowerShell grammar (tests/powershell.py); each answer has
+  exactly the keys of the object the script pipes to ConvertTo-Json (pinned in
+  tests/unit/test_hyperv_fake.py).
+- ``put``: pypsrp's ``Client.copy`` (pypsrp/client.py and
+  pypsrp/pwsh_scripts/copy.ps1, 0.8 and 0.9) writes the bytes to a temporary
+  file from ``[System.IO.Path]::GetTempFileName()``, then
+  ``[System.IO.File]::Delete`` and ``::Move`` put it at the destination.
+  Nothing creates a folder: when the destination's folder is missing, .NET
+  throws "Could not find a part of the path", which pypsrp raises as
+  ``WinRMError("Failed to copy file: ...")``; ``WinRMTransport.put`` passes
+  that on unchanged (pinned in tests/unit/test_hyperv_fake.py).
+- Folders: a fresh L1 has its system folders; only scripts that run
+  ``New-Item -ItemType Directory`` make one (guest-folder.ps1, and guest-vm.ps1
+  for a VM it creates). Windows paths are case-insensitive.
+- Restart: ``Restart-Computer -Force`` returns before Windows goes down, so a
+  call or two still sees the old boot before the session drops.
+- The Hyper-V role: ``Install-WindowsFeature`` leaves it InstallPending, and it
+  takes restarts (two on Server 2016 in a KVM guest) before it is Installed and
+  the hypervisor runs.
 """
 
 from __future__ import annotations
@@ -16,8 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pypsrp.exceptions import WinRMError
+
 from nestlab.transport.base import CommandResult, TransportError
-from tests.powershell import script_parameters
+from tests.powershell import script_parameters, syntax_errors
 
 
 @dataclass
@@ -42,11 +69,18 @@ class FakeHyperVL1:
     heartbeat_after_polls: int = 2
     fail_once_at: str | None = None
     calls: list[str] = field(default_factory=list)
+    answers: list[tuple[str, dict[str, Any], Any]] = field(default_factory=list)
+    """(script, parameters, the value it printed as JSON) for every script that answered."""
     switches: dict[str, dict[str, Any]] = field(default_factory=dict)
     nats: list[str] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
     vms: dict[str, FakeVM] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    """Path (lower case) -> SHA-256 in upper case, as Get-FileHash prints it."""
+    folders: set[str] = field(default_factory=lambda: {
+        "c:", "c:\\windows", "c:\\windows\\temp", "c:\\users",
+        "c:\\users\\administrator"})
+    """Folders that exist (lower case, no trailing backslash)."""
     creations: list[str] = field(default_factory=list)
     restarts: int = 0
     reconnects: int = 0
@@ -57,26 +91,34 @@ class FakeHyperVL1:
                    parameters: dict[str, Any] | None = None) -> CommandResult:
         parameters = parameters or {}
         self.calls.append(name)
-        self._check_parameters(name, script, parameters)
+        self._check_script(name, script, parameters)
         if self.fail_once_at == name:
             self.fail_once_at = None
             raise TransportError(f"{self.name}: lost the WinRM session during {name} (fake)")
         handler = getattr(self, "_" + name.replace("-", "_"))
         value = handler(**parameters)
+        self.answers.append((name, parameters, value))
         stdout = json.dumps(value) if value is not None else ""
         return CommandResult(name, 0, stdout, "")
 
     def put(self, local: Path, remote: str) -> None:
+        """pypsrp's copy: a temporary file moved to ``remote``, whose folder must exist."""
         self.calls.append(f"put {remote}")
-        self.files[remote] = hashlib.sha256(local.read_bytes()).hexdigest().upper()
+        if _folder_of(remote) not in self.folders:
+            raise WinRMError('Failed to copy file: Exception calling "Delete" with "1" '
+                             f"argument(s): \"Could not find a part of the path '{remote}'.\"")
+        self.files[_key(remote)] = hashlib.sha256(local.read_bytes()).hexdigest().upper()
 
     def reconnect(self, timeout: float) -> None:
         self.reconnects += 1
 
     # -- the model -------------------------------------------------------------------
     @staticmethod
-    def _check_parameters(name: str, script: str, parameters: dict[str, Any]) -> None:
-        """The script's real param() block (parsed) must accept what nestlab passes."""
+    def _check_script(name: str, script: str, parameters: dict[str, Any]) -> None:
+        """The script must parse (PowerShell would refuse it), and its real param() block
+        must accept what nestlab passes."""
+        errors = syntax_errors(script)
+        assert not errors, f"{name}.ps1 does not parse: {errors}"
         declared = script_parameters(script)
         mandatory = {p for p, required in declared.items() if required}
         unknown = set(parameters) - set(declared)
@@ -92,12 +134,10 @@ class FakeHyperVL1:
 
     def _hyperv_state(self) -> dict[str, Any]:
         return {"role": self.role, "hypervisor_present": self.role == "Installed",
-                "vmms": "Running" if self.role == "Installed" else "",
                 "boot_time": self._boot_time()}
 
     def _preflight(self) -> dict[str, Any]:
-        return {"vmx": self.vmx, "slat": self.slat, "firmware": True,
-                "hypervisor_present": False, "role": self.role}
+        return {"vmx": self.vmx, "slat": self.slat}
 
     def _install_hyperv(self) -> dict[str, Any]:
         if self.role == "Available":
@@ -135,21 +175,37 @@ class FakeHyperVL1:
             self.nats.append(Name)
             self.creations.append(f"nat {Prefix}")
             created.append("nat")
-        return {"switch": Name, "created": created}
+        return {"created": created}
 
     def _file_hash(self, Path: str) -> dict[str, Any]:
-        return {"path": Path, "sha256": self.files.get(Path)}
+        return {"sha256": self.files.get(_key(Path))}
+
+    def _make_folder(self, path: str) -> bool:
+        """New-Item -ItemType Directory -Force: the folder and its parents."""
+        if _key(path) in self.folders:
+            return False
+        parts = _key(path).split("\\")
+        for end in range(1, len(parts) + 1):
+            self.folders.add("\\".join(parts[:end]))
+        self.creations.append(f"folder {path}")
+        return True
+
+    def _guest_folder(self, Path: str) -> dict[str, Any]:
+        return {"created": self._make_folder(Path)}
 
     def _guest_vm(self, **parameters: Any) -> dict[str, Any]:
         self._require_hyperv()
         name = parameters["Name"]
-        assert parameters["IsoPath"] in self.files, "VM started before its ISO was copied"
+        assert _key(parameters["IsoPath"]) in self.files, "VM started before its ISO was copied"
         assert parameters["Switch"] in self.switches, "VM attached to a missing switch"
-        if name not in self.vms:
-            self.vms[name] = FakeVM(name, parameters)
+        created = name not in self.vms
+        if created:
+            self._make_folder(parameters["Folder"])
+            self.vms[name] = FakeVM(name, parameters, state="Off")
             self.creations.append(f"vm {name}")
+        started = self.vms[name].state != "Running"
         self.vms[name].state = "Running"
-        return {"name": name, "state": "Running"}
+        return {"created": created, "started": started}
 
     def _guest_proof(self, Name: str, Address: str) -> dict[str, Any]:
         vm = self.vms.get(Name)
@@ -166,3 +222,12 @@ class FakeHyperVL1:
         for name in Names:
             self.vms.pop(name, None)
 
+
+
+def _key(path: str) -> str:
+    """How the fake compares Windows paths: case-insensitive, no trailing backslash."""
+    return path.rstrip("\\").lower()
+
+
+def _folder_of(path: str) -> str:
+    return _key(path).rpartition("\\")[0]

@@ -10,12 +10,12 @@ import libvirt
 import pytest
 
 from nestlab.plan import METADATA_NS
-from tests.golden_cases import CASES, LAB_CASES, render_case
+from tests.golden_cases import CASES, LAB_CASES, libvirt_xml, render_case
 
 TEST_URI = f"test://{Path(__file__).with_name('testdriver.xml')}"
 
 RENDERED = [
-    (case, path, xml) for case in CASES for path, xml in render_case(case).items()
+    (case, path, xml) for case in CASES for path, xml in libvirt_xml(render_case(case)).items()
 ]
 
 
@@ -50,7 +50,8 @@ def conn() -> libvirt.virConnect:
 
 @pytest.mark.parametrize("case", CASES)
 def test_defines_in_the_test_driver(conn: libvirt.virConnect, case: str) -> None:
-    artifacts = render_case(case)
+    artifacts = libvirt_xml(render_case(case))
+    assert artifacts
     for path, xml in sorted(artifacts.items()):
         if "/networks/" in str(path):
             net = conn.networkDefineXML(xml)

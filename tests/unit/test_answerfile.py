@@ -6,6 +6,7 @@ import stat
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import pytest
 
@@ -19,8 +20,9 @@ from nestlab.answerfile import (
     write_install_medium,
     write_l1_medium,
 )
-from nestlab.render import powershell_script
+from nestlab.render import password_placeholder, powershell_script
 from nestlab.seed import read_seed_iso
+from tests.golden_cases import render_case
 
 NS = {"u": "urn:schemas-microsoft-com:unattend"}
 WCM = "{http://schemas.microsoft.com/WMIConfig/2002/State}"
@@ -128,3 +130,37 @@ def test_answer_medium_read_back(tmp_path: Path, kind: str) -> None:
     label = subprocess.run(["blkid", "-o", "value", "-s", "LABEL", str(medium)],
                            capture_output=True, text=True, check=True).stdout.strip()
     assert label == ANSWER_LABEL
+
+
+def rendered_medium(host: str = "hv1") -> dict[str, str]:
+    """What `nestlab render` writes of a Windows L1's answer medium."""
+    prefix = f"l1/{host}/answer-medium/"
+    return {str(path).removeprefix(prefix): text
+            for path, text in render_case("windows-hyperv-kvm-intel").items()
+            if str(path).startswith(prefix)}
+
+
+def test_render_writes_the_medium_up_writes_but_for_the_password(tmp_path: Path) -> None:
+    medium = tmp_path / "answer.iso"
+    write_l1_medium(medium, "hv1", "Pw-of-hv1-9")
+    written = read_seed_iso(medium, names="joliet")
+    rendered = rendered_medium()
+    assert set(rendered) == set(written) == {"autounattend.xml", "winrm.ps1"}
+    assert rendered["winrm.ps1"] == written["winrm.ps1"]
+    placeholder = escape(password_placeholder("hv1").administrator)
+    expected = written["autounattend.xml"].replace(
+        encode_password("Pw-of-hv1-9", "AdministratorPassword"), placeholder).replace(
+        encode_password("Pw-of-hv1-9", "Password"), placeholder)
+    assert rendered["autounattend.xml"] == expected
+
+
+def test_the_rendered_answer_file_shows_where_the_password_is(tmp_path: Path) -> None:
+    xml = rendered_medium()["autounattend.xml"]
+    shell = components(xml)[("oobeSystem", "Microsoft-Windows-Shell-Setup")]
+    shown = "<password of hv1: generated at the first up, kept in keys/hv1.password>"
+    assert shell.findtext("u:UserAccounts/u:AdministratorPassword/u:Value", namespaces=NS) == (
+        shown)
+    assert shell.findtext("u:AutoLogon/u:Password/u:Value", namespaces=NS) == shown
+    # ...and that is where up keeps it.
+    password = l1_password(tmp_path, "hv1")
+    assert (tmp_path / shown.rpartition("kept in ")[2].rstrip(">")).read_text() == password

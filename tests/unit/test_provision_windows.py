@@ -12,6 +12,7 @@ from nestlab.hostcheck import check_host
 from nestlab.plan import HostPlan, make_plan
 from nestlab.progress import Reporter
 from nestlab.provision import windows
+from nestlab.render import WINDOWS_PROVISION_SCRIPTS
 from nestlab.transport.base import TransportError
 from tests.conftest import example, facts
 from tests.fakes.hyperv import FakeHyperVL1
@@ -52,13 +53,25 @@ def test_fresh_l1_gets_hyperv_network_and_guests(host: HostPlan, isos: dict[str,
     assert l1.calls[:3] == ["hyperv-state", "preflight", "install-hyperv"]
     assert l1.creations == [
         "role", "switch nestlab", "address 192.168.100.1/24", "nat 192.168.100.0/24",
-        "vm prime1", "vm prime2"]
+        "folder C:\\nestlab\\prime1", "vm prime1", "folder C:\\nestlab\\prime2", "vm prime2"]
+    # The ISO's folder is made before the copy (pypsrp's copy makes none).
+    assert l1.calls[l1.calls.index("put C:\\nestlab\\prime1\\prime.iso") - 2:][:2] == [
+        "guest-folder", "file-hash"]
     vm = l1.vms["prime1"].parameters
     assert vm["MemoryBytes"] == 512 * 1024**2
     assert vm["DiskBytes"] == 1024**3
     assert vm["IsoPath"] == "C:\\nestlab\\prime1\\prime.iso"
     assert vm["MacAddress"] == host.guests[0].mac.replace(":", "").upper()
     assert vm["MacSpoofing"] is False
+
+
+def test_provisioning_runs_the_scripts_render_writes(host: HostPlan, isos: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    l1 = FakeHyperVL1(heartbeat_after_polls=0)
+    run(l1, host, isos, tmp_path)
+    for guest in host.guests:
+        windows.prove(l1, host, guest, 600, lambda _m: None)
+    assert {c for c in l1.calls if not c.startswith("put ")} == set(WINDOWS_PROVISION_SCRIPTS)
 
 
 def test_second_run_changes_nothing(host: HostPlan, isos: dict[str, Path],
@@ -74,7 +87,21 @@ def test_second_run_changes_nothing(host: HostPlan, isos: dict[str, Path],
     assert "restart" not in l1.calls and "install-hyperv" not in l1.calls
 
 
-@pytest.mark.parametrize("step", ["install-hyperv", "guest-network", "guest-vm"])
+def test_each_step_says_what_it_made_and_a_second_time_nothing(
+        host: HostPlan, isos: dict[str, Path]) -> None:
+    l1 = FakeHyperVL1()
+    windows.ensure_hyperv(l1, 600, lambda _m: None)
+    guest = host.guests[0]
+    assert windows.ensure_guest_network(l1, host) == ["switch", "address", "nat"]
+    assert windows.ensure_guest(l1, host, guest, isos[guest.name]) == [
+        "folder", "prime.iso", "VM", "started"]
+    assert windows.ensure_guest_network(l1, host) == []
+    assert windows.ensure_guest(l1, host, guest, isos[guest.name]) == []
+    l1.vms[guest.name].state = "Off"
+    assert windows.ensure_guest(l1, host, guest, isos[guest.name]) == ["started"]
+
+
+@pytest.mark.parametrize("step", ["install-hyperv", "guest-network", "guest-folder", "guest-vm"])
 def test_a_crash_then_a_second_up_converges(step: str, host: HostPlan, isos: dict[str, Path],
                                             tmp_path: Path) -> None:
     l1 = FakeHyperVL1(fail_once_at=step)

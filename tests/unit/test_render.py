@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
+import stat
 import xml.etree.ElementTree as ET
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import jinja2
 import pytest
 
 from nestlab.plan import METADATA_NS, NetworkPlan
-from nestlab.render import render_template, write_artifacts
+from nestlab.render import OutputNotWritable, render_template, write_artifacts
 from tests.conftest import GOLDEN
-from tests.golden_cases import CASES, render_case
+from tests.golden_cases import (
+    CASES,
+    golden_differences,
+    libvirt_xml,
+    render_case,
+    rewrite_golden,
+)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -20,13 +28,56 @@ def test_rendered_files_match_golden(case: str, request: pytest.FixtureRequest) 
     artifacts = render_case(case)
     golden = GOLDEN / case
     if request.config.getoption("--update-golden"):
-        if golden.exists():
-            for old in sorted(golden.rglob("*"), reverse=True):
-                old.unlink() if old.is_file() else old.rmdir()
-        write_artifacts(artifacts, golden)
-    on_disk = {p.relative_to(golden).as_posix(): p.read_text()
-               for p in golden.rglob("*.xml")}
-    assert on_disk == {str(k): v for k, v in artifacts.items()}
+        rewrite_golden(golden, artifacts)
+        pytest.skip(f"{case}: golden files rewritten")
+    differences = golden_differences(golden, artifacts)
+    assert not differences, (
+        f"rendering {case} differs from tests/golden/{case} (`make golden` rewrites it; "
+        "review its diff):\n" + "\n".join(differences))
+
+
+def test_every_golden_folder_is_a_case(request: pytest.FixtureRequest) -> None:
+    stale = sorted(p for p in GOLDEN.iterdir() if p.name not in CASES)
+    if request.config.getoption("--update-golden"):
+        for folder in stale:
+            shutil.rmtree(folder)
+        pytest.skip(f"golden folders of cases that no longer exist removed: {stale}")
+    assert not stale, "golden folders of no case (`make golden` removes them)"
+
+
+def test_a_changed_golden_file_shows_as_a_unified_diff(tmp_path: Path) -> None:
+    (tmp_path / "l0").mkdir()
+    (tmp_path / "l0" / "a.xml").write_text("<a>\n  <b/>\n</a>\n")
+    (tmp_path / "l0" / "gone.xml").write_text("<gone/>\n")
+    artifacts = {PurePosixPath("l0/a.xml"): "<a>\n  <c/>\n</a>\n",
+                 PurePosixPath("l0/new.xml"): "<new/>\n"}
+    changed, gone, new = golden_differences(tmp_path, artifacts)
+    assert changed.splitlines() == ["--- golden/l0/a.xml", "+++ rendered/l0/a.xml",
+                                    "@@ -1,3 +1,3 @@", " <a>", "-  <b/>", "+  <c/>", " </a>"]
+    assert gone == "l0/gone.xml: a golden file that is no longer rendered"
+    assert new == "l0/new.xml: rendered, but there is no golden file for it"
+    assert golden_differences(tmp_path / "l0", {PurePosixPath("a.xml"): "<a>\n  <b/>\n</a>\n",
+                                                PurePosixPath("gone.xml"): "<gone/>\n"}) == []
+
+
+def test_rewriting_golden_files_drops_stale_ones(tmp_path: Path) -> None:
+    golden = tmp_path / "case"
+    (golden / "l1" / "old").mkdir(parents=True)
+    (golden / "l1" / "old" / "stale.xml").write_text("<stale/>")
+    artifacts = render_case("linux-nested-tcg")
+    rewrite_golden(golden, artifacts)
+    assert golden_differences(golden, artifacts) == []
+    assert not (golden / "l1" / "old").exists()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_artifact_is_checked_as_what_it_is(case: str) -> None:
+    """libvirt XML is validated by the integration tests, scripts parsed by
+    test_powershell, the answer medium's file read by test_answerfile."""
+    artifacts = render_case(case)
+    others = set(artifacts) - set(libvirt_xml(artifacts))
+    assert all(p.suffix == ".ps1" or p.as_posix().endswith("/answer-medium/autounattend.xml")
+               for p in others), sorted(map(str, others))
 
 
 def test_linux_tcg_domain_is_emulated_with_svm() -> None:
@@ -90,7 +141,55 @@ def test_write_artifacts(tmp_path: Path) -> None:
     written = write_artifacts(artifacts, tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == sorted(
         str(k) for k in artifacts)
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
+                  if p.is_file()) == sorted(str(k) for k in artifacts)  # no temporary left
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_symlink_at_the_old_temporary_name_is_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    artifacts = render_case("linux-nested-tcg")
+    for relative in artifacts:
+        planted = out / relative.parent / f"{relative.name}.tmp"  # the name it used to write
+        planted.parent.mkdir(parents=True, exist_ok=True)
+        planted.symlink_to(victim)
+    write_artifacts(artifacts, out)
+    assert victim.read_text() == "precious"
+    for relative, text in artifacts.items():
+        assert not (out / relative).is_symlink()
+        assert (out / relative).read_text() == text
+
+
+def test_a_symlink_at_a_target_is_replaced_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    artifacts = render_case("linux-nested-tcg")
+    relative = next(iter(artifacts))
+    (tmp_path / "out" / relative.parent).mkdir(parents=True)
+    (tmp_path / "out" / relative).symlink_to(victim)
+    write_artifacts(artifacts, tmp_path / "out")
+    assert victim.read_text() == "precious"
+    assert (tmp_path / "out" / relative).read_text() == artifacts[relative]
+
+
+def test_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(OutputNotWritable, match="out: exists and is not a folder"):
+        write_artifacts(render_case("linux-nested-tcg"), tmp_path / "out")
+
+
+def test_a_symlinked_folder_below_out_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "l1").symlink_to(elsewhere)
+    with pytest.raises(OutputNotWritable, match="out/l1: is a symbolic link or a file"):
+        write_artifacts(render_case("linux-nested-tcg"), out)
+    assert list(elsewhere.iterdir()) == []
 
 
 @pytest.mark.parametrize(("case", "evmcs", "cpu"), [
