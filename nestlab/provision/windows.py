@@ -22,6 +22,7 @@ from nestlab.plan import GuestPlan, HostPlan
 from nestlab.progress import Reporter
 from nestlab.render import powershell_script
 from nestlab.transport.base import CommandResult, TransportError
+from nestlab.waiting import NotYet, WaitTimedOut, wait_for
 
 L1_FOLDER = "C:\\nestlab"
 SWITCH = "nestlab"
@@ -75,28 +76,31 @@ def run_json(t: PowerShellSession, script: str, **parameters: Any) -> dict[str, 
 def provision(t: PowerShellSession, host: HostPlan, prime_isos: dict[str, Path],
               reporter: Reporter, reboot_timeout: float) -> None:
     """Everything inside one Windows L1, up to its L2s started (not yet proven)."""
-    with reporter.phase(host.name, "Hyper-V role"):
-        ensure_hyperv(t, reboot_timeout, lambda msg: reporter.say(host.name, msg))
-    with reporter.phase(host.name, "L2 network"):
-        _say_changes(reporter, host.name, ensure_guest_network(t, host))
+    with reporter.phase(host.name, "Hyper-V role") as step:
+        step.note(ensure_hyperv(t, reboot_timeout, lambda msg: reporter.say(host.name, msg)))
+    with reporter.phase(host.name, "L2 network") as step:
+        step.note(_say_changes(reporter, host.name, ensure_guest_network(t, host)))
     for guest in host.guests:
-        with reporter.phase(guest.name, f"define + start in {host.name}"):
-            _say_changes(reporter, guest.name,
-                         ensure_guest(t, host, guest, prime_isos[guest.name]))
+        with reporter.phase(guest.name, f"define + start in {host.name}") as step:
+            step.note(_say_changes(reporter, guest.name,
+                                   ensure_guest(t, host, guest, prime_isos[guest.name])))
 
 
-def _say_changes(reporter: Reporter, name: str, changes: list[str]) -> None:
+def _say_changes(reporter: Reporter, name: str, changes: list[str]) -> bool:
+    """Say what a step made; True when it made anything."""
     if changes:
         reporter.say(name, "made: " + ", ".join(changes))
+    return bool(changes)
 
 
 def ensure_hyperv(t: PowerShellSession, reboot_timeout: float,
-                  say: Callable[[str], None]) -> None:
-    """Install the role if needed and reboot until the hypervisor runs."""
-    for _attempt in range(MAX_REBOOTS + 1):
+                  say: Callable[[str], None]) -> bool:
+    """Install the role if needed and reboot until the hypervisor runs; True when it had
+    to install or restart anything."""
+    for attempt in range(MAX_REBOOTS + 1):
         state = run_json(t, "hyperv-state")
         if state["role"] == "Installed" and state["hypervisor_present"]:
-            return
+            return attempt > 0
         if state["role"] != "Installed" and state["role"] != "InstallPending":
             preflight = run_json(t, "preflight")
             if not preflight["vmx"]:
@@ -125,18 +129,19 @@ def restart(t: PowerShellSession, boot_time: str, timeout: float) -> None:
     with contextlib.suppress(TransportError):
         t.run_script("restart", powershell_script("restart"))
     deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise WindowsProvisionError(f"{t.name}: did not come back within {timeout:.0f}s "
-                                        "of its restart")
-        t.reconnect(remaining)
-        try:
-            if run_json(t, "hyperv-state")["boot_time"] != boot_time:
-                return
-        except TransportError:
-            continue  # it answered once more on its way down
-        _sleep(5)
+
+    def back_from_a_new_boot() -> bool:
+        t.reconnect(max(deadline - time.monotonic(), 1.0))
+        if run_json(t, "hyperv-state")["boot_time"] == boot_time:
+            raise NotYet("it still answers from the boot before the restart")
+        return True
+
+    try:
+        wait_for(back_from_a_new_boot, timeout=timeout, interval=5, sleep=_sleep,
+                 what=f"{t.name}: back from its restart",
+                 retry_on=(TransportError,))  # it answered once more on its way down
+    except WaitTimedOut as exc:
+        raise WindowsProvisionError(exc.message) from None
 
 
 def ensure_guest_network(t: PowerShellSession, host: HostPlan) -> list[str]:
@@ -181,18 +186,20 @@ def ensure_guest(t: PowerShellSession, host: HostPlan, guest: GuestPlan,
 def prove(t: PowerShellSession, host: HostPlan, guest: GuestPlan, timeout: float,
           waiting: Callable[[str], None]) -> WindowsProof:
     """Running, with Hyper-V's heartbeat OK and its SSH port answering inside the L1."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def proven() -> WindowsProof:
         seen = run_json(t, "guest-proof", Name=guest.name, Address=str(guest.ip))
         if seen["state"] == "Running" and seen["heartbeat"] == "OK" and seen["ssh"]:
             return WindowsProof(guest.name, host.name, str(guest.ip), seen["state"],
                                 seen["heartbeat"], True)
-        if time.monotonic() > deadline:
-            raise WindowsProvisionError(
-                f"{guest.name}: not proven after {timeout:.0f}s (state {seen['state']}, "
-                f"heartbeat {seen['heartbeat'] or 'none'}, SSH {'up' if seen['ssh'] else 'down'})")
-        waiting(f"state {seen['state']}, heartbeat {seen['heartbeat'] or 'none'}")
-        _sleep(5)
+        raise NotYet(f"state {seen['state'] or 'none'}, heartbeat "
+                     f"{seen['heartbeat'] or 'none'}, SSH {'up' if seen['ssh'] else 'down'}")
+
+    try:
+        return wait_for(proven, timeout=timeout, interval=5, sleep=_sleep, progress=waiting,
+                        note_every=0, what=f"{guest.name}: proof in {host.name}")
+    except WaitTimedOut as exc:
+        raise WindowsProvisionError(exc.message) from None
 
 
 def remove_guests(t: PowerShellSession, host: HostPlan) -> None:

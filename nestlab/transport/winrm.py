@@ -178,7 +178,14 @@ class WinRMTransport(Transport):
             parameters or {}))
 
     def put(self, local: Path, remote: str) -> None:
-        self._call(lambda: self._factory.copy(local, remote))
+        """pypsrp's copy (a temporary file moved into place; the folder must exist)."""
+        try:
+            self._call(lambda: self._factory.copy(local, remote))
+        except Exception as exc:
+            if not _is_retryable(exc):
+                raise
+            raise TransportError(f"{self.name}: cannot copy {local.name} to {remote}: "
+                                 f"{describe(exc)}") from None
 
     def put_text(self, text: str, remote: str, mode: int = 0o644) -> None:
         result = self.run_script("write file", "param($Path, $Text) "

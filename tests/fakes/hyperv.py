@@ -21,8 +21,9 @@ Which real behaviour each part copies, and from where:
   ``[System.IO.File]::Delete`` and ``::Move`` put it at the destination.
   Nothing creates a folder: when the destination's folder is missing, .NET
   throws "Could not find a part of the path", which pypsrp raises as
-  ``WinRMError("Failed to copy file: ...")``; ``WinRMTransport.put`` passes
-  that on unchanged (pinned in tests/unit/test_hyperv_fake.py).
+  ``WinRMError("Failed to copy file: ...")``; ``WinRMTransport.put`` turns it
+  into a ``TransportError`` naming the guest and the file (pinned in
+  tests/unit/test_hyperv_fake.py), which is what this fake raises.
 - Folders: a fresh L1 has its system folders; only scripts that run
   ``New-Item -ItemType Directory`` make one (guest-folder.ps1, and guest-vm.ps1
   for a VM it creates). Windows paths are case-insensitive.
@@ -40,8 +41,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from pypsrp.exceptions import WinRMError
 
 from nestlab.transport.base import CommandResult, TransportError
 from tests.powershell import script_parameters, syntax_errors
@@ -105,8 +104,10 @@ class FakeHyperVL1:
         """pypsrp's copy: a temporary file moved to ``remote``, whose folder must exist."""
         self.calls.append(f"put {remote}")
         if _folder_of(remote) not in self.folders:
-            raise WinRMError('Failed to copy file: Exception calling "Delete" with "1" '
-                             f"argument(s): \"Could not find a part of the path '{remote}'.\"")
+            raise TransportError(
+                f"{self.name}: cannot copy {local.name} to {remote}: WinRMError: Failed to copy "
+                'file: Exception calling "Delete" with "1" argument(s): "Could not find a part '
+                f"of the path '{remote}'.\"")
         self.files[_key(remote)] = hashlib.sha256(local.read_bytes()).hexdigest().upper()
 
     def reconnect(self, timeout: float) -> None:

@@ -18,6 +18,7 @@ from nestlab.plan import make_plan
 from nestlab.progress import Reporter
 from nestlab.provision import windows
 from nestlab.render import powershell_script, powershell_script_names
+from nestlab.transport.base import TransportError
 from nestlab.transport.winrm import WinRMTransport
 from tests.conftest import example, facts
 from tests.fakes.hyperv import FakeHyperVL1
@@ -35,7 +36,7 @@ def test_pypsrp_copy_moves_a_temporary_file_and_makes_no_folder() -> None:
         Client.copy)
 
 
-def test_winrm_transport_put_passes_pypsrps_error_on() -> None:
+def test_winrm_transport_put_turns_pypsrps_error_into_a_transport_error() -> None:
     class FailingCopy(FakeRunspaceFactory):
         def copy(self, local: Path, remote: str) -> None:
             raise WinRMError("Failed to copy file: Could not find a part of the path")
@@ -43,7 +44,8 @@ def test_winrm_transport_put_passes_pypsrps_error_on() -> None:
     t = WinRMTransport("hv1", "10.78.0.10", "Administrator", "pw", factory=FailingCopy(),
                        sleep=lambda _s: None)
     try:
-        with pytest.raises(WinRMError, match="Failed to copy file"):
+        with pytest.raises(TransportError, match=r"hv1: cannot copy null to C:\\missing\\x.iso: "
+                                                 "WinRMError: Failed to copy file"):
             t.put(Path("/dev/null"), "C:\\missing\\x.iso")
     finally:
         t.close()
@@ -53,7 +55,8 @@ def test_put_needs_the_target_folder(tmp_path: Path) -> None:
     local = tmp_path / "prime.iso"
     local.write_bytes(b"iso")
     l1 = FakeHyperVL1()
-    with pytest.raises(WinRMError, match=r"Could not find a part of the path 'C:\\nestlab"):
+    with pytest.raises(TransportError,
+                       match=r"Could not find a part of the path 'C:\\nestlab"):
         l1.put(local, "C:\\nestlab\\prime1\\prime.iso")
     assert l1.files == {}
     l1.put(local, "C:\\Windows\\Temp\\prime.iso")  # a folder every L1 has

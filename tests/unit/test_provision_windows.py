@@ -39,9 +39,10 @@ def isos(tmp_path: Path, host: HostPlan) -> dict[str, Path]:
     return out
 
 
-def run(l1: FakeHyperVL1, host: HostPlan, isos: dict[str, Path], tmp_path: Path) -> None:
-    windows.provision(l1, host, isos, Reporter("windows-hyperv", tmp_path, "up", show=False),
-                      reboot_timeout=600)
+def run(l1: FakeHyperVL1, host: HostPlan, isos: dict[str, Path], tmp_path: Path) -> Reporter:
+    reporter = Reporter("windows-hyperv", tmp_path, "up", show=False)
+    windows.provision(l1, host, isos, reporter, reboot_timeout=600)
+    return reporter
 
 
 def test_fresh_l1_gets_hyperv_network_and_guests(host: HostPlan, isos: dict[str, Path],
@@ -77,10 +78,12 @@ def test_provisioning_runs_the_scripts_render_writes(host: HostPlan, isos: dict[
 def test_second_run_changes_nothing(host: HostPlan, isos: dict[str, Path],
                                     tmp_path: Path) -> None:
     l1 = FakeHyperVL1()
-    run(l1, host, isos, tmp_path)
+    first = run(l1, host, isos, tmp_path)
+    assert first.counts() == {"changed": 4, "ok": 0, "failed": 0}  # role, network, 2 L2s
     created, copies = list(l1.creations), [c for c in l1.calls if c.startswith("put")]
     l1.calls.clear()
-    run(l1, host, isos, tmp_path)
+    second = run(l1, host, isos, tmp_path)
+    assert second.summary() == "0 changed, 4 ok"
     assert l1.creations == created
     assert not [c for c in l1.calls if c.startswith("put")]  # the ISOs are there already
     assert len(copies) == 2
@@ -129,7 +132,8 @@ def test_a_guest_that_never_answers_is_not_proven(host: HostPlan, isos: dict[str
                                                   tmp_path: Path) -> None:
     l1 = FakeHyperVL1(heartbeat_after_polls=10**6)
     run(l1, host, isos, tmp_path)
-    with pytest.raises(windows.WindowsProvisionError, match="prime1: not proven after 0s"):
+    with pytest.raises(windows.WindowsProvisionError, match=r"prime1: proof in hv1: timed out after 0s \(last: state Running, "
+                             r"heartbeat No Contact, SSH down\)"):
         windows.prove(l1, host, host.guests[0], 0, lambda _m: None)
 
 
