@@ -46,7 +46,7 @@ def write_ssh_config(ctx: LabContext) -> Path:
                 f"  ProxyCommand {proxy} {name}\n"
             )
     path = ssh_config_path(ctx.lab_dir)
-    path.write_text("# Written by nestlab for lab " + ctx.lab.name + "\n" + "\n".join(blocks))
+    path.write_text("# Written by nestlab for lab " + ctx.name + "\n" + "\n".join(blocks))
     return path
 
 

@@ -183,7 +183,7 @@ def render(ctx: click.Context, lab_file: Path, facts_file: Path | None, out_dir:
     # os.path.exists: a lab folder this user cannot enter counts as a lab without a key.
     key = (read_bounded_text(public, 16 * KiB, "public key").strip()
            if os.path.exists(public) else None)
-    plan = make_plan(lab, report, directory, key)
+    plan = make_plan(lab, report.decide(lab.name), directory, key)
     written = write_artifacts(render_artifacts(plan), out_dir)
     if as_json:
         click.echo(json.dumps({"lab": lab.name, "accel": plan.accel,

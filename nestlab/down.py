@@ -149,7 +149,7 @@ def _remove_l2s(ctx: LabContext, result: DownResult) -> None:
     """Stop the L2s inside each running L1 first; an L1 that is not reachable is noted."""
     conn = ctx.libvirt()
     try:
-        running = {dom.name() for dom, _ in objects.owned_domains(conn, ctx.lab.name)
+        running = {dom.name() for dom, _ in objects.owned_domains(conn, ctx.name)
                    if dom.isActive()}
     finally:
         conn.close()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from nestlab.errors import HostCannotRunLab
 from nestlab.hostfacts import HostFacts
 from nestlab.model import Accel, GiB, Lab, human_size
 
@@ -33,6 +34,16 @@ class Check:
     status: Status
     detail: str
     fix: str | None = None
+
+
+@dataclass(frozen=True)
+class HostDecision:
+    """The little a plan needs from the host check: how L1s run, and on which vendor."""
+
+    accel: Literal["kvm", "tcg"]
+    vendor: Literal["intel", "amd", "other"]
+    evmcs: bool
+    """Whether a Windows L1 gets the eVMCS enlightenment (Intel, and libvirt offers it)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,15 @@ class HostReport:
                 "emulated AMD SVM (tcg); a Linux L1 then runs its L2s under KVM. Slow, but real."
             )
         return "This host cannot run L1 guests: neither kvm nor tcg is available."
+
+    def decide(self, lab: str) -> HostDecision:
+        """The decision a plan is made from; ``HostCannotRunLab`` when there is none."""
+        if not self.can_run or self.accel == "none":
+            reasons = "; ".join(f"{c.name}: {c.detail}" for c in self.failures) or self.summary
+            raise HostCannotRunLab(
+                f"this host cannot run lab {lab!r}: {reasons}",
+                hint="`nestlab check` lists the fixes; --facts FILE plans for another host.")
+        return HostDecision(accel=self.accel, vendor=self.vendor, evmcs=self.evmcs)
 
 
 def nested_fix(vendor: str) -> str:

@@ -9,24 +9,16 @@ from typing import TYPE_CHECKING
 import libvirt
 
 from nestlab.errors import NestlabError
-from nestlab.files import read_bounded_text
-from nestlab.hostcheck import HostReport
-from nestlab.labfile import LAB_FILE_LIMIT, parse_lab
 from nestlab.labkeys import known_hosts_path, load_private_key
-from nestlab.model import Lab
-from nestlab.plan import GuestPlan, HostPlan, Plan, make_plan
+from nestlab.plan import GuestPlan, HostPlan, Plan
 from nestlab.sandbox import Sandbox, open_socket
-from nestlab.state import LabRecord, load_record, require_lab_dir
+from nestlab.state import LabRecord, load_plan, load_record, require_lab_dir
 from nestlab.transport.base import CommandResult
 from nestlab.transport.ssh import SSHTransport
 from nestlab.virt.connection import connect
 
 if TYPE_CHECKING:
     from nestlab.transport.winrm import WinRMTransport
-
-LAB_SNAPSHOT = "lab.yaml"
-"""The lab file as it was at the last `up`: what the lab's objects were made from."""
-
 
 class NoSuchGuest(NestlabError):
     """A name that is neither an L1 nor an L2 of the lab."""
@@ -36,27 +28,23 @@ class NoSuchGuest(NestlabError):
 class LabContext:
     lab_dir: Path
     record: LabRecord
-    lab: Lab
     plan: Plan
 
     @classmethod
     def load(cls, lab_dir: Path) -> LabContext:
-        """The lab from its folder; a missing lab is ``NoSuchLab``, damaged state an
-        ``InputError`` naming the file (both exit 2)."""
+        """The lab from its folder (record and saved plan; the lab file is not read). A
+        missing lab is ``NoSuchLab``, damaged state an ``InputError`` naming the file."""
         record = load_record(require_lab_dir(lab_dir))
-        snapshot = lab_dir / LAB_SNAPSHOT
-        lab = parse_lab(read_bounded_text(snapshot, LAB_FILE_LIMIT, "lab file snapshot"),
-                        str(snapshot))
-        report = HostReport(accel=record.accel, vendor=record.vendor, evmcs=record.evmcs,
-                            checks=())
-        public = lab_dir / "keys" / "id_ed25519.pub"
-        key = (read_bounded_text(public, 4096, "public key").strip() if public.exists()
-               else None)
-        return cls(lab_dir, record, lab, make_plan(lab, report, lab_dir, key))
+        plan, _lab_file_hash = load_plan(lab_dir)
+        return cls(lab_dir, record, plan)
+
+    @property
+    def name(self) -> str:
+        return self.plan.lab
 
     @property
     def sandbox(self) -> Sandbox | None:
-        return Sandbox(self.lab.name, self.lab_dir / "sandbox") if self.record.sandbox else None
+        return Sandbox(self.plan.lab, self.lab_dir / "sandbox") if self.record.sandbox else None
 
     def libvirt(self) -> libvirt.virConnect:
         return connect(self.record.uri)
@@ -124,5 +112,5 @@ class LabContext:
                     return host, guest
         names = [h.name for h in self.plan.hosts] + [
             g.name for h in self.plan.hosts for g in h.guests]
-        raise NoSuchGuest(f"lab {self.lab.name} has no guest named {name!r}",
+        raise NoSuchGuest(f"lab {self.plan.lab} has no guest named {name!r}",
                           hint=f"Its guests: {', '.join(names)}.")

@@ -10,10 +10,11 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from nestlab.errors import HostCannotRunLab
-from nestlab.hostcheck import HostReport
+from pydantic import TypeAdapter
+
+from nestlab.hostcheck import HostDecision
 from nestlab.model import OS, GuestNetworkMode, Host, Lab, NetworkMode, Transport
 
 NAME_PREFIX = "nestlab-"
@@ -122,22 +123,53 @@ class Plan:
         return next(h for h in self.hosts if h.name == name)
 
 
-def make_plan(lab: Lab, report: HostReport, lab_dir: Path,
+def make_plan(lab: Lab, decision: HostDecision, lab_dir: Path,
               public_key: str | None = None) -> Plan:
-    """Decide every name, address, path and preset; refuse if the host cannot run the lab."""
-    if not report.can_run or report.accel == "none":
-        reasons = "; ".join(f"{c.name}: {c.detail}" for c in report.failures) or report.summary
-        raise HostCannotRunLab(
-            f"this host cannot run lab {lab.name!r}: {reasons}",
-            hint="`nestlab check` lists the fixes; --facts FILE plans for another host.",
-        )
-    accel: Literal["kvm", "tcg"] = "kvm" if report.accel == "kvm" else "tcg"
+    """Decide every name, address, path and preset, from the lab and the host's decision."""
     networks = tuple(_plan_network(lab, net.name) for net in lab.networks)
     hosts = tuple(
-        _plan_host(lab, host, accel, report, lab_dir, networks) for host in lab.hosts
+        _plan_host(lab, host, decision, lab_dir, networks) for host in lab.hosts
     )
-    return Plan(lab=lab.name, accel=accel, lab_dir=lab_dir, networks=networks, hosts=hosts,
-                public_key=public_key)
+    return Plan(lab=lab.name, accel=decision.accel, lab_dir=lab_dir, networks=networks,
+                hosts=hosts, public_key=public_key)
+
+
+_PLAN = TypeAdapter(Plan)
+
+
+def plan_to_json(plan: Plan) -> Any:
+    """The plan as JSON values (what ``plan.json`` holds and ``plan_changes`` compares)."""
+    return _PLAN.dump_python(plan, mode="json")
+
+
+def plan_from_json(value: Any) -> Plan:
+    return _PLAN.validate_python(value)
+
+
+def plan_changes(old: Plan, new: Plan) -> list[str]:
+    """What differs between two plans, one line per value: ``hosts[0].memory: a -> b``."""
+    before, after = _flatten(plan_to_json(old)), _flatten(plan_to_json(new))
+    changes = []
+    for key in sorted(before.keys() | after.keys()):
+        if key == "public_key":
+            continue  # the key is the lab's, not the lab file's
+        if before.get(key, "(none)") != after.get(key, "(none)"):
+            changes.append(f"{key}: {before.get(key, '(none)')} -> {after.get(key, '(none)')}")
+    return changes
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out |= _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+        return out
+    if isinstance(value, list):
+        out = {}
+        for index, item in enumerate(value):
+            out |= _flatten(item, f"{prefix}[{index}]")
+        return out
+    return {prefix: value}
 
 
 def domain_name(lab: str, host: str) -> str:
@@ -204,11 +236,11 @@ def _cpu_plan(host: Host, accel: str, vendor: str) -> CpuPlan:
 def _plan_host(
     lab: Lab,
     host: Host,
-    accel: Literal["kvm", "tcg"],
-    report: HostReport,
+    decision: HostDecision,
     lab_dir: Path,
     networks: tuple[NetworkPlan, ...],
 ) -> HostPlan:
+    accel = decision.accel
     nics = []
     for net_name in host.networks:
         plan = next(n for n in networks if n.lab_network == net_name)
@@ -233,9 +265,9 @@ def _plan_host(
         initrd=host_dir / "initrd.img",
         seed_path=host_dir / "seed.iso",
         console_log=host_dir / "console.log",
-        cpu=_cpu_plan(host, accel, report.vendor),
+        cpu=_cpu_plan(host, accel, decision.vendor),
         nics=tuple(nics),
-        evmcs=host.os.is_windows and report.evmcs,
+        evmcs=host.os.is_windows and decision.evmcs,
         guest_network=_plan_guest_network(host, guests),
         guests=guests,
     )

@@ -1,8 +1,8 @@
 """A lab's folder on L0: its record, its lock, and its event log.
 
 libvirt stays the truth for what exists; the record only says how to reach
-it (URI, sandbox) and how the lab was planned (accel), so that status, exec
-and down work without the lab file's host check being run again.
+it (URI, sandbox), and the plan (made once, by the first `up`) says what the
+lab is, so that status, exec and down never read the lab file again.
 """
 
 from __future__ import annotations
@@ -15,16 +15,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from nestlab.errors import InputError, NestlabError
 from nestlab.files import FileProblem, KiB, private_dir, read_bounded_text, write_atomic
+from nestlab.plan import Plan, plan_from_json, plan_to_json
 
 MARKER = ".nestlab-lab"
 """Names the lab a folder belongs to; only such a folder is ever purged."""
 _RECORD_LIMIT = 64 * KiB
+_PLAN_LIMIT = 4 * 1024 * KiB
 _EVENTS_LIMIT = 64 * 1024 * KiB
 
 
@@ -38,14 +40,13 @@ class NoSuchLab(InputError):
 
 @dataclass(frozen=True)
 class LabRecord:
+    """How to reach the lab's objects: its libvirt URI, and its sandbox if it has one."""
+
     lab: str
     lab_file: str
     uri: str
     sandbox: bool
     netns: str | None
-    accel: Literal["kvm", "tcg"]
-    vendor: Literal["intel", "amd", "other"]
-    evmcs: bool
 
 
 def record_path(lab_dir: Path) -> Path:
@@ -73,6 +74,37 @@ def load_record(lab_dir: Path) -> LabRecord:
         raise FileProblem(f"{path}: a damaged lab record: {where}: {first['msg']}",
                           hint=f"`nestlab down --lab {lab_dir.name} --purge` removes the lab "
                                "and its state.") from None
+
+
+PLAN_FORMAT = 1
+
+
+def plan_path(lab_dir: Path) -> Path:
+    return lab_dir / "plan.json"
+
+
+def save_plan(lab_dir: Path, plan: Plan, lab_file_sha256: str) -> None:
+    """The plan every later command loads; made once, from the lab file of that hash."""
+    document = {"format": PLAN_FORMAT, "lab_file_sha256": lab_file_sha256,
+                "plan": plan_to_json(plan)}
+    write_atomic(plan_path(lab_dir), json.dumps(document, indent=2) + "\n")
+
+
+def load_plan(lab_dir: Path) -> tuple[Plan, str]:
+    """(the saved plan, the SHA-256 of the lab file it was made from)."""
+    path = plan_path(lab_dir)
+    if not path.exists():
+        raise NoSuchLab(f"lab {lab_dir.name!r} has no plan in {lab_dir}",
+                        hint="`nestlab up` makes it.")
+    try:
+        document = json.loads(read_bounded_text(path, _PLAN_LIMIT, "lab plan"))
+        if not isinstance(document, dict) or document.get("format") != PLAN_FORMAT:
+            raise ValueError(f"not format {PLAN_FORMAT}")
+        return plan_from_json(document["plan"]), str(document["lab_file_sha256"])
+    except (ValueError, KeyError, ValidationError) as exc:
+        raise FileProblem(f"{path}: a damaged lab plan ({str(exc).splitlines()[0]})",
+                          hint=f"`nestlab down --lab {lab_dir.name}` still works; `up` again "
+                               "makes a new plan.") from None
 
 
 def claim_lab_dir(lab_dir: Path, lab: str) -> None:

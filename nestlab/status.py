@@ -23,7 +23,7 @@ _STATES = {
 def lab_status(ctx: LabContext) -> dict[str, Any]:
     box = ctx.sandbox
     status: dict[str, Any] = {
-        "lab": ctx.lab.name, "accel": ctx.record.accel, "uri": ctx.record.uri,
+        "lab": ctx.name, "accel": ctx.plan.accel, "uri": ctx.record.uri,
         "sandbox": {"netns": box.netns, "running": sandboxes.is_running(box)} if box else None,
         "networks": [], "hosts": [], "timings": _timings(ctx),
     }
@@ -33,8 +33,8 @@ def lab_status(ctx: LabContext) -> dict[str, Any]:
         return status
     conn = ctx.libvirt()
     try:
-        owned = {dom.name(): dom for dom, _ in objects.owned_domains(conn, ctx.lab.name)}
-        nets = {net.name(): net for net in objects.owned_networks(conn, ctx.lab.name)}
+        owned = {dom.name(): dom for dom, _ in objects.owned_domains(conn, ctx.name)}
+        nets = {net.name(): net for net in objects.owned_networks(conn, ctx.name)}
         for net in ctx.plan.networks:
             found = nets.get(net.name)
             status["networks"].append({"name": net.name, "state": "absent" if found is None

@@ -8,6 +8,7 @@ whether it changed anything.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,15 +20,13 @@ import libvirt
 from nestlab import sandbox as sandboxes
 from nestlab.answerfile import l1_password
 from nestlab.errors import NestlabError
-from nestlab.files import read_bounded_text, write_atomic
 from nestlab.hostcheck import check_host
 from nestlab.hostfacts import HostFacts
 from nestlab.images import BuiltImage, build_image
-from nestlab.labctx import LAB_SNAPSHOT, LabContext
-from nestlab.labfile import LAB_FILE_LIMIT
+from nestlab.labctx import LabContext
 from nestlab.labkeys import ensure_lab_key
 from nestlab.model import Lab
-from nestlab.plan import GuestPlan, HostPlan, make_plan
+from nestlab.plan import GuestPlan, HostPlan, Plan, make_plan, plan_changes
 from nestlab.progress import Reporter
 from nestlab.provision import linux, windows
 from nestlab.render import render_domain_xml, render_network_xml
@@ -35,8 +34,11 @@ from nestlab.state import (
     LabRecord,
     claim_lab_dir,
     lab_lock,
+    load_plan,
     load_record,
+    plan_path,
     record_path,
+    save_plan,
     save_record,
 )
 from nestlab.transport.ssh import SSHTransport
@@ -79,21 +81,20 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
     box = _sandbox_for(lab, lab_dir, want_sandbox)
     # In a sandbox its libvirtd is not started yet: the host's facts decide.
     report = check_host(read_facts(uri), lab, "sandbox" if box else "host")
-    plan = make_plan(lab, report, lab_dir)  # refuses a host that cannot run the lab
-    snapshot = read_bounded_text(lab_file, LAB_FILE_LIMIT, "lab file")
+    decision = report.decide(lab.name)  # refuses a host that cannot run the lab
     claim_lab_dir(lab_dir, lab.name)
     if box is None:
         lab_dir.chmod(_HOST_MODE_FOLDER)  # QEMU runs as its own user and must reach the disks
     with lab_lock(lab_dir, "up"):
-        ensure_lab_key(lab_dir)
+        plan = make_plan(lab, decision, lab_dir, ensure_lab_key(lab_dir))
+        _refuse_a_changed_lab(lab_dir, plan, lab_file)
         # Recorded before anything else exists, so that `down` can always clean up.
-        save_record(lab_dir, LabRecord(
-            lab=lab.name, lab_file=str(lab_file.resolve()),
-            uri=box.uri if box else uri, sandbox=box is not None,
-            netns=box.netns if box else None, accel=plan.accel, vendor=report.vendor,
-            evmcs=report.evmcs))
-        write_atomic(lab_dir / LAB_SNAPSHOT, snapshot)
-        ctx = LabContext.load(lab_dir)
+        record = LabRecord(lab=lab.name, lab_file=str(lab_file.resolve()),
+                           uri=box.uri if box else uri, sandbox=box is not None,
+                           netns=box.netns if box else None)
+        save_record(lab_dir, record)
+        save_plan(lab_dir, plan, lab_hash(lab))
+        ctx = LabContext(lab_dir, record, plan)
         if box is not None:
             with reporter.phase("L0", "sandbox libvirtd") as step:
                 step.note(sandboxes.start(box))
@@ -149,6 +150,32 @@ def _bring_up_hosts(ctx: LabContext, conn: libvirt.virConnect, images: dict[str,
         raise next((e for e in real if not isinstance(e, NestlabError)), real[0])
     raise NestlabError("; ".join(e.message for e in real if isinstance(e, NestlabError)),
                        hint="`nestlab up` again continues where this one stopped.")
+
+
+class LabChanged(NestlabError):
+    """The lab file no longer describes the lab that is up."""
+
+
+def lab_hash(lab: Lab) -> str:
+    """A hash of what the lab file says (comments and layout do not count)."""
+    return hashlib.sha256(lab.model_dump_json().encode()).hexdigest()
+
+
+def _refuse_a_changed_lab(lab_dir: Path, plan: Plan, lab_file: Path) -> None:
+    """A lab is continued only from the plan it was made with: a lab file that says
+    something else is refused with what would change, never mixed in silently."""
+    if not plan_path(lab_dir).exists():
+        return
+    saved, _saved_hash = load_plan(lab_dir)
+    changes = plan_changes(saved, plan)
+    if changes:
+        shown = changes[:20] + ([f"... and {len(changes) - 20} more"] if len(changes) > 20
+                                else [])
+        raise LabChanged(
+            f"lab {plan.lab} is up from another version of {lab_file}; up would change:\n  "
+            + "\n  ".join(shown),
+            hint=f"Restore the lab file, or take the lab down (`nestlab down --lab {plan.lab}`)"
+                 " and bring it up again from this one.")
 
 
 def _sandbox_for(lab: Lab, lab_dir: Path, want: bool) -> sandboxes.Sandbox | None:

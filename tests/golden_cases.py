@@ -43,7 +43,7 @@ def render_case(case: str) -> dict[PurePosixPath, str]:
         return {PurePosixPath("l0/domains", f"{plan.name}.xml"): render_install_domain_xml(plan)}
     lab_name, facts_name, public_key = LAB_CASES[case]
     lab = example(lab_name)
-    plan = make_plan(lab, check_host(facts(facts_name), lab),
+    plan = make_plan(lab, check_host(facts(facts_name), lab).decide(lab.name),
                      Path("/var/lib/nestlab/labs") / lab.name, public_key)
     return render_artifacts(plan)
 

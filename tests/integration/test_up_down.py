@@ -28,7 +28,7 @@ from nestlab.labfile import load_lab
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.progress import Reporter
 from nestlab.status import lab_status
-from nestlab.up import up
+from nestlab.up import LabChanged, up
 from nestlab.virt import objects
 from nestlab.virt.connection import LibvirtError
 from nestlab.waiting import Cancelled
@@ -172,7 +172,7 @@ def test_files_are_private(l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1
     for name in ("disk.qcow2", "console.log"):
         assert mode(host_dir / name) == 0o600, name
     assert mode(lab_dir / "lab.json") == 0o600
-    assert mode(lab_dir / "lab.yaml") == 0o600
+    assert mode(lab_dir / "plan.json") == 0o600
 
 
 def test_status_reads_both_levels(l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1],
@@ -263,3 +263,21 @@ def test_ctrl_c_cancels_every_wait() -> None:
     with pytest.raises(Cancelled, match="kvm1: SSH: stopped waiting"):
         l1.wait_until_reachable(600, cancel=cancel)
     assert time.monotonic() - started < 5
+
+
+def test_a_changed_lab_file_is_refused_with_what_would_change(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
+        tmp_path: Path) -> None:
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text(LAB_FILE.read_text())
+    bring_up(lab_file, home)
+    lab_file.write_text(LAB_FILE.read_text() + "# only a comment: the same lab\n")
+    _proofs, again = bring_up(lab_file, home)
+    assert again.counts()["changed"] == 0
+    lab_file.write_text(LAB_FILE.read_text().replace("memory: 256MiB", "memory: 384MiB"))
+    with pytest.raises(LabChanged, match=r"up would change:\n  hosts\[0\]\.guests\[0\]\.memory: "
+                                         r"268435456 -> 402653184"):
+        bring_up(lab_file, home)
+    # Nothing was mixed in: the lab still runs from the plan it was made with.
+    assert LabContext.load(home / "labs" / "linux-nested").plan.hosts[0].guests[0].memory == \
+        256 * 1024**2

@@ -92,7 +92,7 @@ def answered(tmp_path_factory: pytest.TempPathFactory) -> FakeHyperVL1:
     """A fake L1 taken through every script: up on a fresh L1, proof, status and down."""
     tmp = tmp_path_factory.mktemp("answers")
     lab = example("windows-hyperv")
-    host = make_plan(lab, check_host(facts("intel-nested-y"), lab), tmp, "ssh-ed25519 K").hosts[0]
+    host = make_plan(lab, check_host(facts("intel-nested-y"), lab).decide(lab.name), tmp, "ssh-ed25519 K").hosts[0]
     isos = {}
     for guest in host.guests:
         isos[guest.name] = tmp / f"{guest.name}.iso"

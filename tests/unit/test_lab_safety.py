@@ -12,9 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from nestlab.cli import main
+from nestlab.hostcheck import HostDecision
+from nestlab.labfile import parse_lab
 from nestlab.labkeys import ensure_lab_key, private_key_path
 from nestlab.paths import BadLabName, lab_dir
-from nestlab.state import LabRecord, claim_lab_dir, lab_lock, save_record
+from nestlab.plan import make_plan
+from nestlab.state import LabRecord, claim_lab_dir, lab_lock, save_plan, save_record
 
 
 @pytest.fixture
@@ -104,14 +107,13 @@ def test_purge_of_a_lab_that_is_down_removes_its_keys(home: Path) -> None:
     assert not folder.exists()
 
 
-@pytest.mark.parametrize("damage", ["lab.json", "lab.yaml"])
+@pytest.mark.parametrize("damage", ["lab.json", "plan.json"])
 def test_damaged_state_is_exit_2_and_still_goes_down(home: Path, damage: str) -> None:
     folder = home / "labs" / "broken"
     claim_lab_dir(folder, "broken")
     save_record(folder, LabRecord(lab="broken", lab_file="x", uri="test:///default",
-                                  sandbox=False, netns=None, accel="tcg", vendor="amd",
-                                  evmcs=False))
-    (folder / "lab.yaml").write_text("lab: broken\nnetworks: [")
+                                  sandbox=False, netns=None))
+    (folder / "plan.json").write_text('{"format": 1, "plan": {"lab": "broken", "hosts": [')
     if damage == "lab.json":
         (folder / "lab.json").write_text('{"lab": "broken", "uri": ')
     code, err = cli("status", "--lab", "broken")
@@ -127,11 +129,10 @@ def test_down_keeps_the_record_when_it_cannot_remove_a_folder(
     folder = home / "labs" / "stuck"
     claim_lab_dir(folder, "stuck")
     save_record(folder, LabRecord(lab="stuck", lab_file="x", uri="test:///default",
-                                  sandbox=False, netns=None, accel="tcg", vendor="amd",
-                                  evmcs=False))
-    (folder / "lab.yaml").write_text(
-        "lab: stuck\nnetworks: [{name: lab, cidr: 10.80.0.0/24}]\n"
-        "hosts: [{name: kvm1, os: debian-12, networks: [lab]}]\n")
+                                  sandbox=False, netns=None))
+    lab = parse_lab("lab: stuck\nnetworks: [{name: lab, cidr: 10.80.0.0/24}]\n"
+                    "hosts: [{name: kvm1, os: debian-12, networks: [lab]}]\n")
+    save_plan(folder, make_plan(lab, HostDecision("tcg", "amd", False), folder), "sha")
     (folder / "hosts" / "kvm1").mkdir(parents=True)
 
     def refuse(path: object, *_args: object, **_kwargs: object) -> None:

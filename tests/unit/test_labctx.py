@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from nestlab.access import write_ssh_config
 from nestlab.errors import NestlabError
-from nestlab.labctx import LAB_SNAPSHOT, LabContext, NoSuchGuest
-from nestlab.state import LabRecord, save_record
-from tests.conftest import EXAMPLES
+from nestlab.hostcheck import HostDecision
+from nestlab.labctx import LabContext, NoSuchGuest
+from nestlab.plan import make_plan
+from nestlab.state import LabRecord, save_plan, save_record
+from tests.conftest import example as example_lab
 
 
 def recorded(tmp_path: Path, example: str, accel: str) -> LabContext:
     save_record(tmp_path, LabRecord(lab=example, lab_file="x", uri="test:///default",
-                                    sandbox=False, netns=None, accel=accel,  # type: ignore[arg-type]
-                                    vendor="intel", evmcs=True))
-    shutil.copyfile(EXAMPLES / f"{example}.yaml", tmp_path / LAB_SNAPSHOT)
+                                    sandbox=False, netns=None))
+    decision = HostDecision(accel=accel, vendor="intel", evmcs=True)  # type: ignore[arg-type]
+    save_plan(tmp_path, make_plan(example_lab(example), decision, tmp_path), "sha")
+    (tmp_path / "lab.yaml").write_text("not read any more: the plan is")
     return LabContext.load(tmp_path)
 
 
-def test_the_plan_is_rebuilt_from_the_record(tmp_path: Path) -> None:
+def test_the_saved_plan_is_loaded_and_the_lab_file_not_read(tmp_path: Path) -> None:
     ctx = recorded(tmp_path, "linux-nested", "tcg")
     assert ctx.plan.accel == "tcg"
     assert ctx.find("prime1")[0].name == "kvm1"

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 
 import pytest
 
 from nestlab.errors import HostCannotRunLab
 from nestlab.hostcheck import check_host
-from nestlab.plan import Plan, bridge_name, mac_address, make_plan
+from nestlab.plan import (
+    Plan,
+    bridge_name,
+    mac_address,
+    make_plan,
+    plan_changes,
+    plan_from_json,
+    plan_to_json,
+)
 from tests.conftest import example, facts
 
 LAB_DIR = Path("/var/lib/nestlab/labs/x")
@@ -17,7 +26,7 @@ LAB_DIR = Path("/var/lib/nestlab/labs/x")
 
 def plan_for(lab_name: str, facts_name: str) -> Plan:
     lab = example(lab_name)
-    return make_plan(lab, check_host(facts(facts_name), lab), LAB_DIR)
+    return make_plan(lab, check_host(facts(facts_name), lab).decide(lab.name), LAB_DIR)
 
 
 def test_tcg_linux_l1_gets_emulated_svm_and_one_vcpu() -> None:
@@ -81,4 +90,24 @@ def test_names_differ_between_labs() -> None:
 def test_a_host_that_cannot_run_the_lab_is_refused() -> None:
     lab = example("windows-hyperv")
     with pytest.raises(HostCannotRunLab, match="windows-accel"):
-        make_plan(lab, check_host(facts("this-machine-paravirtual-kvm"), lab), LAB_DIR)
+        check_host(facts("this-machine-paravirtual-kvm"), lab).decide(lab.name)
+
+
+def test_the_plan_round_trips_through_json() -> None:
+    for lab_name, facts_name in (("linux-nested", "amd-nested-1"),
+                                 ("windows-hyperv", "intel-nested-y")):
+        lab = example(lab_name)
+        plan = make_plan(lab, check_host(facts(facts_name), lab).decide(lab.name), LAB_DIR,
+                         "ssh-ed25519 AAAA k")
+        assert plan_from_json(json.loads(json.dumps(plan_to_json(plan)))) == plan
+
+
+def test_plan_changes_name_each_value_that_differs() -> None:
+    lab = example("linux-nested")
+    decision = check_host(facts("amd-nested-1"), lab).decide(lab.name)
+    before = make_plan(lab, decision, LAB_DIR, "key one")
+    bigger = lab.model_copy(update={"hosts": (lab.hosts[0].model_copy(update={
+        "guests": (lab.hosts[0].guests[0].model_copy(update={"memory": 384 * 1024**2}),)}),)})
+    assert plan_changes(before, make_plan(lab, decision, LAB_DIR, "key two")) == []
+    assert plan_changes(before, make_plan(bigger, decision, LAB_DIR, "key one")) == [
+        "hosts[0].guests[0].memory: 268435456 -> 402653184"]

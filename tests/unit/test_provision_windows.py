@@ -26,7 +26,7 @@ def _no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def host(tmp_path: Path) -> HostPlan:
     lab = example("windows-hyperv")
-    plan = make_plan(lab, check_host(facts("intel-nested-y"), lab), tmp_path, "ssh-ed25519 K")
+    plan = make_plan(lab, check_host(facts("intel-nested-y"), lab).decide(lab.name), tmp_path, "ssh-ed25519 K")
     return plan.hosts[0]
 
 

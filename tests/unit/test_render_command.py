@@ -112,7 +112,7 @@ def test_l2_xml_carries_the_key_up_would_give_it(tmp_path: Path, _lab_home: Path
     assert render(tmp_path / "out")[0] == 0
     assert base64.b64decode(l2_authkey(tmp_path / "out")).decode() == KEY
     lab = load_lab(LINUX)
-    plan = make_plan(lab, check_host(facts("this-machine-paravirtual-kvm"), lab),
+    plan = make_plan(lab, check_host(facts("this-machine-paravirtual-kvm"), lab).decide(lab.name),
                      _lab_home / "labs" / "linux-nested", KEY)
     assert (tmp_path / "out" / L2_XML).read_text() == render_guest_domain_xml(
         plan, plan.hosts[0], plan.hosts[0].guests[0])  # what provisioning puts in the L1
