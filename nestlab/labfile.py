@@ -283,6 +283,10 @@ def _pydantic_problems(exc: ValidationError, lines: dict[KeyPath, int]) -> list[
             message = "unknown key"
         elif error["type"] == "missing":
             message = "required key is missing"
+        elif error["type"] == "too_long":
+            ctx = error.get("ctx", {})
+            message = (f"at most {ctx.get('max_length')} entries, more than one L0 host runs; "
+                       f"got {ctx.get('actual_length')}")
         elif error["type"] == "string_pattern_mismatch":
             message = (
                 f"{brief_repr(error['input'])} is not a valid name: use lower-case letters, "

@@ -333,3 +333,52 @@ def test_a_device_is_refused_in_bounded_memory(path: str) -> None:
                             text=True, timeout=60, check=False)
     assert (result.returncode, result.stdout) == (0, f"{path}: the lab file is not a regular "
                                                      "file\n"), result.stderr[-500:]
+
+
+@pytest.mark.parametrize(("cidr", "what"), [
+    ("127.0.0.0/24", "loopback (127.0.0.0/8)"),
+    ("224.0.0.0/24", "multicast (224.0.0.0/4)"),
+    ("169.254.0.0/16", "link-local (169.254.0.0/16)"),
+    ("240.0.0.0/24", "reserved (240.0.0.0/4"),
+    ("255.255.0.0/16", "reserved (240.0.0.0/4"),
+    ("0.0.0.0/16", "in 'this network' (0.0.0.0/8)"),
+])
+@pytest.mark.parametrize("where", ["network", "guest network"])
+def test_cidrs_that_are_not_ordinary_unicast_are_refused(cidr: str, what: str,
+                                                         where: str) -> None:
+    if where == "network":
+        text, key = GOOD.replace("10.90.0.0/24", cidr), "lab.yaml:4: networks[0].cidr"
+    else:
+        text = GOOD.replace("    networks: [lab]\n",
+                            f"    networks: [lab]\n    guest_network:\n      cidr: {cidr}\n")
+        key = "lab.yaml:11: hosts[0].guest_network.cidr"
+    [message] = problems(text)
+    assert message.startswith(f"{key}: {cidr} is {what}")
+    assert message.endswith("take one from a private range: 10.0.0.0/8, 172.16.0.0/12 or "
+                            "192.168.0.0/16")
+
+
+@pytest.mark.parametrize("cidr", ["10.1.0.0/16", "172.31.255.0/24", "192.168.7.0/28",
+                                  "100.64.0.0/24", "198.51.100.0/24"])
+def test_private_and_other_unicast_cidrs_are_accepted(cidr: str) -> None:
+    assert str(parse_lab(GOOD.replace("10.90.0.0/24", cidr)).networks[0].cidr) == cidr
+
+
+def test_a_quoted_bare_number_is_not_a_size() -> None:
+    assert problems(GOOD.replace("memory: 3GiB", 'memory: "8589934592"')) == [
+        "lab.yaml:8: hosts[0].memory: expected a size with a unit, like 4GiB or 512MiB, "
+        "got '8589934592'"]
+
+
+@pytest.mark.parametrize("cpus", ["yes", '"2"', "2.0"])
+def test_cpus_must_be_a_yaml_integer(cpus: str) -> None:
+    text = GOOD.replace("memory: 3GiB", f"memory: 3GiB\n    cpus: {cpus}")
+    assert problems(text) == ["lab.yaml:9: hosts[0].cpus: Input should be a valid integer"]
+
+
+def test_the_number_of_networks_is_bounded() -> None:
+    networks = "".join(f"  - {{name: n{i}, cidr: 10.{i}.0.0/24}}\n" for i in range(65))
+    text = GOOD.replace("  - name: lab\n    cidr: 10.90.0.0/24\n", networks).replace(
+        "networks: [lab]", "networks: [n0]")
+    assert problems(text) == [
+        "lab.yaml:2: networks: at most 64 entries, more than one L0 host runs; got 65"]
