@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nestlab import __version__
+from nestlab import __version__, report
 from nestlab.cli import main
+from nestlab.hostcheck import check_host
+from nestlab.hostfacts import HostFacts
+from nestlab.labfile import load_lab
 from tests.conftest import EXAMPLES, FACTS
 
 LINUX = str(EXAMPLES / "linux-nested.yaml")
@@ -110,13 +113,21 @@ def test_check_without_lab_checks_the_host(tmp_path: Path,
     assert json.loads(out)["lab"] is None
 
 
-def test_facts_json_round_trips() -> None:
+def test_facts_json_round_trips(tmp_path: Path) -> None:
     code, out, _ = run("--connect", "qemu+unix:///system?socket=/nonexistent/sock",
                        "facts", "--json")
     assert code == 0
-    data = json.loads(out)
-    assert data["format"] == 1
-    assert data["libvirt"]["reachable"] is False
+    recorded = tmp_path / "facts.json"
+    recorded.write_text(out)
+    code, checked, _ = run("check", "-f", LINUX, "--facts", str(recorded), "--json")
+    # The decision from the recorded file is the decision from the facts as read.
+    expected = check_host(HostFacts.model_validate_json(out), load_lab(LINUX))
+    assert code == (0 if expected.can_run else 1)
+    assert json.loads(checked) == json.loads(
+        json.dumps(report.check_json(expected, load_lab(LINUX))))
+    # ... and it was made from the file: libvirt at the socket we named does not answer.
+    libvirt = next(c for c in json.loads(checked)["checks"] if c["name"] == "libvirt")
+    assert libvirt["status"] != "ok"
 
 
 def facts_with(tmp_path: Path, **cpu: str) -> str:
