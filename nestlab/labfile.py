@@ -209,13 +209,20 @@ class _LabLoader(yaml.SafeLoader):
         except (ValueError, TypeError, KeyError, OverflowError) as exc:
             node = self._constructing or root
             what = brief_repr(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
-            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            tag = _short_tag(node.tag)
             reason = "" if isinstance(exc, KeyError) else f": {exc}"
             raise _Refused(problem=f"cannot read {what} as {tag}{reason}",
                            problem_mark=node.start_mark) from None
 
 
 _LabLoader.add_constructor("tag:yaml.org,2002:int", _LabLoader.construct_bounded_int)
+
+
+_NAME_KEY_TAGS = {"tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"}
+
+
+def _short_tag(tag: str) -> str:
+    return tag.replace("tag:yaml.org,2002:", "!!")
 
 
 def _yaml_problem(exc: yaml.YAMLError, text: str) -> Problem:
@@ -248,6 +255,10 @@ def _index_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> I
                               line)
                 continue
             key = key_node.value
+            if key_node.tag not in _NAME_KEY_TAGS:  # `1:`, `null:`, `2001-01-01:`
+                yield Problem(format_path((*path, key)), "a key must be a name; YAML reads "
+                              f"this one as {_short_tag(key_node.tag)}", line)
+                continue
             if key in seen:
                 yield Problem(format_path((*path, key)), "duplicate key", line)
             seen.add(key)

@@ -240,6 +240,14 @@ def test_hostile_yaml_is_one_located_problem(text: str, expected: str) -> None:
     assert problems(text) == [expected]
 
 
+@pytest.mark.parametrize(("key", "tag"), [("1", "!!int"), ("null", "!!null"),
+                                          ("2001-01-01", "!!timestamp"), ("!foo x", "!foo")])
+def test_keys_yaml_reads_as_something_else_than_a_name(key: str, tag: str) -> None:
+    [message] = problems(GOOD + f"{key}: 1\n")
+    assert message.startswith("lab.yaml:13: ")
+    assert message.endswith(f": a key must be a name; YAML reads this one as {tag}")
+
+
 def test_nested_aliases_are_refused_quickly() -> None:
     started = time.monotonic()
     assert problems(laughs(5)) == [
