@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from nestlab import __version__, report
-from nestlab.errors import InputError, NestlabError
+from nestlab.errors import InputError, NestlabError, escape_control_chars, shorten
 from nestlab.hostcheck import check_host
 from nestlab.hostfacts import HostFacts, load_facts, read_host_facts
 from nestlab.images import build_image, list_images, recipe_names
@@ -34,6 +34,7 @@ from nestlab.render import render_artifacts, write_artifacts
 Command = TypeVar("Command", bound=Callable[..., Any])
 DEFAULT_URI = "qemu:///system"
 EXIT_INTERNAL = 70  # EX_SOFTWARE
+MAX_ERROR_CHARS = 16_000  # 20 problems of a lab file fit; an exception's text may not
 
 
 class NestlabGroup(click.Group):
@@ -59,10 +60,17 @@ class NestlabGroup(click.Group):
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
-    click.echo(f"nestlab: error: {message}", err=True)
+    """Print one error and exit. Messages carry text from files (keys, values, paths,
+    an exception's own words), so control characters are escaped and the length is
+    capped here, the one place errors reach the terminal."""
+    click.echo(f"nestlab: error: {_terminal_text(message)}", err=True)
     if hint:
-        click.echo(f"hint: {hint}", err=True)
+        click.echo(f"hint: {_terminal_text(hint)}", err=True)
     sys.exit(code)
+
+
+def _terminal_text(text: str) -> str:
+    return escape_control_chars(shorten(text, MAX_ERROR_CHARS), keep_newlines=True)
 
 
 @click.group(cls=NestlabGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -14,17 +14,27 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
-from nestlab.errors import FactsFileError
+from nestlab.errors import FactsFileError, shorten
+from nestlab.files import MiB, read_bounded_text
 
 FACTS_FORMAT = 1
+FACTS_FILE_LIMIT = 1 * MiB
+"""A recorded facts file is about 5 KiB; anything far larger is not one."""
 Vendor = Literal["intel", "amd", "other"]
 _VENDORS: dict[str, Vendor] = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}
+KvmModule = Literal["kvm_intel", "kvm_amd"]
+_KVM_MODULES: tuple[KvmModule, ...] = ("kvm_intel", "kvm_amd")
 
 
 class _Facts(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a recorded file says exactly what was read. Lax mode would take
+    # "format": true for 1, "device_present": "yes" or 1 for True, "mem_total":
+    # "5" for 5, and decide from facts no machine reported. (JSON arrays are
+    # still tuples: strict JSON allows that.)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class CpuFacts(_Facts):
@@ -39,7 +49,7 @@ class KvmFacts(_Facts):
     device_openable: bool
     device_error: str | None = None
     """Why /dev/kvm could not be opened, as the OS said it."""
-    module: Literal["kvm_intel", "kvm_amd"] | None = None
+    module: KvmModule | None = None
     nested: str | None = None
     """The module's ``nested`` parameter as read: Intel prints Y/N, AMD 1/0."""
     slat: str | None = None
@@ -89,21 +99,32 @@ class HostFacts(_Facts):
     ovmf_files: tuple[str, ...]
     resources: ResourceFacts
 
+    @field_validator("format", mode="before")
+    @classmethod
+    def _format_is_an_int(cls, value: object) -> object:
+        """pydantic matches Literal[1] by equality even when strict: true and 1.0 pass."""
+        if type(value) is not int:
+            raise PydanticCustomError("literal_error", "Input should be {expected}",
+                                      {"expected": FACTS_FORMAT})
+        return value
+
 
 def load_facts(path: str | Path) -> HostFacts:
-    """Read a recorded facts file (the JSON ``nestlab facts --json`` prints)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FactsFileError(f"{path}: cannot read the facts file: {exc.strerror}") from None
+    """Read a recorded facts file (the JSON ``nestlab facts --json`` prints).
+
+    A path that is not a readable regular UTF-8 file of at most
+    ``FACTS_FILE_LIMIT`` bytes raises ``files.FileProblem`` (exit 2).
+    """
+    text = read_bounded_text(path, FACTS_FILE_LIMIT, "facts file")
     try:
         return HostFacts.model_validate_json(text)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        # The location can hold the file's own keys: cut, escaped by the CLI.
+        where = shorten(".".join(str(p) for p in first["loc"]), 80)
         raise FactsFileError(
             f"{path}: not a nestlab facts file (format {FACTS_FORMAT}): "
-            f"{where}: {first['msg']} ({exc.error_count()} problem(s))",
+            f"{where}: {shorten(first['msg'], 200)} ({exc.error_count()} problem(s))",
             hint="Record one with `nestlab facts --json > FILE`.",
         ) from None
 
@@ -151,7 +172,7 @@ def read_kvm(sysroot: Path) -> KvmFacts:
             os.close(fd)
             openable = True
     module = next(
-        (m for m in ("kvm_intel", "kvm_amd") if (sysroot / "sys/module" / m).is_dir()), None
+        (m for m in _KVM_MODULES if (sysroot / "sys/module" / m).is_dir()), None
     )
     nested = slat = None
     if module is not None:

@@ -2,18 +2,30 @@
 
 Every problem is reported with the file, the key path and, where YAML gives
 it, the line; all problems are collected before anything is raised.
+
+nestlab runs as root on whatever file it is given, so reading is bounded: the
+file must be a regular file of at most ``LAB_FILE_LIMIT`` bytes, YAML nesting
+at most ``MAX_DEPTH`` levels, and the document at most ``MAX_NODES`` values
+once every alias is expanded (so a few hundred bytes of nested aliases, the
+"billion laughs", are refused while they are composed, before anything grows).
+Aliases themselves stay allowed (``<<: *defaults`` is useful); an alias
+inside the value it names (a recursive structure) is refused. Any error a
+YAML constructor raises (a bad ``!!timestamp``, an unknown tag, a merge of a
+scalar) is one problem with its line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from pydantic import ValidationError
+from yaml.constructor import ConstructorError
 
-from nestlab.errors import LabFileError, Problem
+from nestlab.errors import LabFileError, Problem, brief_repr
+from nestlab.files import KiB, read_bounded_text
 from nestlab.model import (
     L1_RESERVED_MEMORY,
     WINDOWS_MIN_MEMORY,
@@ -23,41 +35,37 @@ from nestlab.model import (
 )
 
 DEFAULT_LAB_FILE = "nestlab.yaml"
-LAB_FILE_LIMIT = 256 * 1024
-"""Bytes a lab file may have: far more than any lab needs, far less than hurts."""
+LAB_FILE_LIMIT = 256 * KiB
+"""A large lab file is a few KiB; a limit makes /dev/zero or a log file a quick refusal."""
+MAX_DEPTH = 32
+"""A lab file nests 6 levels (lab, hosts, host, guests, guest, value)."""
+MAX_NODES = 10_000
+"""Values in the document with aliases expanded: 64 L1s with 10 L2s each are ~6,000;
+PyYAML composes about 20,000 a second, so this also bounds the time a file takes."""
+MAX_EXPANDED_CHARS = 4 * LAB_FILE_LIMIT
+"""Characters of scalar text with aliases expanded: 2,000 aliases of one 200 KB string
+would otherwise make every later check read 400 MB."""
+MAX_INT_CHARS = 32
+"""Longer integers are no lab's numbers; Python refuses to parse beyond 4300 digits."""
 
 KeyPath = tuple[str | int, ...]
 
 
 def load_lab(path: str | Path) -> Lab:
-    """Parse and validate a lab file; raise ``LabFileError`` listing every problem."""
-    filename = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LabFileError(filename, [Problem("", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LabFileError(filename, [Problem("", f"cannot read it: {exc}")]) from None
-    return parse_lab(text, filename)
+    """Parse and validate a lab file; raise ``LabFileError`` listing every problem.
+
+    A path that is not a readable regular UTF-8 file of at most
+    ``LAB_FILE_LIMIT`` bytes raises ``files.FileProblem`` (exit 2 as well).
+    """
+    return parse_lab(read_bounded_text(path, LAB_FILE_LIMIT, "lab file"), str(path))
 
 
 def parse_lab(text: str, filename: str = "<lab>") -> Lab:
     """Validate lab-file text; ``filename`` is only used in messages."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise LabFileError(filename, [Problem("", f"not valid YAML: {reason}", line)]) from None
-    if root is None:
-        raise LabFileError(filename, [Problem("", "the file is empty; expected a mapping")])
-
-    lines: dict[KeyPath, int] = {}
-    problems = list(_index_lines(root, (), lines))
-    if problems:
-        raise LabFileError(filename, problems)
-    data = yaml.safe_load(text)
+    if len(text) > LAB_FILE_LIMIT:
+        raise LabFileError(filename, [Problem(
+            "", f"the text is {len(text)} characters; a lab file has at most {LAB_FILE_LIMIT}")])
+    data, lines = _read_yaml(text, filename)
     if not isinstance(data, dict):
         raise LabFileError(filename, [Problem("", "expected a mapping at the top level", 1)])
 
@@ -72,20 +80,190 @@ def parse_lab(text: str, filename: str = "<lab>") -> Lab:
     return lab
 
 
+def _read_yaml(text: str, filename: str) -> tuple[Any, dict[KeyPath, int]]:
+    """The document's data and the line of every key path, within the module's bounds."""
+    try:
+        return _compose_and_construct(text, filename)
+    except yaml.YAMLError as exc:
+        raise LabFileError(filename, [_yaml_problem(exc, text)]) from None
+
+
+def _compose_and_construct(text: str, filename: str) -> tuple[Any, dict[KeyPath, int]]:
+    loader = _LabLoader(text)  # the reader refuses control characters here already
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise LabFileError(filename, [Problem("", "the file is empty; expected a mapping")])
+        lines: dict[KeyPath, int] = {}
+        problems = list(_index_lines(root, (), lines))
+        if problems:
+            raise LabFileError(filename, problems)
+        return loader.construct_checked(root), lines
+    finally:
+        loader.dispose()
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """A problem worded here: a bound exceeded, a value a constructor could not build."""
+
+
+class _Extent(NamedTuple):
+    """What a node expands to: values, nesting levels, characters of scalar text."""
+
+    nodes: int
+    depth: int
+    chars: int
+
+
+class _LabLoader(yaml.SafeLoader):
+    """``SafeLoader`` that measures while it composes and refuses past the bounds.
+
+    The document's size with aliases expanded is counted as it is composed:
+    each new node counts one (and its text), each alias everything it names
+    (known, because an alias can only name a complete node). So nothing is
+    ever expanded, and a file is refused as soon as a count passes its bound,
+    before the scanner has read the rest of it.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._open_depth = 0
+        self._nodes = 0
+        self._chars = 0
+        self._extent: dict[int, _Extent] = {}  # id() of each complete node
+        self._constructing: yaml.Node | None = None
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        mark: Any = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            extent = self._extent.get(id(node))
+            if extent is None:  # named by an anchor whose node is still open
+                raise _Refused(
+                    problem=f"alias *{event.anchor} is used inside the value it names; "
+                    "a recursive structure cannot be a lab", problem_mark=mark)
+            self._add(extent, mark)
+            return node
+        self._open_depth += 1
+        if self._open_depth > MAX_DEPTH:
+            raise _Refused(problem=f"nested more than {MAX_DEPTH} levels deep",
+                           problem_mark=mark)
+        node = super().compose_node(parent, index)
+        self._open_depth -= 1
+        if node is not None:
+            extent = self._extent[id(node)] = self._measure(node)
+            self._add(_Extent(1, 1, extent.chars if isinstance(node, yaml.ScalarNode) else 0),
+                      mark)
+        return node
+
+    def _add(self, extent: _Extent, mark: Any) -> None:
+        """Count a new node, or all that an alias names, and refuse past the bounds."""
+        self._nodes += extent.nodes
+        self._chars += extent.chars
+        counted = "an alias counts as everything it names, each time it is used"
+        if self._nodes > MAX_NODES:
+            raise _Refused(
+                problem=f"the document has more than {MAX_NODES} values ({counted}); "
+                "a lab file needs far fewer", problem_mark=mark)
+        if self._chars > MAX_EXPANDED_CHARS:
+            raise _Refused(
+                problem=f"the document's values add up to more than {MAX_EXPANDED_CHARS} "
+                f"characters ({counted})", problem_mark=mark)
+
+    def _measure(self, node: yaml.Node) -> _Extent:
+        """Values and depth of ``node`` with aliases expanded, from its children's."""
+        if isinstance(node, yaml.ScalarNode):
+            return _Extent(1, 1, len(node.value))
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        extents = [self._extent[id(child)] for child in children]
+        extent = _Extent(1 + sum(e.nodes for e in extents),
+                         1 + max((e.depth for e in extents), default=0),
+                         sum(e.chars for e in extents))
+        if extent.depth > MAX_DEPTH:
+            raise _Refused(
+                problem=f"nested more than {MAX_DEPTH} levels deep once aliases are expanded",
+                problem_mark=node.start_mark)
+        return extent
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        self._constructing = node
+        return super().construct_object(node, deep)
+
+    def construct_bounded_int(self, node: yaml.ScalarNode) -> int:
+        if len(node.value) > MAX_INT_CHARS:
+            raise _Refused(problem=f"an integer of {len(node.value)} characters is too large",
+                           problem_mark=node.start_mark)
+        return int(super().construct_yaml_int(node))
+
+    def construct_checked(self, root: yaml.Node) -> Any:
+        """The document's data; what a constructor raises becomes one ``_Refused``
+        at the node it was building (``!!bool x`` raises KeyError, ``!!timestamp
+        2020-99-99`` ValueError)."""
+        try:
+            return self.construct_document(root)
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            node = self._constructing or root
+            what = brief_repr(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
+            tag = _short_tag(node.tag)
+            reason = "" if isinstance(exc, KeyError) else f": {exc}"
+            raise _Refused(problem=f"cannot read {what} as {tag}{reason}",
+                           problem_mark=node.start_mark) from None
+
+
+_LabLoader.add_constructor("tag:yaml.org,2002:int", _LabLoader.construct_bounded_int)
+
+
+_NAME_KEY_TAGS = {"tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"}
+
+
+def _short_tag(tag: str) -> str:
+    return tag.replace("tag:yaml.org,2002:", "!!")
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> Problem:
+    """One located problem for anything the YAML reader, parser or constructor raised."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        at = text.count("\n", 0, exc.position or 0) + 1
+        return Problem("", f"not valid YAML: {str(exc).splitlines()[0]}", at)
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return Problem("", f"not valid YAML: {exc}")
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else None
+    reason = exc.problem or exc.context or type(exc).__name__
+    if isinstance(exc, _Refused):
+        return Problem("", reason, line)
+    if isinstance(exc, ConstructorError):
+        return Problem("", f"cannot read this value: {reason}", line)
+    return Problem("", f"not valid YAML: {reason}", line)
+
+
 def _index_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> Iterator[Problem]:
-    """Record the line of every key path; yield duplicate keys, which YAML would hide."""
+    """Record the line of every key path; yield duplicate keys, which YAML would hide,
+    and keys that are lists or mappings, which no lab file has."""
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
+        seen: set[str] = set()
         for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                yield Problem(format_path(path), "a key must be a name, not a list or mapping",
+                              line)
+                continue
             key = key_node.value
+            if key_node.tag not in _NAME_KEY_TAGS:  # `1:`, `null:`, `2001-01-01:`
+                yield Problem(format_path((*path, key)), "a key must be a name; YAML reads "
+                              f"this one as {_short_tag(key_node.tag)}", line)
+                continue
             if key in seen:
-                yield Problem(
-                    format_path((*path, key)), "duplicate key", key_node.start_mark.line + 1
-                )
+                yield Problem(format_path((*path, key)), "duplicate key", line)
             seen.add(key)
             yield from _index_lines(value_node, (*path, key), lines)
-            lines[(*path, key)] = key_node.start_mark.line + 1
+            lines[(*path, key)] = line
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             yield from _index_lines(item, (*path, index), lines)
@@ -110,20 +288,30 @@ def _locate(path: KeyPath, message: str, lines: dict[KeyPath, int]) -> Problem:
 def _pydantic_problems(exc: ValidationError, lines: dict[KeyPath, int]) -> list[Problem]:
     problems = []
     for error in exc.errors():
-        # Drop pydantic's internal markers (e.g. 'function-after[...]') from the path.
-        path = tuple(p for p in error["loc"] if isinstance(p, int) or "[" not in str(p))
+        path = _key_path(error["loc"], keep_last=error["type"] == "extra_forbidden")
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         elif error["type"] == "missing":
             message = "required key is missing"
+        elif error["type"] == "too_long":
+            ctx = error.get("ctx", {})
+            message = (f"at most {ctx.get('max_length')} entries, more than one L0 host runs; "
+                       f"got {ctx.get('actual_length')}")
         elif error["type"] == "string_pattern_mismatch":
             message = (
-                f"{error['input']!r} is not a valid name: use lower-case letters, digits and "
-                "'-', starting with a letter and not ending with '-'"
+                f"{brief_repr(error['input'])} is not a valid name: use lower-case letters, "
+                "digits and '-', starting with a letter and not ending with '-'"
             )
         problems.append(_locate(path, message, lines))
     return problems
+
+
+def _key_path(loc: tuple[str | int, ...], keep_last: bool) -> KeyPath:
+    """pydantic's error location without its internal markers (``function-after[...]``);
+    ``keep_last`` keeps an unknown key, which is the file's own text, whatever it is."""
+    return tuple(part for i, part in enumerate(loc)
+                 if isinstance(part, int) or "[" not in part or (keep_last and i == len(loc) - 1))
 
 
 def check_lab(lab: Lab) -> Iterator[tuple[KeyPath, str]]:

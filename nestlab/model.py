@@ -8,6 +8,7 @@ point at the exact key.
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -21,6 +22,8 @@ from pydantic import (
     TypeAdapter,
 )
 
+from nestlab.errors import brief_repr
+
 GiB = 1024**3
 MiB = 1024**2
 
@@ -28,17 +31,21 @@ _byte_size = TypeAdapter(ByteSize)
 
 
 def _parse_size(value: Any) -> int:
-    """Accept ``8GiB``, ``512MiB``, ``1.5 GiB``, ``20GB``; refuse bare numbers."""
-    if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError(
-            f"expected a size with a unit, like 4GiB or 512MiB, got {value!r}"
-        )
+    """Accept ``8GiB``, ``512MiB``, ``1.5 GiB``, ``20GB``; refuse bare numbers.
+
+    A bare number is refused quoted too (``"8589934592"``): bytes or MiB is
+    exactly the guess the unit is there to avoid.
+    """
+    expected = f"expected a size with a unit, like 4GiB or 512MiB, got {brief_repr(value)}"
+    if isinstance(value, bool) or not isinstance(value, str) or not _HAS_UNIT.search(value):
+        raise ValueError(expected)
     try:
         return int(_byte_size.validate_python(value))
     except ValueError:
-        raise ValueError(
-            f"expected a size with a unit, like 4GiB or 512MiB, got {value!r}"
-        ) from None
+        raise ValueError(expected) from None
+
+
+_HAS_UNIT = re.compile(r"[A-Za-z]\s*$")
 
 
 def _at_least(minimum: int, what: str) -> AfterValidator:
@@ -84,15 +91,37 @@ Name = Annotated[
 
 
 def _ipv4_network(value: Any) -> ipaddress.IPv4Network:
-    if not isinstance(value, str):
-        raise ValueError(f"expected an IPv4 CIDR like 10.80.0.0/24, got {value!r}")
+    expected = f"expected an IPv4 CIDR like 10.80.0.0/24, got {brief_repr(value)}"
+    if not isinstance(value, str) or len(value) > len("255.255.255.255/32"):
+        raise ValueError(expected)
     try:
         net = ipaddress.IPv4Network(value, strict=True)
     except ValueError as exc:
         raise ValueError(f"expected an IPv4 CIDR like 10.80.0.0/24: {exc}") from None
     if not 16 <= net.prefixlen <= 28:
         raise ValueError(f"prefix length must be between /16 and /28, got /{net.prefixlen}")
+    for special, what in _NOT_FOR_A_LAB.items():
+        if net.overlaps(special):
+            raise ValueError(
+                f"{net} is {what}, not a range a lab network can use; take one from a "
+                "private range: 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"
+            )
     return net
+
+
+# Ranges whose addresses are not ordinary unicast (RFC 6890): libvirt would
+# happily give a bridge 127.0.0.1 or 255.255.0.1, and the host's own traffic
+# would go astray. Private-use and other unicast ranges are accepted.
+_NOT_FOR_A_LAB = {
+    ipaddress.IPv4Network("0.0.0.0/8"): "in 'this network' (0.0.0.0/8)",
+    ipaddress.IPv4Network("127.0.0.0/8"): "loopback (127.0.0.0/8)",
+    ipaddress.IPv4Network("169.254.0.0/16"): "link-local (169.254.0.0/16)",
+    ipaddress.IPv4Network("224.0.0.0/4"): "multicast (224.0.0.0/4)",
+    ipaddress.IPv4Network("240.0.0.0/4"): (
+        "reserved (240.0.0.0/4, where netmasks like 255.255.0.0 and the broadcast "
+        "address fall)"
+    ),
+}
 
 
 Cidr = Annotated[ipaddress.IPv4Network, BeforeValidator(_ipv4_network)]
@@ -140,6 +169,9 @@ class GuestNetworkMode(StrEnum):
 DEFAULT_TRANSPORT = {OS.debian_12: Transport.ssh, OS.windows_server_2016: Transport.winrm}
 DEFAULT_IMAGE = {OS.debian_12: "debian-12", OS.windows_server_2016: "windows-server-2016"}
 WINDOWS_MIN_MEMORY = 4 * GiB
+# More networks, L1s, L2s per L1 or NICs per L1 than one L0 host can run; the bound
+# also keeps checks that compare every pair of items fast on any file.
+MAX_ITEMS = 64
 # What an L1 keeps for itself before its L2s get any memory.
 L1_RESERVED_MEMORY = {OS.debian_12: 768 * MiB, OS.windows_server_2016: 2 * GiB}
 
@@ -163,7 +195,8 @@ class Guest(Frozen):
     """An L2 guest ("guest prime") that runs inside an L1."""
 
     name: Name
-    cpus: int = Field(default=1, ge=1, le=64)
+    # strict: YAML's `cpus: yes` or `cpus: "4"` is a typo to point at, not 1 or 4 vCPUs.
+    cpus: int = Field(default=1, ge=1, le=64, strict=True)
     memory: MemorySize = 256 * MiB
     disk: DiskSize = 1 * GiB
     image: Name = "prime"
@@ -175,15 +208,15 @@ class Host(Frozen):
     name: Name
     os: OS
     cpus: int | None = Field(
-        default=None, ge=1, le=64, description="default: 2 under kvm, 1 under tcg"
+        default=None, ge=1, le=64, strict=True, description="default: 2 under kvm, 1 under tcg"
     )
     memory: MemorySize = 3 * GiB
     disk: DiskSize = 10 * GiB
     image: Name | None = Field(default=None, description="default: the OS's base image")
     transport: Transport | None = Field(default=None, description="default: ssh or winrm by OS")
-    networks: tuple[Name, ...]
+    networks: tuple[Name, ...] = Field(max_length=MAX_ITEMS)
     guest_network: GuestNetwork = GuestNetwork()
-    guests: tuple[Guest, ...] = ()
+    guests: tuple[Guest, ...] = Field(default=(), max_length=MAX_ITEMS)
 
     @property
     def base_image(self) -> str:
@@ -199,8 +232,8 @@ class Lab(Frozen):
 
     lab: Name = Field(description="the lab's name; every libvirt object it creates carries it")
     accel: Accel = Accel.auto
-    networks: tuple[Network, ...]
-    hosts: tuple[Host, ...]
+    networks: tuple[Network, ...] = Field(max_length=MAX_ITEMS)
+    hosts: tuple[Host, ...] = Field(max_length=MAX_ITEMS)
 
     @property
     def name(self) -> str:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nestlab.errors import escape_control_chars
 from nestlab.hostcheck import HostReport, Status
 from nestlab.hostfacts import HostFacts
 from nestlab.model import Lab
@@ -29,6 +30,12 @@ def check_json(report: HostReport, lab: Lab | None) -> dict[str, Any]:
     }
 
 
+def _shown(text: str, keep_newlines: bool = False) -> str:
+    """Text for rich: a host's strings (CPU model, libvirt's errors) and the names in a
+    lab can carry control characters or rich markup; neither reaches the terminal."""
+    return escape(escape_control_chars(text, keep_newlines))
+
+
 _MARK = {Status.ok: "[green]ok[/]", Status.warn: "[yellow]warn[/]", Status.fail: "[red]FAIL[/]"}
 
 
@@ -36,15 +43,15 @@ def print_check(report: HostReport, lab: Lab | None) -> None:
     console = Console()
     table = Table(show_header=False, box=None, pad_edge=False)
     for c in report.checks:
-        table.add_row(_MARK[c.status], c.name, escape(c.detail))
+        table.add_row(_MARK[c.status], c.name, _shown(c.detail))
     console.print(table)
     for c in report.checks:
         if c.fix:
             console.print(f"\n[bold]{c.name}[/] fix:")
-            console.print(escape(c.fix), highlight=False)
+            console.print(_shown(c.fix, keep_newlines=True), highlight=False)
     verdict = "[green]can run[/]" if report.can_run else "[red]cannot run[/]"
-    subject = f"lab {escape(lab.name)}" if lab else "a lab"
-    console.print(f"\naccel: [bold]{report.accel}[/]. {escape(report.summary)}")
+    subject = f"lab {_shown(lab.name)}" if lab else "a lab"
+    console.print(f"\naccel: [bold]{report.accel}[/]. {_shown(report.summary)}")
     console.print(f"This host {verdict} {subject}.")
 
 
@@ -53,8 +60,8 @@ def print_timings(timings: list[dict[str, Any]]) -> None:
     for column in ("guest", "phase", "seconds", "outcome"):
         table.add_column(column)
     for t in timings:
-        table.add_row(escape(t["guest"]), escape(t["phase"]), f"{t['seconds']:.1f}",
-                      escape(t["outcome"]))
+        table.add_row(_shown(t["guest"]), _shown(t["phase"]), f"{t['seconds']:.1f}",
+                      _shown(t["outcome"]))
     Console().print(table)
 
 
@@ -67,31 +74,31 @@ def print_facts(host: HostFacts) -> None:
                 if key == "flags":
                     value = " ".join(f for f in value if f in ("vmx", "svm", "hypervisor"))
                     key = "virtualization flags"
-                table.add_row(f"{section}.{key}", escape(str(value)))
+                table.add_row(f"{section}.{key}", _shown(str(value)))
         else:
-            table.add_row(section, escape(str(values)))
+            table.add_row(section, _shown(str(values)))
     console.print(table)
 
 
 def print_status(report: dict[str, Any]) -> None:
     console = Console()
     sandbox = report["sandbox"]
-    console.print(f"lab [bold]{escape(report['lab'])}[/] accel={report['accel']} "
-                  + (f"sandbox={sandbox['netns']} "
+    console.print(f"lab [bold]{_shown(report['lab'])}[/] accel={report['accel']} "
+                  + (f"sandbox={_shown(sandbox['netns'])} "
                      f"({'running' if sandbox['running'] else 'stopped'})"
-                     if sandbox else f"uri={escape(report['uri'])}"))
+                     if sandbox else f"uri={_shown(report['uri'])}"))
     table = Table(box=None, pad_edge=False)
     for column in ("level", "name", "state", "address", "in"):
         table.add_column(column)
     for net in report["networks"]:
-        table.add_row("net", escape(net["name"]), net["state"], "", "")
+        table.add_row("net", _shown(net["name"]), net["state"], "", "")
     for host in report["hosts"]:
-        table.add_row("L1", escape(host["name"]), host["state"], host.get("address") or "", "")
+        table.add_row("L1", _shown(host["name"]), host["state"], host.get("address") or "", "")
         for guest in host["guests"]:
-            table.add_row("L2", escape(guest["name"]), guest["state"], guest["address"],
-                          escape(host["name"]))
+            table.add_row("L2", _shown(guest["name"]), guest["state"], guest["address"],
+                          _shown(host["name"]))
         if host.get("note"):
-            table.add_row("", "", f"[yellow]{escape(host['note'])}[/]", "", "")
+            table.add_row("", "", f"[yellow]{_shown(host['note'])}[/]", "", "")
     console.print(table)
     if report["timings"]:
         print_timings(report["timings"])

@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nestlab import __version__
+from nestlab import __version__, report
 from nestlab.cli import main
+from nestlab.hostcheck import check_host
+from nestlab.hostfacts import HostFacts
+from nestlab.labfile import load_lab
 from tests.conftest import EXAMPLES, FACTS
 
 LINUX = str(EXAMPLES / "linux-nested.yaml")
@@ -121,10 +124,59 @@ def test_check_without_lab_checks_the_host(tmp_path: Path,
     assert json.loads(out)["lab"] is None
 
 
-def test_facts_json_round_trips() -> None:
+def test_facts_json_round_trips(tmp_path: Path) -> None:
     code, out, _ = run("--connect", "qemu+unix:///system?socket=/nonexistent/sock",
                        "facts", "--json")
     assert code == 0
-    data = json.loads(out)
-    assert data["format"] == 1
-    assert data["libvirt"]["reachable"] is False
+    recorded = tmp_path / "facts.json"
+    recorded.write_text(out)
+    code, checked, _ = run("check", "-f", LINUX, "--facts", str(recorded), "--json")
+    # The decision from the recorded file is the decision from the facts as read.
+    expected = check_host(HostFacts.model_validate_json(out), load_lab(LINUX))
+    assert code == (0 if expected.can_run else 1)
+    assert json.loads(checked) == json.loads(
+        json.dumps(report.check_json(expected, load_lab(LINUX))))
+    # ... and it was made from the file: libvirt at the socket we named does not answer.
+    libvirt = next(c for c in json.loads(checked)["checks"] if c["name"] == "libvirt")
+    assert libvirt["status"] != "ok"
+
+
+def facts_with(tmp_path: Path, **cpu: str) -> str:
+    data = json.loads(Path(THIS_MACHINE).read_text())
+    data["cpu"].update(cpu)
+    path = tmp_path / "facts.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+CONTROL = ("\x1b", "\x07", "\x9b", "\u202e")
+
+
+def test_host_strings_reach_the_terminal_escaped(tmp_path: Path) -> None:
+    facts = facts_with(tmp_path, model_name="\x1b]0;pwned\x07 Xeon \x9b2J\u202e")
+    code, out, _ = run("check", "-f", LINUX, "--facts", facts)
+    assert code == 0
+    assert "\\x1b]0;pwned\\x07 Xeon \\x9b2J\\u202e" in out
+    assert not any(c in out for c in CONTROL)
+
+
+def test_keys_from_files_reach_the_terminal_escaped(tmp_path: Path) -> None:
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(Path(LINUX).read_text() + '"\\x1b]0;pwned\\x07": 1\n')
+    code, out, err = run("check", "-f", str(lab), "--facts", THIS_MACHINE)
+    assert (code, out) == (2, "")
+    assert f"{lab}:20: \\x1b]0;pwned\\x07: unknown key" in err
+    facts = json.loads(Path(THIS_MACHINE).read_text()) | {"\x1b[2J\x9b": 1}
+    (tmp_path / "facts.json").write_text(json.dumps(facts))
+    code, _, err = run("check", "--facts", str(tmp_path / "facts.json"))
+    assert code == 2
+    assert "\\x1b[2J\\x9b: Extra inputs are not permitted" in err
+    assert not any(c in err for c in CONTROL)
+
+
+def test_a_facts_file_that_is_not_utf8_exits_2(tmp_path: Path) -> None:
+    facts = tmp_path / "facts.json"
+    facts.write_bytes(Path(THIS_MACHINE).read_bytes().replace(b"Intel(R)", b"Intel\xae"))
+    code, _, err = run("check", "-f", LINUX, "--facts", str(facts))
+    assert code == 2
+    assert err.startswith(f"nestlab: error: {facts}: the facts file is not UTF-8 text")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from nestlab.errors import FactsFileError
+from nestlab.errors import FactsFileError, InputError
 from nestlab.hostfacts import (
     load_facts,
     parse_domain_capabilities,
@@ -16,6 +19,7 @@ from nestlab.hostfacts import (
     read_libvirt,
     read_resources,
 )
+from nestlab.model import MiB
 from tests.conftest import FACTS
 
 LIBVIRT = FACTS.parent / "libvirt"
@@ -72,8 +76,11 @@ def test_read_resources(tmp_path: Path) -> None:
     res = read_resources(make_tree(tmp_path, None, {}), tmp_path / "not" / "yet" / "made")
     assert res.mem_total == 32768000 * 1024
     assert res.mem_available == 16384000 * 1024
-    assert res.disk_free > 0
     assert res.disk_path.endswith("not/yet/made")
+    # The folder does not exist yet: the free space is that of its nearest existing
+    # parent's file system (tmp_path), give or take what others write meanwhile.
+    usage = shutil.disk_usage(tmp_path)
+    assert abs(res.disk_free - usage.free) <= max(256 * MiB, usage.total // 100)
 
 
 def test_parse_domain_capabilities() -> None:
@@ -108,5 +115,57 @@ def test_load_facts_rejects_other_files(tmp_path: Path) -> None:
     with pytest.raises(FactsFileError, match="not a nestlab facts file") as info:
         load_facts(bad)
     assert info.value.exit_code == 2
-    with pytest.raises(FactsFileError, match="cannot read"):
+    with pytest.raises(InputError) as missing:
         load_facts(tmp_path / "missing.json")
+    assert missing.value.message == f"{tmp_path / 'missing.json'}: no such facts file"
+
+
+def recorded(**changes: Any) -> dict[str, Any]:
+    """A recorded facts file as JSON data, with ``section__key=value`` changes."""
+    data: dict[str, Any] = json.loads((FACTS / "intel-nested-y.json").read_text())
+    for name, value in changes.items():
+        section, _, key = name.partition("__")
+        if key:
+            data[section][key] = value
+        else:
+            data[section] = value
+    return data
+
+
+@pytest.mark.parametrize(("changes", "where"), [
+    ({"format": True}, "format: Input should be 1"),
+    ({"format": 1.0}, "format: Input should be 1"),
+    ({"kvm__device_present": "yes"}, "kvm.device_present: Input should be a valid boolean"),
+    ({"kvm__device_present": 1}, "kvm.device_present: Input should be a valid boolean"),
+    ({"resources__mem_total": "32768000"}, "resources.mem_total: Input should be a valid "
+                                           "integer"),
+    ({"resources__disk_free": 5e10}, "resources.disk_free: Input should be a valid integer"),
+], ids=["format-true", "format-float", "bool-from-yes", "bool-from-1", "int-from-str",
+        "int-from-float"])
+def test_facts_are_read_strictly(tmp_path: Path, changes: dict[str, Any], where: str) -> None:
+    path = tmp_path / "facts.json"
+    path.write_text(json.dumps(recorded(**changes)))
+    with pytest.raises(FactsFileError) as info:
+        load_facts(path)
+    assert info.value.message == (f"{path}: not a nestlab facts file (format 1): {where} "
+                                  "(1 problem(s))")
+
+
+def test_recorded_facts_still_load_strictly() -> None:
+    for path in FACTS.glob("*.json"):
+        assert load_facts(path).format == 1, path
+
+
+def test_facts_that_are_not_utf8_or_too_large_are_refused(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes(json.dumps(recorded(cpu__model_name="Pentium®"), ensure_ascii=False)
+                       .encode("latin-1"))
+    with pytest.raises(InputError) as info:
+        load_facts(latin1)
+    assert info.value.exit_code == 2
+    assert info.value.message.startswith(f"{latin1}: the facts file is not UTF-8 text")
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps(recorded(cpu__flags=["x" * 100] * 11_000)))
+    with pytest.raises(InputError) as info:
+        load_facts(huge)
+    assert info.value.message.endswith("bytes; at most 1048576 are accepted")
