@@ -17,12 +17,36 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nestlab.drivers import driver_for
+from nestlab.errors import NestlabError
 from nestlab.labctx import LabContext
 from nestlab.labkeys import known_hosts_path, private_key_path
+from nestlab.sandbox import open_socket
+from nestlab.transport.base import CommandResult
+from nestlab.transport.ssh import SSHTransport
 
 
 def ssh_config_path(lab_dir: Path) -> Path:
     return lab_dir / "ssh_config"
+
+
+def run_command(ctx: LabContext, name: str, argv: list[str]) -> CommandResult:
+    """Run a command on a guest (an L1, or an L2 through its L1), as its driver reaches it."""
+    host, guest = ctx.find(name)
+    return driver_for(ctx, host).run(host, guest, argv)
+
+
+def require_ssh(ctx: LabContext, name: str) -> None:
+    """OpenSSH reaches only the guests their L1's driver says it does."""
+    host, _guest = ctx.find(name)
+    if name not in driver_for(ctx, host).ssh_names(host):
+        raise NestlabError(f"{name}: no SSH into {host.name} or its guests",
+                           hint=f"`nestlab exec {host.name} -- COMMAND` runs a command there.")
+
+
+def console_command(ctx: LabContext, name: str) -> list[str]:
+    host, guest = ctx.find(name)
+    return driver_for(ctx, host).console(host, guest)
 
 
 def write_ssh_config(ctx: LabContext) -> Path:
@@ -30,10 +54,7 @@ def write_ssh_config(ctx: LabContext) -> Path:
                         str(ctx.lab_dir)])
     blocks = []
     for host in ctx.plan.hosts:
-        if host.os.is_windows:
-            continue  # reached over WinRM, not SSH
-        names = [host.name] + [g.name for g in host.guests]
-        for name in names:
+        for name in driver_for(ctx, host).ssh_names(host):
             blocks.append(
                 f"Host {name}\n"
                 f"  HostName {name}\n"
@@ -52,12 +73,12 @@ def write_ssh_config(ctx: LabContext) -> Path:
 
 def relay(ctx: LabContext, name: str) -> None:
     """Connect stdin/stdout to the guest's SSH port (an L2 through its L1)."""
+    require_ssh(ctx, name)
     host, guest = ctx.find(name)
-    l1 = ctx.l1_transport(host)
+    l1 = driver_for(ctx, host).session(host)
+    assert isinstance(l1, SSHTransport)  # require_ssh: a guest OpenSSH reaches
     stream: Any
     if guest is None:
-        from nestlab.sandbox import open_socket
-
         stream = open_socket(ctx.record.netns, str(host.nics[0].ip), 22, 30)
     else:
         l1.wait_until_reachable(60)

@@ -199,7 +199,7 @@ def render(ctx: click.Context, lab_file: Path, facts_file: Path | None, out_dir:
                                "files": [str(p) for p in written]}, indent=2))
     else:
         click.echo(f"lab {lab.name} ({plan.accel}): wrote {len(written)} files to {out_dir}")
-        if any(h.guests and not h.os.is_windows for h in plan.hosts):
+        if any(h.guests for h in plan.hosts):
             click.echo(f"  L2s get the lab's SSH key from {public}" if key else
                        "  the lab has no SSH key yet (its first `up` makes it): the L2 XML "
                        "shows a placeholder")
@@ -338,9 +338,11 @@ def exec_(lab_file: Path, lab_name: str | None, name: str, command: tuple[str, .
 
     Example: nestlab exec prime1 -- uname -a
     """
+    from nestlab.access import run_command
     from nestlab.labctx import LabContext
 
-    result = LabContext.load(_selected_lab_dir(lab_file, lab_name)).run(name, list(command))
+    lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name))
+    result = run_command(lab_ctx, name, list(command))
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     sys.exit(result.exit_status)
@@ -351,42 +353,34 @@ def exec_(lab_file: Path, lab_name: str | None, name: str, command: tuple[str, .
 @click.argument("name")
 def ssh(lab_file: Path, lab_name: str | None, name: str) -> None:
     """Open an interactive shell on guest NAME with OpenSSH (an L2 through its L1)."""
-    from nestlab.access import write_ssh_config
+    from nestlab.access import require_ssh, write_ssh_config
     from nestlab.labctx import LabContext
 
     lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name))
-    lab_ctx.require_ssh(name)
-    config = write_ssh_config(lab_ctx)
-    _exec_tool(["ssh", "-F", str(config), name], "openssh-client")
+    require_ssh(lab_ctx, name)
+    _exec_tool(["ssh", "-F", str(write_ssh_config(lab_ctx)), name])
 
 
 @main.command()
 @_lab_selector
 @click.argument("name")
 def console(lab_file: Path, lab_name: str | None, name: str) -> None:
-    """Attach to guest NAME's serial console (Ctrl-] leaves)."""
-    from nestlab.access import write_ssh_config
+    """Attach to guest NAME's console (a serial console: Ctrl-] leaves)."""
+    from nestlab.access import console_command
     from nestlab.labctx import LabContext
 
-    lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name))
-    host, guest = lab_ctx.find(name)
-    if host.os.is_windows:
-        raise NestlabError(f"{name}: Windows guests have no serial console here",
-                           hint=f"Use a VNC viewer: virsh -c '{lab_ctx.record.uri}' "
-                                f"vncdisplay {host.domain_name}")
-    if guest is None:
-        _exec_tool(["virsh", "-c", lab_ctx.record.uri, "console", host.domain_name],
-                   "libvirt-clients")
-    config = write_ssh_config(lab_ctx)
-    _exec_tool(["ssh", "-F", str(config), "-t", host.name, "virsh", "console",
-                guest.domain_name], "openssh-client")
+    _exec_tool(console_command(LabContext.load(_selected_lab_dir(lab_file, lab_name)), name))
 
 
-def _exec_tool(argv: list[str], package: str) -> NoReturn:
+_TOOL_PACKAGES = {"ssh": "openssh-client", "virsh": "libvirt-clients"}
+
+
+def _exec_tool(argv: list[str]) -> NoReturn:
     import shutil
 
     if shutil.which(argv[0]) is None:
-        raise NestlabError(f"{argv[0]} is not installed", hint=f"sudo apt-get install {package}")
+        raise NestlabError(f"{argv[0]} is not installed",
+                           hint=f"sudo apt-get install {_TOOL_PACKAGES[argv[0]]}")
     sys.stdout.flush()
     os.execvp(argv[0], argv)  # noqa: S606 - an argument list, no shell
 

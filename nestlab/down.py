@@ -15,12 +15,12 @@ from pathlib import Path
 
 from nestlab import sandbox as sandboxes
 from nestlab.access import ssh_config_path
+from nestlab.drivers import driver_for
 from nestlab.errors import InputError, NestlabError
 from nestlab.files import FileProblem
 from nestlab.labctx import LabContext
 from nestlab.labkeys import known_hosts_path
 from nestlab.progress import Reporter
-from nestlab.provision import linux, windows
 from nestlab.state import (
     LabRecord,
     NoSuchLab,
@@ -30,8 +30,6 @@ from nestlab.state import (
     record_path,
     require_lab_dir,
 )
-from nestlab.transport import Transport
-from nestlab.transport.winrm import WinRMTransport
 from nestlab.virt import objects
 from nestlab.virt.connection import LibvirtError, connect
 
@@ -156,14 +154,11 @@ def _remove_l2s(ctx: LabContext, result: DownResult) -> None:
     for host in ctx.plan.hosts:
         if not host.guests or host.domain_name not in running:
             continue
-        transport: Transport = (ctx.windows_transport(host) if host.os.is_windows
-                                else ctx.l1_transport(host))
+        driver = driver_for(ctx, host)
+        transport = driver.session(host)
         try:
             transport.wait_until_reachable(30)
-            if isinstance(transport, WinRMTransport):
-                windows.remove_guests(transport, host)
-            else:
-                linux.remove_guests(transport, host)
+            driver.remove_guests(host, transport)
             result.removed_guests.extend(g.name for g in host.guests)
         except NestlabError as exc:
             result.notes.append(f"{host.name}: L2s not stopped one by one ({exc.message}); "

@@ -298,7 +298,7 @@ def _lab_checks(facts: HostFacts, lab: Lab, accel: AccelChoice, evmcs: bool) -> 
                             "sometimes hangs an L1 at its first KVM use (about 1 run in 10)",
                             "Leave hosts[].cpus unset (1 under tcg) unless you need more."))
 
-    if lab.has_windows:
+    if any(h.os.profile.runs_hyperv for h in lab.hosts):
         checks += _windows_checks(facts, accel, evmcs)
     return checks
 

@@ -27,8 +27,6 @@ from yaml.constructor import ConstructorError
 from nestlab.errors import LabFileError, Problem, brief_repr
 from nestlab.files import KiB, read_bounded_text
 from nestlab.model import (
-    L1_RESERVED_MEMORY,
-    WINDOWS_MIN_MEMORY,
     GuestNetworkMode,
     Lab,
     format_size,
@@ -348,20 +346,20 @@ def check_lab(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
                 )
         yield from _unique(("hosts", i, "networks"), list(host.networks), "network reference")
 
-        if host.os.is_windows and len(host.name) > 15:
+        profile = host.os.profile
+        if len(host.name) > profile.max_name_length:
             yield (
                 ("hosts", i, "name"),
-                f"{host.name!r} is too long for a Windows computer name (NetBIOS: at most "
-                "15 characters)",
+                f"{host.name!r} is too long: {profile.name_rule}",
             )
-        if host.os.is_windows and host.memory < WINDOWS_MIN_MEMORY:
+        if host.memory < profile.min_memory:
             yield (
                 ("hosts", i, "memory"),
-                f"a Windows Server 2016 L1 with Hyper-V needs at least "
-                f"{format_size(WINDOWS_MIN_MEMORY)}, got {format_size(host.memory)}",
+                f"{profile.title} needs at least "
+                f"{format_size(profile.min_memory)}, got {format_size(host.memory)}",
             )
 
-        reserved = L1_RESERVED_MEMORY[host.os]
+        reserved = profile.reserved_memory
         wanted = sum(g.memory for g in host.guests)
         if host.guests and wanted + reserved > host.memory:
             yield (
@@ -371,11 +369,11 @@ def check_lab(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
             )
 
         guest_net = host.guest_network
-        if guest_net.mode is GuestNetworkMode.bridged and not host.os.is_windows:
+        if guest_net.mode.value not in profile.guest_network_modes:
             yield (
                 ("hosts", i, "guest_network", "mode"),
-                "bridged L2 networks are built for Windows L1s only so far; a debian-12 L1 "
-                "offers nat or internal",
+                f"{guest_net.mode.value} L2 networks are not built for {profile.title} yet; it "
+                f"offers {' or '.join(profile.guest_network_modes)}",
             )
         if guest_net.mode is not GuestNetworkMode.bridged:
             for net_name in host.networks:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -149,13 +150,8 @@ class OS(StrEnum):
     debian_12 = "debian-12"
 
     @property
-    def is_windows(self) -> bool:
-        return self is OS.windows_server_2016
-
-
-class Transport(StrEnum):
-    ssh = "ssh"
-    winrm = "winrm"
+    def profile(self) -> OSProfile:
+        return OS_PROFILES[self]
 
 
 class GuestNetworkMode(StrEnum):
@@ -166,14 +162,51 @@ class GuestNetworkMode(StrEnum):
     bridged = "bridged"
 
 
-DEFAULT_TRANSPORT = {OS.debian_12: Transport.ssh, OS.windows_server_2016: Transport.winrm}
-DEFAULT_IMAGE = {OS.debian_12: "debian-12", OS.windows_server_2016: "windows-server-2016"}
-WINDOWS_MIN_MEMORY = 4 * GiB
+Family = Literal["linux", "windows"]
+
+
+@dataclass(frozen=True)
+class OSProfile:
+    """What the lab file's rules and the plan need to know of an L1 operating system.
+
+    Everything else that differs between OS families (how an L1 is reached,
+    provisioned, proven and emptied) lives in its driver (``nestlab.drivers``),
+    chosen by ``family``.
+    """
+
+    family: Family
+    title: str
+    """As messages name it: 'a Windows Server 2016 L1 with Hyper-V'."""
+    default_image: str
+    reserved_memory: int
+    """What the L1 keeps for itself before its L2s get any memory."""
+    min_memory: int
+    max_name_length: int
+    """The L1's name becomes its host name (DNS label) or computer name (NetBIOS: 15)."""
+    name_rule: str
+    """The rule behind ``max_name_length``, as a message says it."""
+    guest_network_modes: tuple[str, ...]
+    runs_hyperv: bool
+    """The L1 is Hyper-V: its domain gets the Hyper-V preset (TSX off, eVMCS on Intel)."""
+
+
+OS_PROFILES = {
+    OS.debian_12: OSProfile(
+        family="linux", title="a debian-12 L1", default_image="debian-12",
+        reserved_memory=768 * MiB, min_memory=128 * MiB, max_name_length=20,
+        name_rule="a host name has at most 20 characters here",
+        guest_network_modes=("nat", "internal"), runs_hyperv=False),
+    OS.windows_server_2016: OSProfile(
+        family="windows", title="a Windows Server 2016 L1 with Hyper-V",
+        default_image="windows-server-2016", reserved_memory=2 * GiB, min_memory=4 * GiB,
+        max_name_length=15,
+        name_rule="a Windows computer name (NetBIOS) has at most 15 characters",
+        guest_network_modes=("nat", "internal", "bridged"),
+        runs_hyperv=True),
+}
 # More networks, L1s, L2s per L1 or NICs per L1 than one L0 host can run; the bound
 # also keeps checks that compare every pair of items fast on any file.
 MAX_ITEMS = 64
-# What an L1 keeps for itself before its L2s get any memory.
-L1_RESERVED_MEMORY = {OS.debian_12: 768 * MiB, OS.windows_server_2016: 2 * GiB}
 
 
 class Network(Frozen):
@@ -213,18 +246,14 @@ class Host(Frozen):
     memory: MemorySize = 3 * GiB
     disk: DiskSize = 10 * GiB
     image: Name | None = Field(default=None, description="default: the OS's base image")
-    transport: Transport | None = Field(default=None, description="default: ssh or winrm by OS")
     networks: tuple[Name, ...] = Field(max_length=MAX_ITEMS)
     guest_network: GuestNetwork = GuestNetwork()
     guests: tuple[Guest, ...] = Field(default=(), max_length=MAX_ITEMS)
 
     @property
     def base_image(self) -> str:
-        return self.image or DEFAULT_IMAGE[self.os]
+        return self.image or self.os.profile.default_image
 
-    @property
-    def transport_kind(self) -> Transport:
-        return self.transport or DEFAULT_TRANSPORT[self.os]
 
 
 class Lab(Frozen):
@@ -238,10 +267,6 @@ class Lab(Frozen):
     @property
     def name(self) -> str:
         return self.lab
-
-    @property
-    def has_windows(self) -> bool:
-        return any(h.os.is_windows for h in self.hosts)
 
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)

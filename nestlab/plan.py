@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import TypeAdapter
 
 from nestlab.hostcheck import HostDecision
-from nestlab.model import OS, GuestNetworkMode, Host, Lab, NetworkMode, Transport
+from nestlab.model import OS, Family, GuestNetworkMode, Host, Lab, NetworkMode
 
 NAME_PREFIX = "nestlab-"
 METADATA_NS = "https://nestlab.dev/xmlns/lab/1"
@@ -91,7 +91,8 @@ class HostPlan:
     name: str
     domain_name: str
     os: OS
-    transport: Transport
+    family: Family
+    """Which L1 driver (``nestlab.drivers``) and templates serve it."""
     domain_type: Literal["kvm", "qemu"]
     cpus: int
     memory: int
@@ -228,7 +229,7 @@ def _cpu_plan(host: Host, accel: str, vendor: str) -> CpuPlan:
         return CpuPlan(mode="custom", model="EPYC", require=("svm",))
     if vendor == "intel":
         # TSX off is needed for Hyper-V in the VM (cilium/ebpf setup.sh, hyperv-in-kvm.md).
-        disable = ("hle", "rtm") if host.os.is_windows else ()
+        disable = ("hle", "rtm") if host.os.profile.runs_hyperv else ()
         return CpuPlan(mode="host-passthrough", model=None, require=("vmx",), disable=disable)
     return CpuPlan(mode="host-passthrough", model=None, require=("svm",))
 
@@ -254,7 +255,7 @@ def _plan_host(
         name=host.name,
         domain_name=domain_name(lab.name, host.name),
         os=host.os,
-        transport=host.transport_kind,
+        family=host.os.profile.family,
         domain_type="kvm" if accel == "kvm" else "qemu",
         cpus=cpus,
         memory=host.memory,
@@ -267,7 +268,7 @@ def _plan_host(
         console_log=host_dir / "console.log",
         cpu=_cpu_plan(host, accel, decision.vendor),
         nics=tuple(nics),
-        evmcs=host.os.is_windows and decision.evmcs,
+        evmcs=host.os.profile.runs_hyperv and decision.evmcs,
         guest_network=_plan_guest_network(host, guests),
         guests=guests,
     )

@@ -69,14 +69,27 @@ class Reporter:
             if not outcome.startswith("failed"):
                 self.say(guest, f"{phase} {outcome} in {end - start:.1f}s")
 
+    def skipped(self, guest: str, phase: str, why: str) -> None:
+        """Record a phase that does not apply, with why."""
+        at = now()
+        event = {"lab": self.lab, "guest": guest, "phase": phase, "start": at, "end": at,
+                 "seconds": 0.0, "outcome": "skipped", "why": why, "command": self.command,
+                 "run": self.run}
+        with self._lock:
+            self.timings.append(event)
+            append_event(self.lab_dir, event)
+        self.say(guest, f"{phase} skipped: {why}")
+
     def counts(self) -> dict[str, int]:
-        """How many phases of this run ended changed, ok and failed."""
+        """How many phases of this run ended changed, ok, skipped and failed."""
         with self._lock:
             outcomes = [t["outcome"].split(":")[0] for t in self.timings]
-        return {kind: outcomes.count(kind) for kind in ("changed", "ok", "failed")}
+        return {kind: outcomes.count(kind) for kind in ("changed", "ok", "skipped", "failed")}
 
     def summary(self) -> str:
         """One line for the end of a run: ``3 changed, 11 ok``."""
         counts = self.counts()
         text = f"{counts['changed']} changed, {counts['ok']} ok"
-        return text + (f", {counts['failed']} failed" if counts["failed"] else "")
+        for extra in ("skipped", "failed"):
+            text += f", {counts[extra]} {extra}" if counts[extra] else ""
+        return text

@@ -79,7 +79,7 @@ def render_network_xml(plan: Plan, net: NetworkPlan) -> str:
 
 def render_domain_xml(plan: Plan, host: HostPlan) -> str:
     """libvirt domain XML for one L1, by OS (and, through the plan, accel and vendor)."""
-    template = "domain-windows.xml.j2" if host.os.is_windows else "domain-linux.xml.j2"
+    template = f"domain-{host.family}.xml.j2"
     return render_template(template, lab=plan.lab, host=host)
 
 
@@ -145,23 +145,32 @@ def render_artifacts(plan: Plan) -> dict[PurePosixPath, str]:
         out[PurePosixPath("l0/domains", f"{host.domain_name}.xml")] = render_domain_xml(
             plan, host
         )
-        inside = PurePosixPath("l1", host.name)
-        if host.os.is_windows:
-            # Hyper-V's switch and VMs are made by these scripts, not by libvirt XML.
-            medium = l1_answer_medium(host.name, password_placeholder(host.name))
-            for name, text in medium.items():
-                out[inside / "answer-medium" / name] = text
-            for script in WINDOWS_PROVISION_SCRIPTS:
-                out[inside / "windows" / f"{script}.ps1"] = powershell_script(script)
-            continue
-        out[inside / "networks" / f"{host.guest_network.name}.xml"] = (
-            render_guest_network_xml(plan, host)
-        )
-        for guest in host.guests:
-            out[inside / "domains" / f"{guest.domain_name}.xml"] = render_guest_domain_xml(
-                plan, host, guest
-            )
+        out.update(_L1_ARTIFACTS[host.family](plan, host))
     return out
+
+
+def _windows_l1_artifacts(plan: Plan, host: HostPlan) -> dict[PurePosixPath, str]:
+    """Hyper-V's switch and VMs are made by these scripts, not by libvirt XML."""
+    inside = PurePosixPath("l1", host.name)
+    out = {inside / "answer-medium" / name: text for name, text in
+           l1_answer_medium(host.name, password_placeholder(host.name)).items()}
+    for script in WINDOWS_PROVISION_SCRIPTS:
+        out[inside / "windows" / f"{script}.ps1"] = powershell_script(script)
+    return out
+
+
+def _linux_l1_artifacts(plan: Plan, host: HostPlan) -> dict[PurePosixPath, str]:
+    """The L2 network and L2 domains nestlab defines in the L1's own libvirt."""
+    inside = PurePosixPath("l1", host.name)
+    out = {inside / "networks" / f"{host.guest_network.name}.xml":
+           render_guest_network_xml(plan, host)}
+    for guest in host.guests:
+        out[inside / "domains" / f"{guest.domain_name}.xml"] = render_guest_domain_xml(
+            plan, host, guest)
+    return out
+
+
+_L1_ARTIFACTS = {"linux": _linux_l1_artifacts, "windows": _windows_l1_artifacts}
 
 
 class OutputNotWritable(InputError):

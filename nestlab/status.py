@@ -7,9 +7,10 @@ from typing import Any
 import libvirt
 
 from nestlab import sandbox as sandboxes
+from nestlab.drivers import driver_for
 from nestlab.errors import NestlabError
 from nestlab.labctx import LabContext
-from nestlab.provision import linux, windows
+from nestlab.plan import HostPlan
 from nestlab.state import last_run, read_events
 from nestlab.virt import objects
 
@@ -46,7 +47,7 @@ def lab_status(ctx: LabContext) -> dict[str, Any]:
     return status
 
 
-def _host_status(ctx: LabContext, conn: libvirt.virConnect, host: Any,
+def _host_status(ctx: LabContext, conn: libvirt.virConnect, host: HostPlan,
                  dom: libvirt.virDomain | None) -> dict[str, Any]:
     state = "absent" if dom is None else _STATES.get(dom.state()[0], "unknown")
     nic = host.nics[0]
@@ -62,36 +63,26 @@ def _host_status(ctx: LabContext, conn: libvirt.virConnect, host: Any,
             in_l1 = _guest_states(ctx, host)
         except NestlabError as exc:
             note = f"L1 not reachable: {exc.message}"
+    driver = driver_for(ctx, host)
     for guest in host.guests:
-        # Under Hyper-V the VM is named after the guest; under KVM, nestlab-LAB-GUEST.
-        name = guest.name if host.os.is_windows else guest.domain_name
         entry["guests"].append({
-            "name": guest.name, "domain": name, "address": str(guest.ip),
-            "state": in_l1.get(name, "absent" if in_l1 or not note else "unknown"),
+            "name": guest.name, "domain": driver.guest_domain(guest), "address": str(guest.ip),
+            "state": in_l1.get(guest.name, "absent" if in_l1 or not note else "unknown"),
         })
     if note:
         entry["note"] = note
     return entry
 
 
-def _guest_states(ctx: LabContext, host: Any) -> dict[str, str]:
-    """What the L1's own hypervisor says about its VMs."""
-    if host.os.is_windows:
-        session = ctx.windows_transport(host)
-        try:
-            session.wait_until_reachable(20)
-            states = windows.run_json(session, "guest-states",
-                                      Names=[g.name for g in host.guests])
-            return {name: "running" if state == "Running" else str(state).lower()
-                    for name, state in states.items()}
-        finally:
-            session.close()
-    transport = ctx.l1_transport(host)
+def _guest_states(ctx: LabContext, host: HostPlan) -> dict[str, str]:
+    """What the L1's own hypervisor says about its L2s, by L2 name."""
+    driver = driver_for(ctx, host)
+    session = driver.session(host)
     try:
-        transport.wait_until_reachable(20)
-        return linux.guest_states(transport)
+        session.wait_until_reachable(20)
+        return driver.guest_states(host, session)
     finally:
-        transport.close()
+        session.close()
 
 
 def _timings(ctx: LabContext) -> list[dict[str, Any]]:

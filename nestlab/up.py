@@ -1,9 +1,11 @@
-"""``nestlab up``: make the lab real, step by step, each step skipped when already done.
+"""``nestlab up``: make the lab real as a sequence of named steps, each done only when
+it is not done already.
 
-Order: host check, sandbox (optional), keys, images, L0 networks, then per L1
-(in parallel): disk, define + start, SSH (or WinRM), provisioning, and proof
-that each L2 booted (its own SSH answers through the L1). Each phase reports
-whether it changed anything.
+L0: the sandbox (optional), the images, the L0 networks; then per L1, in
+parallel: its disk, define + start, reaching it (SSH or WinRM), the steps its
+driver gives (hypervisor, L2 network, L2s), and proof that each L2 runs. Each
+step reports ok, changed, skipped or failed; `nestlab plan` shows the same
+steps without acting.
 """
 
 from __future__ import annotations
@@ -12,23 +14,22 @@ import hashlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import libvirt
 
 from nestlab import sandbox as sandboxes
-from nestlab.answerfile import l1_password
+from nestlab.drivers import Proof, driver_for
 from nestlab.errors import NestlabError
 from nestlab.hostcheck import check_host
 from nestlab.hostfacts import HostFacts
-from nestlab.images import BuiltImage, build_image
+from nestlab.images import BuiltImage, build_image, find_image
 from nestlab.labctx import LabContext
 from nestlab.labkeys import ensure_lab_key
 from nestlab.model import Lab
-from nestlab.plan import GuestPlan, HostPlan, Plan, make_plan, plan_changes
+from nestlab.plan import HostPlan, Plan, make_plan, plan_changes
 from nestlab.progress import Reporter
-from nestlab.provision import linux, windows
 from nestlab.render import render_domain_xml, render_network_xml
 from nestlab.state import (
     LabRecord,
@@ -41,41 +42,21 @@ from nestlab.state import (
     save_plan,
     save_record,
 )
-from nestlab.transport.ssh import SSHTransport
+from nestlab.steps import Step, run_steps
+from nestlab.transport.base import Transport
 from nestlab.virt import disks, objects
 from nestlab.waiting import Cancelled
 
+__all__ = ["LabChanged", "Proof", "l0_steps", "l1_steps", "lab_hash", "up"]
+
 FactsReader = Callable[[str], HostFacts]
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    ssh: float
-    l2: float
-    windows_boot: float = 1800  # first boot after sysprep: specialize, OOBE, a reboot
-    windows_reboot: float = 1200
-
-    @classmethod
-    def for_accel(cls, accel: str) -> Timeouts:
-        # Under emulation an L1 boots to SSH in ~30-40 s; allow for a loaded machine.
-        return cls(ssh=600, l2=300) if accel == "tcg" else cls(ssh=300, l2=180)
-
-
-@dataclass(frozen=True)
-class Proof:
-    """What shows an L2 is really up, in the words of the check that showed it."""
-
-    guest: str
-    l1: str
-    address: str
-    evidence: str
 
 
 def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
        read_facts: FactsReader, reporter: Reporter) -> list[Proof]:
     """Bring the lab up (or continue it); returns one proof per L2.
 
-    ``reporter`` counts the phases that changed something: a second ``up`` on a
+    ``reporter`` counts the steps that changed something: a second ``up`` on a
     lab that is up reports 0 changed.
     """
     box = _sandbox_for(lab, lab_dir, want_sandbox)
@@ -95,21 +76,50 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
         save_record(lab_dir, record)
         save_plan(lab_dir, plan, lab_hash(lab))
         ctx = LabContext(lab_dir, record, plan)
+        images: dict[str, BuiltImage] = {}
         if box is not None:
-            with reporter.phase("L0", "sandbox libvirtd") as step:
-                step.note(sandboxes.start(box))
+            run_steps([Step("L0", "sandbox libvirtd", partial(sandboxes.start, box))], reporter)
         conn = ctx.libvirt()
         try:
-            objects.refuse_foreign_names(conn, lab.name, [n.name for n in ctx.plan.networks],
-                                         [h.domain_name for h in ctx.plan.hosts])
-            images = _images(lab, reporter)
-            with reporter.phase("L0", "networks") as step:
-                for net in ctx.plan.networks:
-                    step.note(objects.ensure_network(conn, lab.name, net.name,
-                                                     render_network_xml(ctx.plan, net)))
+            objects.refuse_foreign_names(conn, lab.name, [n.name for n in plan.networks],
+                                         [h.domain_name for h in plan.hosts])
+            run_steps(l0_steps(ctx, conn, images, reporter.say), reporter)
             return _bring_up_hosts(ctx, conn, images, reporter)
         finally:
             conn.close()
+
+
+def l0_steps(ctx: LabContext, conn: libvirt.virConnect | None, images: dict[str, BuiltImage],
+             say: Callable[[str, str], None]) -> list[Step]:
+    """The images (into ``images``) and the L0 networks. ``conn`` None: a sandbox that
+    is not running yet, where nothing exists."""
+    plan = ctx.plan
+    names = sorted({h.base_image for h in plan.hosts} | {
+        g.image for h in plan.hosts for g in h.guests})
+    steps = [Step("L0", f"image {name}", partial(_ensure_image, name, images, say),
+                  present=partial(lambda n: find_image(n) is not None, name))
+             for name in names]
+    for net in plan.networks:
+        steps.append(Step(
+            "L0", f"network {net.name}",
+            partial(_ensure_network, conn, plan.lab, net.name, render_network_xml(plan, net)),
+            present=partial(_network_present, conn, plan.lab, net.name)))
+    return steps
+
+
+def _ensure_image(name: str, images: dict[str, BuiltImage],
+                  say: Callable[[str, str], None]) -> bool:
+    images[name], built = build_image(name, lambda step: say("L0", f"image {name}: {step}"))
+    return built
+
+
+def _ensure_network(conn: libvirt.virConnect | None, lab: str, name: str, xml: str) -> bool:
+    assert conn is not None
+    return objects.ensure_network(conn, lab, name, xml)
+
+
+def _network_present(conn: libvirt.virConnect | None, lab: str, name: str) -> bool:
+    return conn is not None and objects.network_active(conn, lab, name)
 
 
 _HOST_MODE_FOLDER = 0o711
@@ -124,11 +134,18 @@ def _bring_up_hosts(ctx: LabContext, conn: libvirt.virConnect, images: dict[str,
     cancel = threading.Event()
 
     def bring_up(host: HostPlan) -> list[Proof]:
+        driver = driver_for(ctx, host)
+        session = driver.session(host)
+        proofs: list[Proof] = []
         try:
-            return _bring_up_host(ctx, conn, host, images, reporter, cancel)
+            run_steps(l1_steps(ctx, conn, host, images, session, proofs, reporter.say, cancel),
+                      reporter)
+            return proofs
         except BaseException:
             cancel.set()  # the lab cannot be proven: the other L1s stop waiting
             raise
+        finally:
+            session.close()
 
     proofs: list[Proof] = []
     errors: list[BaseException] = []
@@ -150,6 +167,53 @@ def _bring_up_hosts(ctx: LabContext, conn: libvirt.virConnect, images: dict[str,
         raise next((e for e in real if not isinstance(e, NestlabError)), real[0])
     raise NestlabError("; ".join(e.message for e in real if isinstance(e, NestlabError)),
                        hint="`nestlab up` again continues where this one stopped.")
+
+
+def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
+             images: dict[str, BuiltImage], session: Transport, proofs: list[Proof],
+             say: Callable[[str, str], None], cancel: threading.Event) -> list[Step]:
+    """One L1 from its disk to its L2s proven (the proofs go into ``proofs``)."""
+    driver = driver_for(ctx, host)
+    plan = ctx.plan
+
+    def disk() -> bool:
+        base = images[host.base_image]
+        acted = disks.ensure_host_dir(host, 0o700 if ctx.record.sandbox else _HOST_MODE_FOLDER)
+        acted = disks.ensure_overlay(host, base) or acted
+        return driver.ensure_boot_media(host, base) or acted
+
+    def define_and_start() -> bool:
+        assert conn is not None
+        dom, defined = objects.ensure_domain(conn, plan.lab, host.domain_name,
+                                             render_domain_xml(plan, host))
+        return objects.start_domain(dom) or defined
+
+    def reach() -> bool:
+        # The L1's address is reserved by MAC: no need to wait for its lease; the service
+        # answering is the proof that it booted.
+        session.wait_until_reachable(driver.timeouts().boot, lambda why: say(
+            host.name, f"waiting for {driver.reach_phase.upper()} ({why})"), cancel)
+        return False
+
+    def prove(guest_name: str) -> bool:
+        guest = next(g for g in host.guests if g.name == guest_name)
+        proofs.append(driver.prove(host, session, guest, say, cancel))
+        return False
+
+    steps = [
+        Step(host.name, "disk", disk, present=host.disk_path.exists),
+        Step(host.name, "define + start", define_and_start,
+             present=partial(_domain_running, conn, host.domain_name)),
+        Step(host.name, driver.reach_phase, reach),
+        *driver.provision_steps(host, session, images, say),
+    ]
+    steps += [Step(guest.name, driver.proof_phase(host), partial(prove, guest.name))
+              for guest in host.guests]
+    return steps
+
+
+def _domain_running(conn: libvirt.virConnect | None, name: str) -> bool:
+    return conn is not None and objects.domain_running(conn, name)
 
 
 class LabChanged(NestlabError):
@@ -189,98 +253,3 @@ def _sandbox_for(lab: Lab, lab_dir: Path, want: bool) -> sandboxes.Sandbox | Non
     return sandboxes.Sandbox(lab.name, lab_dir / "sandbox") if want else None
 
 
-def _images(lab: Lab, reporter: Reporter) -> dict[str, BuiltImage]:
-    names = sorted({h.base_image for h in lab.hosts} | {
-        g.image for h in lab.hosts for g in h.guests})
-    images = {}
-    for name in names:
-        with reporter.phase("L0", f"image {name}"):
-            images[name], _built = build_image(name, _image_progress(reporter, name))
-    return images
-
-
-def _image_progress(reporter: Reporter, name: str) -> Callable[[str], None]:
-    return lambda step: reporter.say("L0", f"image {name}: {step}")
-
-
-def _bring_up_host(ctx: LabContext, conn: libvirt.virConnect, host: HostPlan,
-                   images: dict[str, BuiltImage], reporter: Reporter,
-                   cancel: threading.Event) -> list[Proof]:
-    plan, timeouts = ctx.plan, Timeouts.for_accel(ctx.plan.accel)
-    base = images[host.base_image]
-    with reporter.phase(host.name, "disk") as step:
-        step.note(disks.ensure_host_dir(host, 0o700 if ctx.record.sandbox
-                                        else _HOST_MODE_FOLDER))
-        step.note(disks.ensure_overlay(host, base))
-        if host.os.is_windows:
-            step.note(disks.ensure_answer_medium(host, l1_password(ctx.lab_dir, host.name)))
-        else:
-            step.note(disks.ensure_boot_files(host, base))
-            step.note(disks.ensure_seed(host, plan.public_key or ""))
-            step.note(disks.ensure_console_log(host))
-    with reporter.phase(host.name, "define + start") as step:
-        dom, defined = objects.ensure_domain(conn, plan.lab, host.domain_name,
-                                             render_domain_xml(plan, host))
-        step.note(defined)
-        step.note(objects.start_domain(dom))
-    if host.os.is_windows:
-        return _provision_windows(ctx, host, images, reporter, timeouts, cancel)
-    # The L1's address is reserved by MAC on its first network: no need to wait for the
-    # lease, SSH answering is the proof that it booted.
-    l1 = ctx.l1_transport(host)
-    try:
-        with reporter.phase(host.name, "ssh"):
-            l1.wait_until_reachable(timeouts.ssh, lambda why: reporter.say(
-                host.name, f"waiting for SSH ({why})"), cancel)
-        linux.provision(l1, plan, host, images, reporter)
-        return [_prove(ctx, l1, host, guest, timeouts.l2, reporter, cancel)
-                for guest in host.guests]
-    finally:
-        l1.close()
-
-
-def _prove(ctx: LabContext, l1: SSHTransport, host: HostPlan, guest: GuestPlan, timeout: float,
-           reporter: Reporter, cancel: threading.Event) -> Proof:
-    with reporter.phase(guest.name, "proven (SSH via " + host.name + ")"):
-        l2 = ctx.l2_transport(l1, guest)
-        try:
-            l2.wait_until_reachable(timeout, lambda why: reporter.say(
-                guest.name, f"waiting for SSH through {host.name} ({why})"), cancel)
-            kernel = l2.check(["uname", "-r"]).stdout.strip()
-            uptime = float(l2.check(["cat", "/proc/uptime"]).stdout.split()[0])
-        finally:
-            l2.close()
-    return Proof(guest=guest.name, l1=host.name, address=str(guest.ip),
-                 evidence=f"its SSH answered through {host.name}: kernel {kernel}, "
-                          f"up {uptime:.1f}s")
-
-
-def _saying(reporter: Reporter, guest: str, doing: str) -> Callable[[str], None]:
-    return lambda why: reporter.say(guest, f"{doing}: {why}")
-
-
-def _provision_windows(ctx: LabContext, host: HostPlan, images: dict[str, BuiltImage],
-                       reporter: Reporter, timeouts: Timeouts,
-                       cancel: threading.Event) -> list[Proof]:
-    """WinRM, the Hyper-V role, the L2 network and L2s from per-L2 prime ISOs."""
-    t = ctx.windows_transport(host)
-    try:
-        with reporter.phase(host.name, "winrm"):
-            t.wait_until_reachable(timeouts.windows_boot, lambda why: reporter.say(
-                host.name, f"waiting for WinRM ({why})"), cancel)
-        isos = {}
-        for guest in host.guests:
-            isos[guest.name] = disks.ensure_prime_iso(
-                host, guest, images[guest.image], ctx.plan.public_key or "")
-        windows.provision(t, host, isos, reporter, timeouts.windows_reboot)
-        proofs = []
-        for guest in host.guests:
-            with reporter.phase(guest.name, f"proven (Hyper-V in {host.name})"):
-                seen = windows.prove(t, host, guest, timeouts.l2,
-                                     _saying(reporter, guest.name, "waiting for it"))
-            proofs.append(Proof(guest=guest.name, l1=host.name, address=seen.address,
-                                evidence=f"Hyper-V says {seen.state}, heartbeat {seen.heartbeat}"
-                                         f"; its SSH port answers inside {host.name}"))
-        return proofs
-    finally:
-        t.close()

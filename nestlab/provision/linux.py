@@ -5,13 +5,14 @@ first whether it is already done, so a second run changes nothing.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from nestlab.errors import NestlabError
 from nestlab.images import BuiltImage, file_sha256
 from nestlab.plan import L1_GUEST_DIR, GuestPlan, HostPlan, Plan
-from nestlab.progress import Reporter
 from nestlab.render import render_guest_domain_xml, render_guest_network_xml
+from nestlab.steps import Step
 from nestlab.transport import Transport
 from nestlab.transport.base import CommandResult
 
@@ -20,21 +21,28 @@ class ProvisionError(NestlabError):
     """An L1 is not in a state to run L2 guests."""
 
 
-def provision(t: Transport, plan: Plan, host: HostPlan, images: dict[str, BuiltImage],
-              reporter: Reporter) -> None:
-    """Everything inside one Linux L1, up to its L2s started (not yet proven)."""
-    with reporter.phase(host.name, "kvm in L1"):
-        check_kvm(t, host)
-    with reporter.phase(host.name, "libvirt in L1") as step:
-        step.note(ensure_libvirt(t))
-    with reporter.phase(host.name, "L2 network") as step:
-        step.note(ensure_guest_network(t, plan, host))
+def provision_steps(t: Transport, plan: Plan, host: HostPlan,
+                    images: dict[str, BuiltImage]) -> list[Step]:
+    """Everything inside one Linux L1, up to its L2s started (not yet proven), as steps."""
+    no_l2s = None if host.guests else "the L1 has no L2s"
+    steps = [
+        Step(host.name, "kvm in L1", partial(require_kvm, t, host)),
+        Step(host.name, "libvirt in L1", partial(ensure_libvirt, t)),
+        Step(host.name, "L2 network", partial(ensure_guest_network, t, plan, host), skip=no_l2s),
+    ]
     for name in sorted({g.image for g in host.guests}):
-        with reporter.phase(host.name, f"L2 image {name}") as step:
-            step.note(ensure_guest_image(t, images[name]))
+        steps.append(Step(host.name, f"L2 image {name}",
+                          partial(ensure_guest_image, t, images[name])))
     for guest in host.guests:
-        with reporter.phase(guest.name, "define + start in " + host.name) as step:
-            step.note(ensure_guest(t, plan, host, guest))
+        steps.append(Step(guest.name, f"define + start in {host.name}",
+                          partial(ensure_guest, t, plan, host, guest)))
+    return steps
+
+
+def require_kvm(t: Transport, host: HostPlan) -> bool:
+    """A check, not a change: raises unless KVM with nesting is ready in the L1."""
+    check_kvm(t, host)
+    return False
 
 
 def check_kvm(t: Transport, host: HostPlan) -> str:

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from nestlab.images import file_sha256
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.progress import Reporter
 from nestlab.render import powershell_script
+from nestlab.steps import Step, run_steps
 from nestlab.transport.base import CommandResult, TransportError
 from nestlab.waiting import NotYet, WaitTimedOut, wait_for
 
@@ -73,23 +75,38 @@ def run_json(t: PowerShellSession, script: str, **parameters: Any) -> dict[str, 
     return value
 
 
+def provision_steps(t: PowerShellSession, host: HostPlan, prime_isos: dict[str, Path],
+                    say: Callable[[str, str], None], reboot_timeout: float) -> list[Step]:
+    """Everything inside one Windows L1, up to its L2s started (not yet proven), as steps."""
+    steps = [
+        Step(host.name, "Hyper-V role",
+             lambda: ensure_hyperv(t, reboot_timeout, lambda msg: say(host.name, msg))),
+        Step(host.name, "L2 network",
+             lambda: _say_changes(say, host.name, ensure_guest_network(t, host)),
+             skip=None if host.guests else "the L1 has no L2s"),
+    ]
+    for guest in host.guests:
+        steps.append(Step(guest.name, f"define + start in {host.name}",
+                          partial(_ensure_guest_saying, t, host, guest, prime_isos[guest.name],
+                                  say)))
+    return steps
+
+
+def _ensure_guest_saying(t: PowerShellSession, host: HostPlan, guest: GuestPlan, iso: Path,
+                         say: Callable[[str, str], None]) -> bool:
+    return _say_changes(say, guest.name, ensure_guest(t, host, guest, iso))
+
+
 def provision(t: PowerShellSession, host: HostPlan, prime_isos: dict[str, Path],
               reporter: Reporter, reboot_timeout: float) -> None:
-    """Everything inside one Windows L1, up to its L2s started (not yet proven)."""
-    with reporter.phase(host.name, "Hyper-V role") as step:
-        step.note(ensure_hyperv(t, reboot_timeout, lambda msg: reporter.say(host.name, msg)))
-    with reporter.phase(host.name, "L2 network") as step:
-        step.note(_say_changes(reporter, host.name, ensure_guest_network(t, host)))
-    for guest in host.guests:
-        with reporter.phase(guest.name, f"define + start in {host.name}") as step:
-            step.note(_say_changes(reporter, guest.name,
-                                   ensure_guest(t, host, guest, prime_isos[guest.name])))
+    """Run the provisioning steps of one Windows L1."""
+    run_steps(provision_steps(t, host, prime_isos, reporter.say, reboot_timeout), reporter)
 
 
-def _say_changes(reporter: Reporter, name: str, changes: list[str]) -> bool:
+def _say_changes(say: Callable[[str, str], None], name: str, changes: list[str]) -> bool:
     """Say what a step made; True when it made anything."""
     if changes:
-        reporter.say(name, "made: " + ", ".join(changes))
+        say(name, "made: " + ", ".join(changes))
     return bool(changes)
 
 

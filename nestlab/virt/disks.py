@@ -90,11 +90,15 @@ def ensure_answer_medium(host: HostPlan, password: str) -> bool:
     return True
 
 
+def prime_iso_path(host: HostPlan, guest: GuestPlan) -> Path:
+    return host.disk_path.parent / "guests" / f"{guest.name}.iso"
+
+
 def ensure_prime_iso(host: HostPlan, guest: GuestPlan, image: BuiltImage,
                      public_key: str) -> Path:
     """The bootable ISO of one L2 under Hyper-V, with its static address (WinNAT has no
     DHCP). Written once: its content is what the L1's copy is compared with."""
-    path = host.disk_path.parent / "guests" / f"{guest.name}.iso"
+    path = prime_iso_path(host, guest)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         gnet = host.guest_network

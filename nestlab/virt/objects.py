@@ -124,6 +124,17 @@ def ensure_domain(conn: libvirt.virConnect, lab: str, name: str,
     return dom, False
 
 
+def network_active(conn: libvirt.virConnect, lab: str, name: str) -> bool:
+    """Whether the lab's network ``name`` is defined and running (a foreign one is not)."""
+    net = _lookup_network(conn, name)
+    return net is not None and network_is_owned(net, lab) and bool(net.isActive())
+
+
+def domain_running(conn: libvirt.virConnect, name: str) -> bool:
+    dom = _lookup_domain(conn, name)
+    return dom is not None and dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+
+
 def start_domain(dom: libvirt.virDomain) -> bool:
     """Start unless running (resume it when paused); True when it had to act."""
     try:

@@ -21,6 +21,7 @@ import pytest
 from nestlab import down as down_module
 from nestlab import labctx
 from nestlab.down import down
+from nestlab.drivers.linux import LinuxDriver
 from nestlab.hostfacts import HostFacts
 from nestlab.images import BuiltImage, images_root, recipe_dir, recipe_key, write_manifest
 from nestlab.labctx import LabContext
@@ -77,14 +78,14 @@ def guests(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeLinuxL1]:
     """The FAKE L1s by name, kept across commands like real guests."""
     l1s: dict[str, FakeLinuxL1] = {}
 
-    def l1_transport(_self: LabContext, host: HostPlan) -> FakeLinuxL1:
+    def session(_self: LinuxDriver, host: HostPlan) -> FakeLinuxL1:
         return l1s.setdefault(host.name, FakeLinuxL1(host.name))
 
-    def l2_transport(_self: LabContext, l1: FakeLinuxL1, guest: GuestPlan) -> FakePrime:
+    def l2_session(_self: LinuxDriver, l1: FakeLinuxL1, guest: GuestPlan) -> FakePrime:
         return FakePrime(guest.name, guest.domain_name, l1)
 
-    monkeypatch.setattr(LabContext, "l1_transport", l1_transport)
-    monkeypatch.setattr(LabContext, "l2_transport", l2_transport)
+    monkeypatch.setattr(LinuxDriver, "session", session)
+    monkeypatch.setattr(LinuxDriver, "l2_session", l2_session)
     return l1s
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nestlab.access import write_ssh_config
+from nestlab.access import console_command, require_ssh, run_command, write_ssh_config
 from nestlab.errors import NestlabError
 from nestlab.hostcheck import HostDecision
 from nestlab.labctx import LabContext, NoSuchGuest
@@ -33,6 +33,15 @@ def test_the_saved_plan_is_loaded_and_the_lab_file_not_read(tmp_path: Path) -> N
     assert info.value.hint == "Its guests: kvm1, prime1."
 
 
+def test_a_linux_guest_console_goes_through_its_l1(tmp_path: Path) -> None:
+    ctx = recorded(tmp_path, "linux-nested", "tcg")
+    assert console_command(ctx, "kvm1") == ["virsh", "-c", "test:///default", "console",
+                                           "nestlab-linux-nested-kvm1"]
+    argv = console_command(ctx, "prime1")
+    assert argv[0] == "ssh" and argv[-4:] == ["kvm1", "virsh", "console",
+                                              "nestlab-linux-nested-prime1"]
+
+
 def test_ssh_config_names_every_linux_guest(tmp_path: Path) -> None:
     ctx = recorded(tmp_path, "linux-nested", "tcg")
     config = write_ssh_config(ctx).read_text()
@@ -43,8 +52,13 @@ def test_ssh_config_names_every_linux_guest(tmp_path: Path) -> None:
 
 def test_windows_guests_are_not_reached_over_ssh(tmp_path: Path) -> None:
     ctx = recorded(tmp_path, "windows-hyperv", "kvm")
-    with pytest.raises(NestlabError, match="no SSH into a Windows L1"):
-        ctx.require_ssh("hv1")
+    with pytest.raises(NestlabError, match="hv1: no SSH into hv1 or its guests"):
+        require_ssh(ctx, "hv1")
+    with pytest.raises(NestlabError, match="prime1: no SSH into hv1 or its guests"):
+        require_ssh(ctx, "prime1")
     with pytest.raises(NestlabError, match="prime1 runs under Hyper-V in hv1"):
-        ctx.run("prime1", ["uname"])
+        run_command(ctx, "prime1", ["uname"])
+    with pytest.raises(NestlabError, match="Windows guests have no serial console") as info:
+        console_command(ctx, "hv1")
+    assert info.value.hint is not None and "vncdisplay nestlab-windows-hyperv-hv1" in info.value.hint
     assert "Host" not in write_ssh_config(ctx).read_text().split("\n", 1)[1]

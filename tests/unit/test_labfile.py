@@ -15,7 +15,7 @@ import pytest
 
 from nestlab.errors import InputError, LabFileError
 from nestlab.labfile import LAB_FILE_LIMIT, load_lab, parse_lab
-from nestlab.model import OS, Accel, GiB, MiB, Transport
+from nestlab.model import OS, Accel, GiB, MiB
 from tests.conftest import EXAMPLES
 
 GOOD = """\
@@ -45,14 +45,14 @@ def test_examples_load() -> None:
     assert linux.hosts[0].os is OS.debian_12
     assert linux.hosts[0].guests[0].memory == 256 * MiB
     windows = load_lab(EXAMPLES / "windows-hyperv.yaml")
-    assert windows.has_windows
+    assert windows.hosts[0].os.profile.family == "windows"
     assert [g.name for g in windows.hosts[0].guests] == ["prime1", "prime2"]
 
 
 def test_defaults_follow_the_os() -> None:
     lab = parse_lab(GOOD)
     host = lab.hosts[0]
-    assert host.transport_kind is Transport.ssh
+    assert host.os.profile.family == "linux"
     assert host.base_image == "debian-12"
     assert host.cpus is None  # decided by the plan: 1 under tcg, 2 under kvm
     assert lab.accel is Accel.auto
@@ -141,6 +141,13 @@ def test_windows_l1_needs_4_gib() -> None:
     ) in messages
 
 
+def test_the_transport_key_is_gone() -> None:
+    # It was accepted and ignored (a debian-12 L1 with `transport: winrm`); an L1's driver
+    # decides how it is reached.
+    text = GOOD.replace("    networks: [lab]\n", "    networks: [lab]\n    transport: winrm\n")
+    assert problems(text) == ["lab.yaml:10: hosts[0].transport: unknown key"]
+
+
 def test_bridged_l2_network_on_a_linux_l1_is_refused() -> None:
     text = GOOD.replace("    networks: [lab]\n",
                         "    networks: [lab]\n    guest_network:\n      mode: bridged\n")
@@ -152,8 +159,8 @@ def test_windows_computer_names_fit_netbios() -> None:
     text = GOOD.replace("os: debian-12", "os: windows-server-2016").replace(
         "memory: 3GiB", "memory: 8GiB").replace("name: kvm1", "name: hyperv-host-0001")
     assert problems(text) == [
-        "lab.yaml:6: hosts[0].name: 'hyperv-host-0001' is too long for a Windows computer "
-        "name (NetBIOS: at most 15 characters)"]
+        "lab.yaml:6: hosts[0].name: 'hyperv-host-0001' is too long: a Windows computer "
+        "name (NetBIOS) has at most 15 characters"]
 
 
 def test_unknown_network_reference() -> None:

@@ -79,7 +79,8 @@ def test_second_run_changes_nothing(host: HostPlan, isos: dict[str, Path],
                                     tmp_path: Path) -> None:
     l1 = FakeHyperVL1()
     first = run(l1, host, isos, tmp_path)
-    assert first.counts() == {"changed": 4, "ok": 0, "failed": 0}  # role, network, 2 L2s
+    assert first.counts() == {"changed": 4, "ok": 0, "skipped": 0, "failed": 0}  # role,
+    # network, 2 L2s
     created, copies = list(l1.creations), [c for c in l1.calls if c.startswith("put")]
     l1.calls.clear()
     second = run(l1, host, isos, tmp_path)

@@ -1,0 +1,132 @@
+"""What every L1 driver offers: everything about an L1 that depends on its operating
+system. Commands ask the driver; they never look at the OS themselves."""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, NoReturn
+
+from nestlab.images import BuiltImage
+from nestlab.plan import GuestPlan, HostPlan
+from nestlab.steps import Step
+from nestlab.transport.base import CommandResult, Transport
+
+if TYPE_CHECKING:
+    from nestlab.labctx import LabContext
+
+Say = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What shows an L2 is really up, in the words of the check that showed it."""
+
+    guest: str
+    l1: str
+    address: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long an L1 may take to answer after a (first) boot, and an L2 to be proven."""
+
+    boot: float
+    l2: float
+    reboot: float = 1200
+
+
+class L1Driver(abc.ABC):
+    """One L1 operating-system family: how it is reached, provisioned, proven and emptied."""
+
+    family: ClassVar[str]
+    reach_phase: ClassVar[str]
+    """The name of the step that waits for the L1 to answer (``ssh``, ``winrm``)."""
+
+    def __init__(self, ctx: LabContext) -> None:
+        self.ctx = ctx
+
+    @abc.abstractmethod
+    def session(self, host: HostPlan) -> Transport:
+        """A (not yet connected) session with the L1."""
+
+    @abc.abstractmethod
+    def timeouts(self) -> Timeouts:
+        """Deadlines for this family under the lab's acceleration."""
+
+    @abc.abstractmethod
+    def ensure_boot_media(self, host: HostPlan, base: BuiltImage) -> bool:
+        """The L1's files on L0 besides its disk (kernel, seed, answer medium)."""
+
+    @abc.abstractmethod
+    def provision_steps(self, host: HostPlan, session: Transport,
+                        images: dict[str, BuiltImage], say: Say) -> list[Step]:
+        """Inside the L1, up to its L2s started: the hypervisor, the L2 network, the L2s."""
+
+    @abc.abstractmethod
+    def prove(self, host: HostPlan, session: Transport, guest: GuestPlan, say: Say,
+              cancel: threading.Event) -> Proof:
+        """Show that an L2 runs, or raise."""
+
+    @abc.abstractmethod
+    def guest_states(self, host: HostPlan, session: Transport) -> dict[str, str]:
+        """Each L2's state as the L1's hypervisor says it, by L2 name."""
+
+    @abc.abstractmethod
+    def remove_guests(self, host: HostPlan, session: Transport) -> None:
+        """Stop and remove the L2s inside a running L1 (`down`, L2s first)."""
+
+    @abc.abstractmethod
+    def run(self, host: HostPlan, guest: GuestPlan | None, argv: list[str]) -> CommandResult:
+        """Run a command on the L1, or on one of its L2s (`exec`)."""
+
+    def guest_domain(self, guest: GuestPlan) -> str:
+        """The name the L1's hypervisor knows the L2 by."""
+        return guest.domain_name
+
+    def proof_phase(self, host: HostPlan) -> str:
+        """The name of the step that proves an L2 of this L1."""
+        return f"proven (in {host.name})"
+
+    def ssh_names(self, host: HostPlan) -> list[str]:
+        """The guests OpenSSH reaches (`ssh`, `ssh-config`); none unless a driver says so."""
+        return []
+
+    @abc.abstractmethod
+    def console(self, host: HostPlan, guest: GuestPlan | None) -> list[str]:
+        """The command line that attaches to the guest's console."""
+
+
+class NotConnected(Transport):
+    """The session of an L1 that is not reached (``nestlab plan`` lists the steps inside an
+    L1 without acting): any use is a bug, and says so."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _refuse(self) -> NoReturn:
+        raise AssertionError(f"{self.name}: a step used the L1's session while only planning")
+
+    def run(self, argv: list[str], timeout: float = 600.0) -> CommandResult:
+        self._refuse()
+
+    def put(self, local: Path, remote: str) -> None:
+        self._refuse()
+
+    def put_text(self, text: str, remote: str, mode: int = 0o644) -> None:
+        self._refuse()
+
+    def wait_until_reachable(self, timeout: float,
+                             waiting: Callable[[str], None] | None = None,
+                             cancel: threading.Event | None = None) -> None:
+        self._refuse()
+
+    def reconnect(self, timeout: float) -> None:
+        self._refuse()
+
+    def close(self) -> None:
+        pass

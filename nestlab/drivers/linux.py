@@ -1,0 +1,99 @@
+"""Linux L1s with KVM and libvirt: reached over SSH (the lab's key, host keys pinned),
+their L2s defined in the L1's own libvirt and reached through the L1."""
+
+from __future__ import annotations
+
+import threading
+
+from nestlab.drivers.base import L1Driver, Proof, Say, Timeouts
+from nestlab.images import BuiltImage
+from nestlab.labkeys import known_hosts_path, load_private_key
+from nestlab.plan import GuestPlan, HostPlan
+from nestlab.provision import linux
+from nestlab.sandbox import open_socket
+from nestlab.steps import Step
+from nestlab.transport.base import CommandResult, Transport
+from nestlab.transport.ssh import SSHTransport
+from nestlab.virt import disks
+
+
+class LinuxDriver(L1Driver):
+    family = "linux"
+    reach_phase = "ssh"
+
+    def session(self, host: HostPlan) -> SSHTransport:
+        address, netns = str(host.nics[0].ip), self.ctx.record.netns
+        return SSHTransport(host.name, lambda timeout: open_socket(netns, address, 22, timeout),
+                            load_private_key(self.ctx.lab_dir),
+                            known_hosts_path(self.ctx.lab_dir))
+
+    def l2_session(self, l1: Transport, guest: GuestPlan) -> SSHTransport:
+        """An L2's SSH, through a TCP channel its L1 opens."""
+        assert isinstance(l1, SSHTransport)
+        address = str(guest.ip)
+        return SSHTransport(guest.name, lambda timeout: l1.open_channel(address, 22, timeout),
+                            load_private_key(self.ctx.lab_dir),
+                            known_hosts_path(self.ctx.lab_dir))
+
+    def timeouts(self) -> Timeouts:
+        # Under emulation an L1 boots to SSH in ~30-40 s; allow for a loaded machine.
+        return Timeouts(boot=600, l2=300) if self.ctx.plan.accel == "tcg" else \
+            Timeouts(boot=300, l2=180)
+
+    def ensure_boot_media(self, host: HostPlan, base: BuiltImage) -> bool:
+        acted = disks.ensure_boot_files(host, base)
+        acted = disks.ensure_seed(host, self.ctx.plan.public_key or "") or acted
+        return disks.ensure_console_log(host) or acted
+
+    def provision_steps(self, host: HostPlan, session: Transport,
+                        images: dict[str, BuiltImage], say: Say) -> list[Step]:
+        return linux.provision_steps(session, self.ctx.plan, host, images)
+
+    def prove(self, host: HostPlan, session: Transport, guest: GuestPlan, say: Say,
+              cancel: threading.Event) -> Proof:
+        """The L2's own SSH server answers through the L1 and runs commands."""
+        l2 = self.l2_session(session, guest)
+        try:
+            l2.wait_until_reachable(self.timeouts().l2, lambda why: say(
+                guest.name, f"waiting for SSH through {host.name} ({why})"), cancel)
+            kernel = l2.check(["uname", "-r"]).stdout.strip()
+            uptime = float(l2.check(["cat", "/proc/uptime"]).stdout.split()[0])
+        finally:
+            l2.close()
+        return Proof(guest=guest.name, l1=host.name, address=str(guest.ip),
+                     evidence=f"its SSH answered through {host.name}: kernel {kernel}, "
+                              f"up {uptime:.1f}s")
+
+    def guest_states(self, host: HostPlan, session: Transport) -> dict[str, str]:
+        states = linux.guest_states(session)
+        return {g.name: states[g.domain_name] for g in host.guests if g.domain_name in states}
+
+    def remove_guests(self, host: HostPlan, session: Transport) -> None:
+        linux.remove_guests(session, host)
+
+    def run(self, host: HostPlan, guest: GuestPlan | None, argv: list[str]) -> CommandResult:
+        l1 = self.session(host)
+        try:
+            if guest is None:
+                return l1.run(argv)
+            l2 = self.l2_session(l1, guest)
+            try:
+                return l2.run(argv)
+            finally:
+                l2.close()
+        finally:
+            l1.close()
+
+    def proof_phase(self, host: HostPlan) -> str:
+        return f"proven (SSH via {host.name})"
+
+    def ssh_names(self, host: HostPlan) -> list[str]:
+        return [host.name, *(g.name for g in host.guests)]
+
+    def console(self, host: HostPlan, guest: GuestPlan | None) -> list[str]:
+        if guest is None:
+            return ["virsh", "-c", self.ctx.record.uri, "console", host.domain_name]
+        from nestlab.access import write_ssh_config
+
+        return ["ssh", "-F", str(write_ssh_config(self.ctx)), "-t", host.name, "virsh",
+                "console", guest.domain_name]

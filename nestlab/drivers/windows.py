@@ -1,0 +1,102 @@
+"""Windows Server L1s with Hyper-V: reached over WinRM (NTLM, encrypted) with a password
+made per L1, provisioned with nestlab's PowerShell scripts, their L2s Hyper-V VMs
+booting per-L2 prime ISOs. No SSH into them, no commands in their L2s."""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+from pathlib import Path
+from typing import cast
+
+from nestlab.answerfile import l1_password
+from nestlab.drivers.base import L1Driver, Proof, Say, Timeouts
+from nestlab.errors import NestlabError
+from nestlab.images import BuiltImage
+from nestlab.plan import GuestPlan, HostPlan
+from nestlab.provision import windows
+from nestlab.steps import Step
+from nestlab.transport.base import CommandResult, Transport
+from nestlab.transport.winrm import WinRMTransport
+from nestlab.virt import disks
+
+
+def _ps(session: Transport) -> windows.PowerShellSession:
+    """A Windows L1's session runs PowerShell (WinRMTransport; a FAKE L1 in tests)."""
+    return cast(windows.PowerShellSession, session)
+
+
+class WindowsDriver(L1Driver):
+    family = "windows"
+    reach_phase = "winrm"
+
+    def session(self, host: HostPlan) -> WinRMTransport:
+        return WinRMTransport(host.name, str(host.nics[0].ip), "Administrator",
+                              l1_password(self.ctx.lab_dir, host.name),
+                              netns=self.ctx.record.netns)
+
+    def timeouts(self) -> Timeouts:
+        # The first boot after sysprep (specialize, device detection, OOBE, a reboot).
+        return Timeouts(boot=1800, l2=300 if self.ctx.plan.accel == "tcg" else 180,
+                        reboot=1200)
+
+    def ensure_boot_media(self, host: HostPlan, base: BuiltImage) -> bool:
+        return disks.ensure_answer_medium(host, l1_password(self.ctx.lab_dir, host.name))
+
+    def provision_steps(self, host: HostPlan, session: Transport,
+                        images: dict[str, BuiltImage], say: Say) -> list[Step]:
+        isos: dict[str, Path] = {}
+        steps = [Step(host.name, "L2 prime ISOs", partial(self._prime_isos, host, images, isos),
+                      skip=None if host.guests else "the L1 has no L2s")]
+        steps += windows.provision_steps(_ps(session), host, isos, say, self.timeouts().reboot)
+        return steps
+
+    def _prime_isos(self, host: HostPlan, images: dict[str, BuiltImage],
+                    isos: dict[str, Path]) -> bool:
+        """Each L2's bootable ISO on L0 (its static address; WinNAT has no DHCP)."""
+        made = False
+        for guest in host.guests:
+            existed = disks.prime_iso_path(host, guest).exists()
+            isos[guest.name] = disks.ensure_prime_iso(host, guest, images[guest.image],
+                                                      self.ctx.plan.public_key or "")
+            made = made or not existed
+        return made
+
+    def prove(self, host: HostPlan, session: Transport, guest: GuestPlan, say: Say,
+              cancel: threading.Event) -> Proof:
+        seen = windows.prove(_ps(session), host, guest, self.timeouts().l2,
+                             lambda why: say(guest.name, f"waiting for it: {why}"))
+        return Proof(guest=guest.name, l1=host.name, address=seen.address,
+                     evidence=f"Hyper-V says {seen.state}, heartbeat {seen.heartbeat}; its "
+                              f"SSH port answers inside {host.name}")
+
+    def guest_domain(self, guest: GuestPlan) -> str:
+        return guest.name  # a Hyper-V VM is named after the guest
+
+    def proof_phase(self, host: HostPlan) -> str:
+        return f"proven (Hyper-V in {host.name})"
+
+    def guest_states(self, host: HostPlan, session: Transport) -> dict[str, str]:
+        states = windows.run_json(_ps(session), "guest-states", Names=[g.name for g in host.guests])
+        return {name: "running" if state == "Running" else str(state).lower()
+                for name, state in states.items() if state != "absent"}
+
+    def remove_guests(self, host: HostPlan, session: Transport) -> None:
+        windows.remove_guests(_ps(session), host)
+
+    def run(self, host: HostPlan, guest: GuestPlan | None, argv: list[str]) -> CommandResult:
+        if guest is not None:
+            raise NestlabError(
+                f"{guest.name} runs under Hyper-V in {host.name}; nestlab reaches such L2s only "
+                "through Hyper-V (`nestlab status`), not with commands",
+                hint=f"Run a command in {host.name} instead, e.g. Get-VM {guest.name}.")
+        session = self.session(host)
+        try:
+            return session.run(argv)
+        finally:
+            session.close()
+
+    def console(self, host: HostPlan, guest: GuestPlan | None) -> list[str]:
+        raise NestlabError(f"{(guest or host).name}: Windows guests have no serial console here",
+                           hint=f"Use a VNC viewer: virsh -c '{self.ctx.record.uri}' "
+                                f"vncdisplay {host.domain_name}")
