@@ -207,6 +207,34 @@ def render(ctx: click.Context, lab_file: Path, facts_file: Path | None, out_dir:
             click.echo(f"  {path}")
 
 
+@main.command(name="plan")
+@_lab_option(required=True)
+@_facts_option
+@click.option("--sandbox", is_flag=True,
+              help="For a lab not up yet: plan it as `up --sandbox` would run it.")
+@_json_option
+@click.pass_context
+def plan_command(ctx: click.Context, lab_file: Path, facts_file: Path | None, sandbox: bool,
+                 as_json: bool) -> None:
+    """Show what `up` would do on this host now, step by step, without doing any of it.
+
+    Each step is `present`, `create` (up would make or start it), `unknown`
+    (inside an L1 up has to reach first, or in a libvirt that cannot be asked:
+    a sandbox not running, a host recorded with --facts) or `skipped`. For a
+    lab that is up, what the lab file would change in its plan is listed too.
+    """
+    from nestlab.preview import preview
+
+    lab = load_lab(lab_file)
+    verdict = check_host(_host_facts(ctx, facts_file), lab, "sandbox" if sandbox else "unused")
+    result = preview(lab, verdict.decide(lab.name), lab_dir(lab.name), ctx.obj["uri"], sandbox,
+                     ask_libvirt=facts_file is None)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    report.print_preview(result)
+
+
 @main.group()
 def image() -> None:
     """Build and list base images (cached, keyed by their recipe)."""

@@ -7,7 +7,7 @@ so that the table and the JSON say the same things.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -17,6 +17,9 @@ from nestlab.errors import escape_control_chars
 from nestlab.hostcheck import HostReport, Status
 from nestlab.hostfacts import HostFacts
 from nestlab.model import Lab
+
+if TYPE_CHECKING:
+    from nestlab.preview import Preview
 
 
 def check_json(report: HostReport, lab: Lab | None) -> dict[str, Any]:
@@ -102,3 +105,29 @@ def print_status(report: dict[str, Any]) -> None:
     console.print(table)
     if report["timings"]:
         print_timings(report["timings"])
+
+
+_STATE_STYLE = {"create": "[yellow]create[/]", "present": "[green]present[/]",
+                "unknown": "[dim]unknown[/]", "skipped": "[dim]skipped[/]"}
+
+
+def print_preview(preview: Preview) -> None:
+    """`nestlab plan`: each step of `up` with what it would do, then a one-line summary."""
+    console = Console()
+    mode = "sandbox" if preview.sandbox else escape(preview.uri)
+    console.print(f"lab [bold]{escape(preview.lab)}[/] accel={preview.accel} ({mode})")
+    if preview.changes:
+        console.print("[red]The lab file differs from the plan the lab is up with; `up` "
+                      "refuses it:[/]")
+        for change in preview.changes:
+            console.print(f"  {escape(change)}", highlight=False)
+    table = Table(box=None, pad_edge=False)
+    for column in ("guest", "step", "up would"):
+        table.add_column(column)
+    for step in preview.steps:
+        table.add_row(escape(step.guest), escape(step.step), _STATE_STYLE[step.state])
+    console.print(table)
+    counts = preview.counts()
+    console.print(f"{counts['create']} to create, {counts['present']} present, "
+                  f"{counts['unknown']} unknown, "
+                  f"{counts['skipped']} skipped")

@@ -118,8 +118,9 @@ def _ensure_network(conn: libvirt.virConnect | None, lab: str, name: str, xml: s
     return objects.ensure_network(conn, lab, name, xml)
 
 
-def _network_present(conn: libvirt.virConnect | None, lab: str, name: str) -> bool:
-    return conn is not None and objects.network_active(conn, lab, name)
+def _network_present(conn: libvirt.virConnect | None, lab: str, name: str) -> bool | None:
+    """None (unknown) without a libvirt to ask."""
+    return None if conn is None else objects.network_active(conn, lab, name)
 
 
 _HOST_MODE_FOLDER = 0o711
@@ -212,8 +213,8 @@ def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
     return steps
 
 
-def _domain_running(conn: libvirt.virConnect | None, name: str) -> bool:
-    return conn is not None and objects.domain_running(conn, name)
+def _domain_running(conn: libvirt.virConnect | None, name: str) -> bool | None:
+    return None if conn is None else objects.domain_running(conn, name)
 
 
 class LabChanged(NestlabError):

@@ -87,14 +87,14 @@ def provision_steps(t: PowerShellSession, host: HostPlan, prime_isos: dict[str, 
     ]
     for guest in host.guests:
         steps.append(Step(guest.name, f"define + start in {host.name}",
-                          partial(_ensure_guest_saying, t, host, guest, prime_isos[guest.name],
-                                  say)))
+                          partial(_ensure_guest_saying, t, host, guest, prime_isos, say)))
     return steps
 
 
-def _ensure_guest_saying(t: PowerShellSession, host: HostPlan, guest: GuestPlan, iso: Path,
-                         say: Callable[[str, str], None]) -> bool:
-    return _say_changes(say, guest.name, ensure_guest(t, host, guest, iso))
+def _ensure_guest_saying(t: PowerShellSession, host: HostPlan, guest: GuestPlan,
+                         prime_isos: dict[str, Path], say: Callable[[str, str], None]) -> bool:
+    # The ISO is made by an earlier step: looked up when this one runs.
+    return _say_changes(say, guest.name, ensure_guest(t, host, guest, prime_isos[guest.name]))
 
 
 def provision(t: PowerShellSession, host: HostPlan, prime_isos: dict[str, Path],

@@ -22,11 +22,13 @@ from nestlab import down as down_module
 from nestlab import labctx
 from nestlab.down import down
 from nestlab.drivers.linux import LinuxDriver
+from nestlab.hostcheck import check_host
 from nestlab.hostfacts import HostFacts
 from nestlab.images import BuiltImage, images_root, recipe_dir, recipe_key, write_manifest
 from nestlab.labctx import LabContext
 from nestlab.labfile import load_lab
 from nestlab.plan import GuestPlan, HostPlan
+from nestlab.preview import preview
 from nestlab.progress import Reporter
 from nestlab.status import lab_status
 from nestlab.up import LabChanged, up
@@ -282,3 +284,46 @@ def test_a_changed_lab_file_is_refused_with_what_would_change(
     # Nothing was mixed in: the lab still runs from the plan it was made with.
     assert LabContext.load(home / "labs" / "linux-nested").plan.hosts[0].guests[0].memory == \
         256 * 1024**2
+
+
+def plan_states(lab_file: Path, home: Path) -> dict[tuple[str, str], str]:
+    lab = load_lab(lab_file)
+    decision = check_host(host_facts(""), lab, "host").decide(lab.name)
+    result = preview(lab, decision, home / "labs" / lab.name, "test:///l0", False)
+    return {(s.guest, s.step): s.state for s in result.steps}
+
+
+def test_plan_before_up_creates_nothing_and_lists_what_up_would_make(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
+        tmp_path: Path) -> None:
+    lab_file = tmp_path / "pair.yaml"
+    lab_file.write_text(TWO_HOSTS)
+    before = inventory(l0)
+    states = plan_states(lab_file, home)
+    assert states[("L0", "image debian-12")] == "present"  # the fixture's cache
+    assert states[("L0", "network nestlab-pair-lab")] == "create"
+    for host in ("kvm1", "kvm2"):
+        assert states[(host, "disk")] == "create"
+        assert states[(host, "define + start")] == "create"
+        assert states[(host, "ssh")] == "unknown"  # inside an L1 up has to reach first
+    assert states[("kvm2", "L2 network")] == "skipped"  # kvm2 has no L2s
+    assert states[("prime1", "proven (SSH via kvm1)")] == "unknown"
+    assert inventory(l0) == before and guests == {}
+    assert not (home / "labs" / "pair").exists()  # planning writes nothing
+
+
+def test_plan_after_up_shows_only_what_is_missing(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
+        tmp_path: Path) -> None:
+    lab_file = tmp_path / "pair.yaml"
+    lab_file.write_text(TWO_HOSTS)
+    _proofs, first = bring_up(lab_file, home)
+    assert first.counts()["skipped"] == 1  # kvm2's L2 network
+    states = plan_states(lab_file, home)
+    assert [k for k, v in states.items() if v == "create"] == []
+    assert {k for k, v in states.items() if v == "present"} >= {
+        ("L0", "network nestlab-pair-lab"), ("kvm1", "disk"), ("kvm1", "define + start"),
+        ("kvm2", "disk"), ("kvm2", "define + start")}
+    l0.lookupByName("nestlab-pair-kvm2").destroy()
+    states = plan_states(lab_file, home)
+    assert [k for k, v in states.items() if v == "create"] == [("kvm2", "define + start")]

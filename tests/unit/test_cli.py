@@ -180,3 +180,22 @@ def test_a_facts_file_that_is_not_utf8_exits_2(tmp_path: Path) -> None:
     code, _, err = run("check", "-f", LINUX, "--facts", str(facts))
     assert code == 2
     assert err.startswith(f"nestlab: error: {facts}: the facts file is not UTF-8 text")
+
+
+def test_plan_json_for_a_recorded_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NESTLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path / "cache"))
+    code, out, err = run("plan", "-f", WINDOWS, "--facts", str(FACTS / "intel-nested-y.json"),
+                         "--json")
+    assert code == 0, err
+    preview = json.loads(out)
+    assert set(preview) == {"lab", "accel", "uri", "sandbox", "changes", "counts", "steps"}
+    assert (preview["lab"], preview["accel"], preview["changes"]) == ("windows-hyperv", "kvm",
+                                                                      [])
+    steps = {(s["guest"], s["step"]): s["state"] for s in preview["steps"]}
+    assert steps[("L0", "image windows-server-2016")] == "create"  # no image in this cache
+    assert steps[("hv1", "disk")] == "create"
+    assert steps[("hv1", "winrm")] == "unknown"
+    assert steps[("L0", "network nestlab-windows-hyperv-lab")] == "unknown"  # not this host
+    assert sum(preview["counts"].values()) == len(preview["steps"])
+    assert not (tmp_path / "home").exists()
