@@ -134,6 +134,9 @@ def test_up_again_changes_nothing(nestlab: Nestlab, lab_dir: Path) -> None:
     assert all(t["outcome"] == "ok" for t in again["timings"])
     assert (again["changed"], again["failed"]) == (0, 0)
     assert again["ok"] == len(again["timings"]) > 5
+    preview = json.loads(nestlab.ok("plan", "-f", LAB_FILE, "--json").stdout)
+    assert preview["counts"]["create"] == 0, preview["steps"]
+    assert preview["counts"]["present"] >= 6 and preview["changes"] == []
     domid_after, uptime_after = l2_state()
     assert domid_after == domid  # the same running L2, not a new one
     assert uptime_after > uptime
