@@ -4,11 +4,17 @@ is not in it, and the Debian checker built on it flags a package only a Recommen
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from nestlab import images, sandbox
+from nestlab import programs as programs_module
+from nestlab.images import ImageBuildError
 from nestlab.programs import PROGRAMS, Need, RunBy, install_command, program, programs_for
+from nestlab.sandbox import SandboxError
 from tests.conftest import REPO
 from tests.debian import Unmet, closure, makefile_debs, parse_apt_depends, unmet
 
@@ -170,3 +176,40 @@ def test_install_command_names_each_package_once() -> None:
         "sudo apt-get install iproute2 libvirt-daemon mount")
     assert program("xmllint").package == "libxml2-utils"
     assert not program("xmllint").runtime and program("dnsmasq").runtime
+
+
+@pytest.fixture
+def hidden(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Programs to treat as not installed (the rest are looked up for real)."""
+    names: set[str] = set()
+    real = programs_module.locate
+    monkeypatch.setattr(programs_module, "locate",
+                        lambda name: None if name in names else real(name))
+    return names
+
+
+def test_image_build_names_the_missing_programs_and_their_packages(hidden: set[str]) -> None:
+    hidden.update({"mkfs.ext4", "mount"})
+    with pytest.raises(ImageBuildError) as raised:
+        images._require_tools()
+    assert raised.value.message == "building images needs: mount, mkfs.ext4"
+    assert raised.value.hint == "sudo apt-get install e2fsprogs mount"
+
+
+def test_the_sandbox_names_the_missing_program_and_its_package(
+    hidden: set[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"the check let the sandbox start: {args}")
+
+    # Pretend root to reach the check; nothing past it may run (no namespace, no libvirtd).
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(subprocess, "run", must_not_run)
+    monkeypatch.setattr(subprocess, "Popen", must_not_run)
+    monkeypatch.setattr(sandbox, "stop", must_not_run)
+    hidden.add("virtlogd")
+    with pytest.raises(SandboxError) as raised:
+        sandbox.start(sandbox.Sandbox("lab", tmp_path / "sandbox"))
+    assert raised.value.message == "--sandbox needs virtlogd"
+    assert raised.value.hint == "sudo apt-get install libvirt-daemon"
+    assert not (tmp_path / "sandbox").exists()  # refused before anything was made
