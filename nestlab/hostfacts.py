@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from nestlab.errors import FactsFileError
+from nestlab.programs import locate, runtime_programs
 
 FACTS_FORMAT = 1
 Vendor = Literal["intel", "amd", "other"]
@@ -88,6 +89,10 @@ class HostFacts(_Facts):
     qemu_binary: str | None
     ovmf_files: tuple[str, ...]
     resources: ResourceFacts
+    programs: dict[str, str | None] | None = None
+    """Each program nestlab needs on L0 (``nestlab.programs``) -> where it is, null when
+    missing. None in files recorded before nestlab looked; a program not in the mapping
+    was not looked for, so it is not judged."""
 
 
 def load_facts(path: str | Path) -> HostFacts:
@@ -121,7 +126,13 @@ def read_host_facts(uri: str, disk_path: Path, sysroot: Path = Path("/")) -> Hos
             sorted(str(p) for p in (sysroot / "usr/share/OVMF").glob("OVMF_CODE*.fd"))
         ),
         resources=read_resources(sysroot, disk_path),
+        programs=read_programs(),
     )
+
+
+def read_programs() -> dict[str, str | None]:
+    """Where each program nestlab runs on L0, or has libvirt run, is (None: missing)."""
+    return {p.name: locate(p.name) for p in runtime_programs()}
 
 
 def read_cpu(sysroot: Path) -> CpuFacts:
