@@ -112,8 +112,11 @@ PROGRAMS: tuple[Program, ...] = (
 
 
 def program(name: str) -> Program:
-    """The entry for one program (a programming error when it is not listed)."""
-    return next(p for p in PROGRAMS if p.name == name)
+    """The entry for one program; a name not listed is a programming error."""
+    for entry in PROGRAMS:
+        if entry.name == name:
+            return entry
+    raise KeyError(f"{name} is not in nestlab.programs.PROGRAMS")
 
 
 def programs_for(need: Need) -> tuple[Program, ...]:
