@@ -13,6 +13,7 @@ from typing import Literal
 from nestlab.errors import HostCannotRunLab
 from nestlab.hostfacts import HostFacts
 from nestlab.model import Accel, GiB, Lab, human_size
+from nestlab.programs import RUNTIME_NEEDS, Need, install_command, runtime_programs
 
 AccelChoice = Literal["kvm", "tcg", "none"]
 Daemon = Literal["host", "sandbox", "unused"]
@@ -20,6 +21,8 @@ _ENABLED = {"Y", "y", "1"}
 _MODULE = {"intel": "kvm_intel", "amd": "kvm_amd"}
 _FLAG = {"intel": "vmx", "amd": "svm"}
 _MIN_FREE_DISK = 4 * GiB
+# Programs whose presence another check decides (the "qemu" check, from qemu_binary).
+_DECIDED_BY_OTHER_CHECKS = frozenset({"qemu-system-x86_64"})
 
 
 class Status(StrEnum):
@@ -113,6 +116,7 @@ def check_host(facts: HostFacts, lab: Lab | None = None,
     checks += hw_checks
     libvirt_checks, tcg_ready = _software_checks(facts, daemon)
     checks += libvirt_checks
+    checks += _program_checks(facts)
 
     accel: AccelChoice
     if requested is Accel.tcg:
@@ -244,6 +248,35 @@ def _software_checks(facts: HostFacts, daemon: Daemon) -> tuple[list[Check], boo
         and (not lv.reachable or "qemu" in lv.domain_types)
     )
     return checks, tcg_ready
+
+
+def _program_checks(facts: HostFacts) -> list[Check]:
+    """The programs nestlab runs on L0: a missing one that every `up` needs fails, one
+    that only the sandbox, image builds, ssh or libvirt's firewall need warns. Facts
+    recorded without programs give no verdict."""
+    if facts.programs is None:
+        return []
+    found = facts.programs
+    lacking = [p for p in runtime_programs() if p.name in found and found[p.name] is None
+               and p.name not in _DECIDED_BY_OTHER_CHECKS]
+    for_up = [p for p in lacking if Need.UP in p.needs]
+    others = [p for p in lacking if Need.UP not in p.needs]
+    checks = [
+        Check("programs", Status.fail,
+              "missing for every `nestlab up`: " + "; ".join(f"{p.name}: {p.why}"
+                                                            for p in for_up),
+              install_command(for_up))
+        if for_up
+        else Check("programs", Status.ok, "the programs `nestlab up` runs are installed")
+    ]
+    if others:
+        checks.append(Check(
+            "programs-other", Status.warn,
+            "missing: " + "; ".join(
+                f"{p.name} for {', '.join(n for n in p.needs if n in RUNTIME_NEEDS)}"
+                for p in others),
+            install_command(others)))
+    return checks
 
 
 def _passthrough_checks(facts: HostFacts) -> list[Check]:

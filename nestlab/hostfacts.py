@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from nestlab.errors import FactsFileError, shorten
 from nestlab.files import MiB, read_bounded_text
+from nestlab.programs import locate, runtime_programs
 
 FACTS_FORMAT = 1
 FACTS_FILE_LIMIT = 1 * MiB
@@ -98,6 +99,10 @@ class HostFacts(_Facts):
     qemu_binary: str | None
     ovmf_files: tuple[str, ...]
     resources: ResourceFacts
+    programs: dict[str, str | None] | None = None
+    """Each program nestlab needs on L0 (``nestlab.programs``) -> where it is, null when
+    missing. None in files recorded before nestlab looked; a program not in the mapping
+    was not looked for, so it is not judged."""
 
     @field_validator("format", mode="before")
     @classmethod
@@ -142,7 +147,13 @@ def read_host_facts(uri: str, disk_path: Path, sysroot: Path = Path("/")) -> Hos
             sorted(str(p) for p in (sysroot / "usr/share/OVMF").glob("OVMF_CODE*.fd"))
         ),
         resources=read_resources(sysroot, disk_path),
+        programs=read_programs(),
     )
+
+
+def read_programs() -> dict[str, str | None]:
+    """Where each program nestlab runs on L0, or has libvirt run, is (None: missing)."""
+    return {p.name: locate(p.name) for p in runtime_programs()}
 
 
 def read_cpu(sysroot: Path) -> CpuFacts:

@@ -20,9 +20,11 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
+from nestlab import programs
 from nestlab.errors import InputError, NestlabError
 from nestlab.files import read_bounded_text, write_atomic
 from nestlab.paths import cache_root
+from nestlab.programs import Need
 
 Progress = Callable[[str], None]
 SUITE = "bookworm"  # Debian 12; packages come from the host's configured apt sources
@@ -31,7 +33,6 @@ L1_DISK_SIZE = 3 * 1024**3
 EXTERNAL_IMAGES = {
     "windows-server-2016": "nestlab image build windows-server-2016 --iso PATH",
 }
-_TOOLS = {"mmdebstrap": "mmdebstrap", "mkfs.ext4": "e2fsprogs", "qemu-img": "qemu-utils"}
 
 
 class ImageBuildError(NestlabError):
@@ -212,11 +213,12 @@ def build_image(name: str, progress: Progress = lambda _msg: None) -> tuple[Buil
 
 
 def _require_tools() -> None:
-    missing = [pkg for tool, pkg in _TOOLS.items() if shutil.which(tool) is None]
-    if missing:
+    """Refuse before a long build starts, naming each missing program's Debian package."""
+    lacking = programs.missing(Need.IMAGES)
+    if lacking:
         raise ImageBuildError(
-            f"building images needs: {', '.join(missing)}",
-            hint=f"sudo apt-get install {' '.join(missing)}",
+            f"building images needs: {', '.join(p.name for p in lacking)}",
+            hint=programs.install_command(lacking),
         )
 
 

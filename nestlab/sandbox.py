@@ -23,8 +23,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from nestlab import programs
 from nestlab.errors import NestlabError
 from nestlab.paths import cache_root
+from nestlab.programs import Need
 from nestlab.waiting import NotYet, WaitTimedOut, wait_for
 
 CLONE_NEWNET = 0x40000000
@@ -98,11 +100,11 @@ def start(box: Sandbox) -> bool:
     if os.geteuid() != 0:
         raise SandboxError("--sandbox needs root (network namespaces, a private libvirtd)",
                            hint="Run it with sudo.")
-    for tool in ("ip", "libvirtd", "virtlogd", "dnsmasq"):
-        if shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
-            raise SandboxError(f"--sandbox needs {tool}",
-                               hint="sudo apt-get install iproute2 libvirt-daemon-system "
-                                    "dnsmasq-base")
+    # What every `up` needs (QEMU, dnsmasq) is the host check's, which runs before this.
+    lacking = programs.missing(Need.SANDBOX)
+    if lacking:
+        raise SandboxError(f"--sandbox needs {', '.join(p.name for p in lacking)}",
+                           hint=programs.install_command(lacking))
     if is_running(box):
         return False
     stop(box)  # clear what a crashed run left: a namespace without daemons, or the reverse
