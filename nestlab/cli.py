@@ -400,15 +400,12 @@ def console(lab_file: Path, lab_name: str | None, name: str) -> None:
     _exec_tool(console_command(LabContext.load(_selected_lab_dir(lab_file, lab_name)), name))
 
 
-_TOOL_PACKAGES = {"ssh": "openssh-client", "virsh": "libvirt-clients"}
-
-
 def _exec_tool(argv: list[str]) -> NoReturn:
-    import shutil
+    from nestlab import programs
 
-    if shutil.which(argv[0]) is None:
+    if programs.locate(argv[0]) is None:
         raise NestlabError(f"{argv[0]} is not installed",
-                           hint=f"sudo apt-get install {_TOOL_PACKAGES[argv[0]]}")
+                           hint=programs.install_command([programs.program(argv[0])]))
     sys.stdout.flush()
     os.execvp(argv[0], argv)  # noqa: S606 - an argument list, no shell
 

@@ -92,8 +92,10 @@ class LinuxDriver(L1Driver):
 
     def console(self, host: HostPlan, guest: GuestPlan | None) -> list[str]:
         if guest is None:
-            return ["virsh", "-c", self.ctx.record.uri, "console", host.domain_name]
+            argv = ["virsh", "-c", self.ctx.record.uri, "console", host.domain_name]
+            return argv
         from nestlab.access import write_ssh_config
 
-        return ["ssh", "-F", str(write_ssh_config(self.ctx)), "-t", host.name, "virsh",
+        argv = ["ssh", "-F", str(write_ssh_config(self.ctx)), "-t", host.name, "virsh",
                 "console", guest.domain_name]
+        return argv

@@ -186,8 +186,6 @@ def test_a_command_that_reaches_the_transports_is_no_internal_error(
     assert down_nosuch.returncode != 70, down_nosuch.stderr  # EX_SOFTWARE: a bug
 
 
-@pytest.mark.xfail(strict=True, reason="waits for the `--lab` change (an unknown lab: "
-                   "exit 2, 'no such lab'); remove this mark when it is merged")
 def test_down_of_an_unknown_lab_says_no_such_lab(
     down_nosuch: subprocess.CompletedProcess[str],
 ) -> None:

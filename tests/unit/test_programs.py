@@ -161,14 +161,16 @@ def test_every_program_listed_as_run_by_nestlab_is_run_by_it() -> None:
     assert stale == []
 
 
-def test_the_cli_names_the_listed_package_when_it_execs_a_program() -> None:
-    tree = ast.parse((REPO / "nestlab/cli.py").read_text())
-    hints = [(_argv0(node.args[0]), node.args[1].value) for node in ast.walk(tree)
-             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "_exec_tool"
-             and isinstance(node.args[1], ast.Constant)]
-    assert {name for name, _ in hints} == {"ssh", "virsh"}
-    for name, package in hints:
-        assert name is not None and program(name).package == package
+def test_the_cli_names_the_listed_package_when_a_program_it_execs_is_missing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from nestlab import cli, programs
+    from nestlab.errors import NestlabError
+
+    monkeypatch.setattr(programs, "locate", lambda _name: None)
+    for name in ("ssh", "virsh"):
+        with pytest.raises(NestlabError, match=f"{name} is not installed") as info:
+            cli._exec_tool([name, "anything"])
+        assert info.value.hint == f"sudo apt-get install {program(name).package}"
 
 
 def test_install_command_names_each_package_once() -> None:
