@@ -20,16 +20,16 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from nestlab import __version__, report
+from nestlab.build.images import build_image, list_images, recipe_names
 from nestlab.errors import InputError, NestlabError, escape_control_chars, shorten
-from nestlab.hostcheck import check_host
-from nestlab.hostfacts import HostFacts, load_facts, read_host_facts
-from nestlab.images import build_image, list_images, recipe_names
-from nestlab.labfile import DEFAULT_LAB_FILE, load_lab
-from nestlab.model import Lab, human_size
-from nestlab.paths import data_root, lab_dir
+from nestlab.host.check import check_host
+from nestlab.host.facts import HostFacts, load_facts, read_host_facts
+from nestlab.lab.labfile import DEFAULT_LAB_FILE, load_lab
+from nestlab.lab.model import Lab, human_size
 from nestlab.plan import make_plan
 from nestlab.progress import Reporter
 from nestlab.render import render_artifacts, write_artifacts
+from nestlab.state.paths import data_root, lab_dir
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 DEFAULT_URI = "qemu:///system"
@@ -182,7 +182,7 @@ def render(ctx: click.Context, lab_file: Path, facts_file: Path | None, out_dir:
     it is kept.
     """
     from nestlab.files import KiB, read_bounded_text
-    from nestlab.labkeys import key_dir
+    from nestlab.state.keys import key_dir
 
     lab = load_lab(lab_file)
     report = check_host(_host_facts(ctx, facts_file), lab)
@@ -223,7 +223,7 @@ def plan_command(ctx: click.Context, lab_file: Path, facts_file: Path | None, sa
     a sandbox not running, a host recorded with --facts) or `skipped`. For a
     lab that is up, what the lab file would change in its plan is listed too.
     """
-    from nestlab.preview import preview
+    from nestlab.commands.plan import preview
 
     lab = load_lab(lab_file)
     verdict = check_host(_host_facts(ctx, facts_file), lab, "sandbox" if sandbox else "unused")
@@ -264,7 +264,7 @@ def image_build(ctx: click.Context, name: str, iso: Path | None, edition: str,
             click.echo(f"[{time.monotonic() - started:6.1f}s] {name}: {step}", err=True)
 
     if name == "windows-server-2016":
-        from nestlab.winimage import build_windows_image
+        from nestlab.build.winimage import build_windows_image
 
         if iso is None:
             raise InputError("building windows-server-2016 needs --iso PATH")
@@ -321,7 +321,7 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, as_json: bool) -> None
     Every step first checks whether it is already done: running `up` again on
     a running lab changes nothing, and after a failure or Ctrl-C it continues.
     """
-    from nestlab.up import up as bring_up
+    from nestlab.commands.up import up as bring_up
 
     lab = load_lab(lab_file)
     directory = lab_dir(lab.name)
@@ -347,8 +347,8 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, as_json: bool) -> None
 @_json_option
 def status(lab_file: Path, lab_name: str | None, as_json: bool) -> None:
     """Show the lab as libvirt sees it now (L1s on this host, L2s inside each L1)."""
-    from nestlab.labctx import LabContext
-    from nestlab.status import lab_status
+    from nestlab.commands.context import LabContext
+    from nestlab.commands.status import lab_status
 
     status_report = lab_status(LabContext.load(_selected_lab_dir(lab_file, lab_name)))
     if as_json:
@@ -366,8 +366,8 @@ def exec_(lab_file: Path, lab_name: str | None, name: str, command: tuple[str, .
 
     Example: nestlab exec prime1 -- uname -a
     """
-    from nestlab.access import run_command
-    from nestlab.labctx import LabContext
+    from nestlab.commands.access import run_command
+    from nestlab.commands.context import LabContext
 
     lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name))
     result = run_command(lab_ctx, name, list(command))
@@ -381,8 +381,8 @@ def exec_(lab_file: Path, lab_name: str | None, name: str, command: tuple[str, .
 @click.argument("name")
 def ssh(lab_file: Path, lab_name: str | None, name: str) -> None:
     """Open an interactive shell on guest NAME with OpenSSH (an L2 through its L1)."""
-    from nestlab.access import require_ssh, write_ssh_config
-    from nestlab.labctx import LabContext
+    from nestlab.commands.access import require_ssh, write_ssh_config
+    from nestlab.commands.context import LabContext
 
     lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name))
     require_ssh(lab_ctx, name)
@@ -394,8 +394,8 @@ def ssh(lab_file: Path, lab_name: str | None, name: str) -> None:
 @click.argument("name")
 def console(lab_file: Path, lab_name: str | None, name: str) -> None:
     """Attach to guest NAME's console (a serial console: Ctrl-] leaves)."""
-    from nestlab.access import console_command
-    from nestlab.labctx import LabContext
+    from nestlab.commands.access import console_command
+    from nestlab.commands.context import LabContext
 
     _exec_tool(console_command(LabContext.load(_selected_lab_dir(lab_file, lab_name)), name))
 
@@ -418,7 +418,7 @@ def _exec_tool(argv: list[str]) -> NoReturn:
 def down(ctx: click.Context, lab_file: Path, lab_name: str | None, purge: bool,
          as_json: bool) -> None:
     """Remove everything the lab created (L2s first) and nothing else. Images stay cached."""
-    from nestlab.down import down as take_down
+    from nestlab.commands.down import down as take_down
 
     directory = _selected_lab_dir(lab_file, lab_name)
     reporter = Reporter(directory.name, directory, "down", show=None if not as_json else False)
@@ -439,8 +439,8 @@ def down(ctx: click.Context, lab_file: Path, lab_name: str | None, purge: bool,
 @click.argument("name")
 def proxy(lab_dir: Path, name: str) -> None:
     """ProxyCommand for OpenSSH/testinfra: relay stdin/stdout to NAME's SSH port."""
-    from nestlab.access import relay
-    from nestlab.labctx import LabContext
+    from nestlab.commands.access import relay
+    from nestlab.commands.context import LabContext
 
     relay(LabContext.load(lab_dir), name)
 
@@ -454,7 +454,7 @@ def ssh_config(lab_file: Path, lab_name: str | None) -> None:
     `ssh -F PATH prime1` works, and so does pytest-testinfra:
     `pytest --hosts=paramiko://kvm1 --ssh-config=PATH`.
     """
-    from nestlab.access import write_ssh_config
-    from nestlab.labctx import LabContext
+    from nestlab.commands.access import write_ssh_config
+    from nestlab.commands.context import LabContext
 
     click.echo(str(write_ssh_config(LabContext.load(_selected_lab_dir(lab_file, lab_name)))))

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
-from nestlab.hostcheck import HostDecision
-from nestlab.model import OS, Family, GuestNetworkMode, Host, Lab, NetworkMode
+from nestlab.host.check import HostDecision
+from nestlab.lab.model import OS, Family, GuestNetworkMode, Host, Lab, NetworkMode
 
 NAME_PREFIX = "nestlab-"
 METADATA_NS = "https://nestlab.dev/xmlns/lab/1"

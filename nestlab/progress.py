@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nestlab.state import append_event, now
+from nestlab.state.record import append_event, now
 
 
 class Step:

@@ -14,12 +14,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from nestlab.errors import escape_control_chars
-from nestlab.hostcheck import HostReport, Status
-from nestlab.hostfacts import HostFacts
-from nestlab.model import Lab
+from nestlab.host.check import HostReport, Status
+from nestlab.host.facts import HostFacts
+from nestlab.lab.model import Lab
 
 if TYPE_CHECKING:
-    from nestlab.preview import Preview
+    from nestlab.commands.plan import Preview
 
 
 def check_json(report: HostReport, lab: Lab | None) -> dict[str, Any]:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from nestlab.hostfacts import HostFacts, load_facts
-from nestlab.labfile import load_lab
-from nestlab.model import Lab
+from nestlab.host.facts import HostFacts, load_facts
+from nestlab.lab.labfile import load_lab
+from nestlab.lab.model import Lab
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

@@ -7,10 +7,10 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
-from nestlab.hostcheck import check_host
+from nestlab.build.winimage import build_plan, render_install_domain_xml
+from nestlab.host.check import check_host
 from nestlab.plan import make_plan
 from nestlab.render import render_artifacts, write_artifacts
-from nestlab.winimage import build_plan, render_install_domain_xml
 from tests.conftest import example, facts
 
 TEST_PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"

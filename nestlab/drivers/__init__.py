@@ -14,7 +14,7 @@ from nestlab.drivers.base import L1Driver, Proof, Timeouts
 from nestlab.plan import HostPlan
 
 if TYPE_CHECKING:
-    from nestlab.labctx import LabContext
+    from nestlab.commands.context import LabContext
 
 __all__ = ["L1Driver", "Proof", "Timeouts", "driver_for"]
 

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, NoReturn
 
-from nestlab.images import BuiltImage
+from nestlab.build.images import BuiltImage
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.steps import Step
 from nestlab.transport.base import CommandResult, Transport
 
 if TYPE_CHECKING:
-    from nestlab.labctx import LabContext
+    from nestlab.commands.context import LabContext
 
 Say = Callable[[str, str], None]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import threading
 
+from nestlab.build.images import BuiltImage
 from nestlab.drivers.base import L1Driver, Proof, Say, Timeouts
-from nestlab.images import BuiltImage
-from nestlab.labkeys import known_hosts_path, load_private_key
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.provision import linux
 from nestlab.sandbox import open_socket
+from nestlab.state.keys import known_hosts_path, load_private_key
 from nestlab.steps import Step
 from nestlab.transport.base import CommandResult, Transport
 from nestlab.transport.ssh import SSHTransport
@@ -94,7 +94,7 @@ class LinuxDriver(L1Driver):
         if guest is None:
             argv = ["virsh", "-c", self.ctx.record.uri, "console", host.domain_name]
             return argv
-        from nestlab.access import write_ssh_config
+        from nestlab.commands.access import write_ssh_config
 
         argv = ["ssh", "-F", str(write_ssh_config(self.ctx)), "-t", host.name, "virsh",
                 "console", guest.domain_name]

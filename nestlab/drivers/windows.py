@@ -9,10 +9,10 @@ from functools import partial
 from pathlib import Path
 from typing import cast
 
-from nestlab.answerfile import l1_password
+from nestlab.build.answerfile import l1_password
+from nestlab.build.images import BuiltImage
 from nestlab.drivers.base import L1Driver, Proof, Say, Timeouts
 from nestlab.errors import NestlabError
-from nestlab.images import BuiltImage
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.provision import windows
 from nestlab.steps import Step

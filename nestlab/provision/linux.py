@@ -8,8 +8,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from nestlab.build.images import BuiltImage, file_sha256
 from nestlab.errors import NestlabError
-from nestlab.images import BuiltImage, file_sha256
 from nestlab.plan import L1_GUEST_DIR, GuestPlan, HostPlan, Plan
 from nestlab.render import render_guest_domain_xml, render_guest_network_xml
 from nestlab.steps import Step

@@ -17,8 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from nestlab.build.images import file_sha256
 from nestlab.errors import NestlabError
-from nestlab.images import file_sha256
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.progress import Reporter
 from nestlab.render import powershell_script

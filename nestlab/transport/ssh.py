@@ -16,7 +16,7 @@ from typing import Any
 
 import paramiko
 
-from nestlab.labkeys import HostKeyChanged, PinningPolicy
+from nestlab.state.keys import HostKeyChanged, PinningPolicy
 from nestlab.transport.base import CommandResult, Transport, TransportError
 from nestlab.waiting import WaitTimedOut, wait_for
 

@@ -9,13 +9,13 @@ import os
 import subprocess
 from pathlib import Path
 
-from nestlab.answerfile import write_l1_medium
+from nestlab.build.answerfile import write_l1_medium
+from nestlab.build.images import BuiltImage
+from nestlab.build.primeiso import prime_cmdline, write_prime_iso
+from nestlab.build.seed import write_seed_iso
 from nestlab.errors import NestlabError
 from nestlab.files import write_atomic
-from nestlab.images import BuiltImage
 from nestlab.plan import GuestPlan, HostPlan
-from nestlab.primeiso import prime_cmdline, write_prime_iso
-from nestlab.seed import write_seed_iso
 
 
 def ensure_host_dir(host: HostPlan, mode: int) -> bool:

@@ -18,9 +18,9 @@ from urllib.parse import quote
 import pytest
 import testinfra
 
-from nestlab.answerfile import l1_password
-from nestlab.labctx import LabContext
-from nestlab.paths import lab_dir
+from nestlab.build.answerfile import l1_password
+from nestlab.commands.context import LabContext
+from nestlab.state.paths import lab_dir
 
 LAB = os.environ.get("NESTLAB_ACCEPTANCE_LAB", "windows-hyperv")
 

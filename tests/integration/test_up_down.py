@@ -18,20 +18,20 @@ from typing import Any
 import libvirt
 import pytest
 
-from nestlab import down as down_module
-from nestlab import labctx
-from nestlab.down import down
+from nestlab.build.images import BuiltImage, images_root, recipe_dir, recipe_key, write_manifest
+from nestlab.commands import context as labctx
+from nestlab.commands import down as down_module
+from nestlab.commands.context import LabContext
+from nestlab.commands.down import down
+from nestlab.commands.plan import preview
+from nestlab.commands.status import lab_status
+from nestlab.commands.up import LabChanged, up
 from nestlab.drivers.linux import LinuxDriver
-from nestlab.hostcheck import check_host
-from nestlab.hostfacts import HostFacts
-from nestlab.images import BuiltImage, images_root, recipe_dir, recipe_key, write_manifest
-from nestlab.labctx import LabContext
-from nestlab.labfile import load_lab
+from nestlab.host.check import check_host
+from nestlab.host.facts import HostFacts
+from nestlab.lab.labfile import load_lab
 from nestlab.plan import GuestPlan, HostPlan
-from nestlab.preview import preview
 from nestlab.progress import Reporter
-from nestlab.status import lab_status
-from nestlab.up import LabChanged, up
 from nestlab.virt import objects
 from nestlab.virt.connection import LibvirtError
 from nestlab.waiting import Cancelled

@@ -71,10 +71,15 @@ def source_modules() -> list[str]:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    # Build from a copy so that no build/ or egg-info lands in the work tree.
+    # Build from a copy of what git has (tracked, or new and not ignored), as a clone or
+    # the sdist would: no build/ or egg-info lands in the work tree, nothing local leaks in.
     src = tmp_path_factory.mktemp("src") / "nestlab"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "*.egg-info", "build", "__pycache__", ".*_cache"))
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, src / name)
     sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", out, src)
     [built] = out.glob("nestlab-*.whl")
     return built

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nestlab.images import require_image
-from nestlab.primeiso import prime_cmdline, write_prime_iso
+from nestlab.build.images import require_image
+from nestlab.build.primeiso import prime_cmdline, write_prime_iso
 from tests.system.conftest import Nestlab
 
 pytestmark = pytest.mark.system

@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from nestlab.answerfile import (
+from nestlab.build.answerfile import (
     ANSWER_LABEL,
     encode_password,
     generate_password,
@@ -20,8 +20,8 @@ from nestlab.answerfile import (
     write_install_medium,
     write_l1_medium,
 )
+from nestlab.build.seed import read_seed_iso
 from nestlab.render import password_placeholder, powershell_script
-from nestlab.seed import read_seed_iso
 from tests.golden_cases import render_case
 
 NS = {"u": "urn:schemas-microsoft-com:unattend"}

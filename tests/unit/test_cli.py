@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from nestlab import __version__, report
 from nestlab.cli import main
-from nestlab.hostcheck import check_host
-from nestlab.hostfacts import HostFacts
-from nestlab.labfile import load_lab
+from nestlab.host.check import check_host
+from nestlab.host.facts import HostFacts
+from nestlab.lab.labfile import load_lab
 from tests.conftest import EXAMPLES, FACTS
 
 LINUX = str(EXAMPLES / "linux-nested.yaml")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from nestlab.hostcheck import HostReport, Status, check_host
-from nestlab.labfile import parse_lab
+from nestlab.host.check import HostReport, Status, check_host
+from nestlab.lab.labfile import parse_lab
 from tests.conftest import example, example_text, facts
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nestlab import hostfacts, programs
+from nestlab import programs
 from nestlab.cli import main
-from nestlab.hostcheck import Check, HostReport, Status, check_host
-from nestlab.hostfacts import HostFacts, load_facts, read_programs
+from nestlab.host import facts as hostfacts
+from nestlab.host.check import Check, HostReport, Status, check_host
+from nestlab.host.facts import HostFacts, load_facts, read_programs
 from nestlab.programs import runtime_programs
 from tests.conftest import EXAMPLES, FACTS, facts
 

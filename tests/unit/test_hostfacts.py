@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from nestlab.errors import FactsFileError, InputError
-from nestlab.hostfacts import (
+from nestlab.host.facts import (
     load_facts,
     parse_domain_capabilities,
     parse_domain_types,
@@ -19,7 +19,7 @@ from nestlab.hostfacts import (
     read_libvirt,
     read_resources,
 )
-from nestlab.model import MiB
+from nestlab.lab.model import MiB
 from tests.conftest import FACTS
 
 LIBVIRT = FACTS.parent / "libvirt"

@@ -12,8 +12,8 @@ import pytest
 from pypsrp.client import Client
 from pypsrp.exceptions import WinRMError
 
-from nestlab import status
-from nestlab.hostcheck import check_host
+from nestlab.commands import status
+from nestlab.host.check import check_host
 from nestlab.plan import make_plan
 from nestlab.progress import Reporter
 from nestlab.provision import windows

@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from nestlab.build.images import (
+    build_image,
+    find_image,
+    list_images,
+    packages,
+    recipe_dir,
+    recipe_key,
+)
 from nestlab.errors import NestlabError
-from nestlab.images import build_image, find_image, list_images, packages, recipe_dir, recipe_key
 
 
 def test_known_recipes_ship_with_the_package() -> None:

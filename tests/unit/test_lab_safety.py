@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from nestlab.cli import main
-from nestlab.hostcheck import HostDecision
-from nestlab.labfile import parse_lab
-from nestlab.labkeys import ensure_lab_key, private_key_path
-from nestlab.paths import BadLabName, lab_dir
+from nestlab.host.check import HostDecision
+from nestlab.lab.labfile import parse_lab
 from nestlab.plan import make_plan
-from nestlab.state import LabRecord, claim_lab_dir, lab_lock, save_plan, save_record
+from nestlab.state.keys import ensure_lab_key, private_key_path
+from nestlab.state.paths import BadLabName, lab_dir
+from nestlab.state.record import LabRecord, claim_lab_dir, lab_lock, save_plan, save_record
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_down_keeps_the_record_when_it_cannot_remove_a_folder(
     def refuse(path: object, *_args: object, **_kwargs: object) -> None:
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr("nestlab.down.shutil.rmtree", refuse)
+    monkeypatch.setattr("nestlab.commands.down.shutil.rmtree", refuse)
     code, err = cli("down", "--lab", "stuck")
     assert code == 1
     assert f"cannot remove {folder / 'hosts'}: Permission denied" in err

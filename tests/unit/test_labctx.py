@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from nestlab.access import console_command, require_ssh, run_command, write_ssh_config
+from nestlab.commands.access import console_command, require_ssh, run_command, write_ssh_config
+from nestlab.commands.context import LabContext, NoSuchGuest
 from nestlab.errors import NestlabError
-from nestlab.hostcheck import HostDecision
-from nestlab.labctx import LabContext, NoSuchGuest
+from nestlab.host.check import HostDecision
 from nestlab.plan import make_plan
-from nestlab.state import LabRecord, save_plan, save_record
+from nestlab.state.record import LabRecord, save_plan, save_record
 from tests.conftest import example as example_lab
 
 

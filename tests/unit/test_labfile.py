@@ -14,8 +14,8 @@ import pydantic
 import pytest
 
 from nestlab.errors import InputError, LabFileError
-from nestlab.labfile import LAB_FILE_LIMIT, load_lab, parse_lab
-from nestlab.model import OS, Accel, GiB, MiB
+from nestlab.lab.labfile import LAB_FILE_LIMIT, load_lab, parse_lab
+from nestlab.lab.model import OS, Accel, GiB, MiB
 from tests.conftest import EXAMPLES
 
 GOOD = """\
@@ -338,7 +338,7 @@ def test_a_device_is_refused_in_bounded_memory(path: str) -> None:
         "import resource, sys\n"
         "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
         "from nestlab.errors import InputError\n"
-        "from nestlab.labfile import load_lab\n"
+        "from nestlab.lab.labfile import load_lab\n"
         "try:\n"
         "    load_lab(sys.argv[1])\n"
         "except InputError as exc:\n"

@@ -8,9 +8,9 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from nestlab.answerfile import l1_password
+from nestlab.build.answerfile import l1_password
 from nestlab.files import FileProblem
-from nestlab.labkeys import (
+from nestlab.state.keys import (
     HostKeyChanged,
     PinningPolicy,
     ensure_lab_key,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nestlab.errors import HostCannotRunLab
-from nestlab.hostcheck import check_host
+from nestlab.host.check import check_host
 from nestlab.plan import (
     Plan,
     bridge_name,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from nestlab.answerfile import render_install_answer, render_l1_answer
+from nestlab.build.answerfile import render_install_answer, render_l1_answer
 from nestlab.render import powershell_script, powershell_script_names
 from tests.fakes.hyperv import FakeHyperVL1
 from tests.golden_cases import CASES, render_case

@@ -9,9 +9,9 @@ from pathlib import Path
 import pycdlib
 import pytest
 
+from nestlab.build.images import BuiltImage
+from nestlab.build.primeiso import prime_cmdline, write_prime_iso
 from nestlab.errors import NestlabError
-from nestlab.images import BuiltImage
-from nestlab.primeiso import prime_cmdline, write_prime_iso
 
 
 def fake_image(folder: Path, with_isolinux: bool = True) -> BuiltImage:

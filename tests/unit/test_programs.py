@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from nestlab import images, sandbox
 from nestlab import programs as programs_module
-from nestlab.images import ImageBuildError
+from nestlab import sandbox
+from nestlab.build import images
+from nestlab.build.images import ImageBuildError
 from nestlab.programs import PROGRAMS, Need, RunBy, install_command, program, programs_for
 from nestlab.sandbox import SandboxError
 from tests.conftest import REPO

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nestlab.hostcheck import check_host
+from nestlab.host.check import check_host
 from nestlab.plan import HostPlan, make_plan
 from nestlab.progress import Reporter
 from nestlab.provision import windows

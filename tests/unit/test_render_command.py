@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nestlab.answerfile import encode_password
+from nestlab.build.answerfile import encode_password
 from nestlab.cli import main
-from nestlab.hostcheck import check_host
-from nestlab.labfile import load_lab
+from nestlab.host.check import check_host
+from nestlab.lab.labfile import load_lab
 from nestlab.plan import make_plan
 from nestlab.render import (
     PUBLIC_KEY_PLACEHOLDER,

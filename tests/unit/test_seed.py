@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from nestlab.seed import SEED_LABEL, read_seed_iso, write_seed_iso
+from nestlab.build.seed import SEED_LABEL, read_seed_iso, write_seed_iso
 
 
 def test_seed_round_trip(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nestlab.progress import Reporter
-from nestlab.state import LabBusy, lab_lock, last_run, read_events
+from nestlab.state.record import LabBusy, lab_lock, last_run, read_events
 
 
 def test_second_command_on_a_lab_is_refused(tmp_path: Path) -> None:

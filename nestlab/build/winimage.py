@@ -23,11 +23,11 @@ from pathlib import Path
 
 import libvirt
 
-from nestlab.answerfile import EDITIONS, generate_password, write_install_medium
+from nestlab.build.answerfile import EDITIONS, generate_password, write_install_medium
 from nestlab.errors import HostCannotRunLab, NestlabError
-from nestlab.hostcheck import HostReport
-from nestlab.images import BuiltImage, images_root, read_manifest, write_manifest
-from nestlab.model import GiB
+from nestlab.host.check import HostReport
+from nestlab.build.images import BuiltImage, images_root, read_manifest, write_manifest
+from nestlab.lab.model import GiB
 from nestlab.plan import CpuPlan
 from nestlab.render import powershell_script, render_template, template_source
 from nestlab.virt.connection import connect

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nestlab import sandbox as sandboxes
-from nestlab.access import ssh_config_path
+from nestlab.commands.access import ssh_config_path
+from nestlab.commands.context import LabContext
 from nestlab.drivers import driver_for
 from nestlab.errors import InputError, NestlabError
 from nestlab.files import FileProblem
-from nestlab.labctx import LabContext
-from nestlab.labkeys import known_hosts_path
 from nestlab.progress import Reporter
-from nestlab.state import (
+from nestlab.state.keys import known_hosts_path
+from nestlab.state.record import (
     LabRecord,
     NoSuchLab,
     is_lab_dir,

@@ -22,7 +22,7 @@ from nestlab.render import (
     render_l1_answer_xml,
     render_template,
 )
-from nestlab.seed import write_seed_iso
+from nestlab.build.seed import write_seed_iso
 
 EDITIONS = {
     "standard": "Windows Server 2016 SERVERSTANDARD",

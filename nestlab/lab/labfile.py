@@ -26,7 +26,7 @@ from yaml.constructor import ConstructorError
 
 from nestlab.errors import LabFileError, Problem, brief_repr
 from nestlab.files import KiB, read_bounded_text
-from nestlab.model import (
+from nestlab.lab.model import (
     GuestNetworkMode,
     Lab,
     format_size,

@@ -11,8 +11,8 @@ from enum import StrEnum
 from typing import Literal
 
 from nestlab.errors import HostCannotRunLab
-from nestlab.hostfacts import HostFacts
-from nestlab.model import Accel, GiB, Lab, human_size
+from nestlab.host.facts import HostFacts
+from nestlab.lab.model import Accel, GiB, Lab, human_size
 from nestlab.programs import RUNTIME_NEEDS, Need, install_command, runtime_programs
 
 AccelChoice = Literal["kvm", "tcg", "none"]

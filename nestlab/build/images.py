@@ -23,7 +23,7 @@ from pathlib import Path
 from nestlab import programs
 from nestlab.errors import InputError, NestlabError
 from nestlab.files import read_bounded_text, write_atomic
-from nestlab.paths import cache_root
+from nestlab.state.paths import cache_root
 from nestlab.programs import Need
 
 Progress = Callable[[str], None]

@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nestlab.commands.context import LabContext
 from nestlab.drivers import driver_for
 from nestlab.errors import NestlabError
-from nestlab.labctx import LabContext
-from nestlab.labkeys import known_hosts_path, private_key_path
 from nestlab.sandbox import open_socket
+from nestlab.state.keys import known_hosts_path, private_key_path
 from nestlab.transport.base import CommandResult
 from nestlab.transport.ssh import SSHTransport
 

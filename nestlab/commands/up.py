@@ -20,18 +20,18 @@ from pathlib import Path
 import libvirt
 
 from nestlab import sandbox as sandboxes
+from nestlab.build.images import BuiltImage, build_image, find_image
+from nestlab.commands.context import LabContext
 from nestlab.drivers import Proof, driver_for
 from nestlab.errors import NestlabError
-from nestlab.hostcheck import check_host
-from nestlab.hostfacts import HostFacts
-from nestlab.images import BuiltImage, build_image, find_image
-from nestlab.labctx import LabContext
-from nestlab.labkeys import ensure_lab_key
-from nestlab.model import Lab
+from nestlab.host.check import check_host
+from nestlab.host.facts import HostFacts
+from nestlab.lab.model import Lab
 from nestlab.plan import HostPlan, Plan, make_plan, plan_changes
 from nestlab.progress import Reporter
 from nestlab.render import render_domain_xml, render_network_xml
-from nestlab.state import (
+from nestlab.state.keys import ensure_lab_key
+from nestlab.state.record import (
     LabRecord,
     claim_lab_dir,
     lab_lock,

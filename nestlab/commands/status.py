@@ -7,11 +7,11 @@ from typing import Any
 import libvirt
 
 from nestlab import sandbox as sandboxes
+from nestlab.commands.context import LabContext
 from nestlab.drivers import driver_for
 from nestlab.errors import NestlabError
-from nestlab.labctx import LabContext
 from nestlab.plan import HostPlan
-from nestlab.state import last_run, read_events
+from nestlab.state.record import last_run, read_events
 from nestlab.virt import objects
 
 _STATES = {

@@ -4,7 +4,7 @@ Bridges, dnsmasq, the guests and every connection to them stay inside the
 namespace; libvirt's state, logs and definitions live in the lab's folder, so
 nothing touches the host's libvirt. See shared/reference/nested-ci-recipe.md.
 
-The daemons run under ``nestlab.supervisor`` (its own session), which reaps
+The daemons run under ``nestlab.sandbox.supervisor`` (its own session), which reaps
 them and stops them when it is signalled; ``stop`` then sweeps whatever is
 left in the namespace and deletes it.
 """
@@ -25,8 +25,8 @@ from pathlib import Path
 
 from nestlab import programs
 from nestlab.errors import NestlabError
-from nestlab.paths import cache_root
 from nestlab.programs import Need
+from nestlab.state.paths import cache_root
 from nestlab.waiting import NotYet, WaitTimedOut, wait_for
 
 CLONE_NEWNET = 0x40000000
@@ -77,7 +77,7 @@ def supervisor_pid(box: Sandbox) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
-    ours = b"nestlab.supervisor" in cmdline and str(box.root).encode() in cmdline
+    ours = b"nestlab.sandbox.supervisor" in cmdline and str(box.root).encode() in cmdline
     return pid if ours and _alive(pid) else None
 
 
@@ -119,7 +119,7 @@ def start(box: Sandbox) -> bool:
         cache = cache_root() / "libvirt-cache"
         cache.mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", box.netns, sys.executable, "-m", "nestlab.supervisor",
+            ["ip", "netns", "exec", box.netns, sys.executable, "-m", "nestlab.sandbox.supervisor",
              str(box.root), str(cache)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         )

@@ -14,7 +14,7 @@ import libvirt
 from nestlab.errors import NestlabError
 from nestlab.plan import GuestPlan, HostPlan, Plan
 from nestlab.sandbox import Sandbox
-from nestlab.state import LabRecord, load_plan, load_record, require_lab_dir
+from nestlab.state.record import LabRecord, load_plan, load_record, require_lab_dir
 from nestlab.virt.connection import connect
 
 

@@ -16,7 +16,7 @@ import pycdlib
 
 from nestlab.errors import NestlabError
 from nestlab.files import write_atomic
-from nestlab.images import BuiltImage
+from nestlab.build.images import BuiltImage
 
 PRIME_ISO_LABEL = "NLPRIME"
 

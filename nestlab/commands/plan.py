@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from nestlab import sandbox as sandboxes
+from nestlab.build.images import BuiltImage
+from nestlab.commands.context import LabContext
+from nestlab.commands.up import l0_steps, l1_steps
 from nestlab.drivers.base import NotConnected
 from nestlab.files import read_bounded_text
-from nestlab.hostcheck import HostDecision
-from nestlab.images import BuiltImage
-from nestlab.labctx import LabContext
-from nestlab.labkeys import private_key_path
-from nestlab.model import Lab
+from nestlab.host.check import HostDecision
+from nestlab.lab.model import Lab
 from nestlab.plan import make_plan, plan_changes
-from nestlab.state import LabRecord, load_plan, load_record, plan_path, record_path
+from nestlab.state.keys import private_key_path
+from nestlab.state.record import LabRecord, load_plan, load_record, plan_path, record_path
 from nestlab.steps import Step, step_state
-from nestlab.up import l0_steps, l1_steps
 
 STATES = ("create", "present", "unknown", "skipped")
 

@@ -1,4 +1,4 @@
-"""The sandbox's supervisor: run as ``ip netns exec NS python -m nestlab.supervisor ROOT``.
+"""The sandbox's supervisor: run as ``ip netns exec NS python -m nestlab.sandbox.supervisor ROOT``.
 
 Inside the namespace's private mount namespace it mounts libvirt's state
 folders from the lab's sandbox folder, starts virtlogd and libvirtd as its

@@ -1,0 +1,1 @@
+"""The commands behind the CLI: up, down, status, access to guests, plan, and the loaded lab."""
