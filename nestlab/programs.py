@@ -95,6 +95,8 @@ PROGRAMS: tuple[Program, ...] = (
             "reads the labels of the generated seed and answer media"),
     Program("cpio", "cpio", RunBy.TESTS, (Need.TESTS,),
             "lists the prime's initramfs"),
+    Program("git", "git", RunBy.TESTS, (Need.TESTS,),
+            "lists the files a clone has, from which the wheel test builds the wheel"),
     Program("pgrep", "procps", RunBy.TESTS, (Need.TESTS,),
             "finds processes a lab left behind"),
     Program("apt-cache", "apt", RunBy.TESTS, (Need.TESTS,),
