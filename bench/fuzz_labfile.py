@@ -134,7 +134,13 @@ def main_bench() -> int:
                 if peak_traced is not None:
                     tracemalloc.reset_peak()
                 begun = time.monotonic()
-                result = CliRunner().invoke(main, argv, env=env)
+                try:
+                    result = CliRunner().invoke(main, argv, env=env)
+                except MemoryError:  # a regression; CliRunner lets it out while capturing
+                    exits[command][-1] += 1
+                    failures.append(f"case {number} ({case.origin}, {case.steps!r:.300}) "
+                                    f"{command}: MemoryError")
+                    continue
                 seconds = time.monotonic() - begun
                 if peak_traced is not None:
                     peak_traced = max(peak_traced, tracemalloc.get_traced_memory()[1])
@@ -163,7 +169,8 @@ def report(args: argparse.Namespace, exits: dict[str, Counter[int]],
     print(f"cases: {args.cases} (seed {args.seed}), each through check and render, "
           f"{elapsed:.1f}s in all")
     for name, counter in exits.items():
-        print(f"{name} exits: " + ", ".join(f"{code}: {n}" for code, n in sorted(counter.items())))
+        print(f"{name} exits: " + ", ".join(f"{code if code >= 0 else 'MemoryError'}: {n}"
+                                            for code, n in sorted(counter.items())))
     if case is not None:
         print(f"slowest: case {case.number}, {command}, {seconds * 1000:.0f} ms "
               f"({case.origin}, {len(case.text)} bytes, steps {case.steps!r:.200})")
