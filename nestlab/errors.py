@@ -43,9 +43,9 @@ class Problem:
         """One line for a terminal: key and message come from the file, so they are
         escaped and cut to a length a person reads."""
         where = f"{filename}:{self.line}" if self.line else filename
-        path = escape_control_chars(shorten(self.path, _MAX_PATH_CHARS))
+        path = shorten(escape_control_chars(self.path), _MAX_PATH_CHARS)
         key = f" {path}:" if path else ""
-        return f"{where}:{key} {escape_control_chars(shorten(self.message, _MAX_MESSAGE_CHARS))}"
+        return f"{where}:{key} {shorten(escape_control_chars(self.message), _MAX_MESSAGE_CHARS)}"
 
 
 class LabFileError(InputError):

@@ -296,6 +296,9 @@ def test_problem_count_and_length_are_bounded() -> None:
 def test_control_characters_in_keys_are_escaped() -> None:
     text = GOOD + '"\\x1b]0;pwned\\x07": 1\n'
     assert problems(text) == ["lab.yaml:13: \\x1b]0;pwned\\x07: unknown key"]
+    # Escaping makes text 4 times longer: the cut comes after it.
+    [line] = problems(GOOD + '"' + "\\e" * 300 + '": 1\n')
+    assert line == "lab.yaml:13: " + ("\\x1b" * 20)[:77] + "...: unknown key"
 
 
 def test_a_fifo_is_refused_without_waiting(tmp_path: Path) -> None:
