@@ -13,6 +13,7 @@ import string
 from pathlib import Path
 from typing import Literal
 
+from nestlab.build.seed import write_seed_iso
 from nestlab.files import private_dir, read_bounded_text, write_atomic
 from nestlab.render import (
     LOCALE,
@@ -22,7 +23,6 @@ from nestlab.render import (
     render_l1_answer_xml,
     render_template,
 )
-from nestlab.build.seed import write_seed_iso
 
 EDITIONS = {
     "standard": "Windows Server 2016 SERVERSTANDARD",

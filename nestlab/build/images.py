@@ -23,8 +23,8 @@ from pathlib import Path
 from nestlab import programs
 from nestlab.errors import InputError, NestlabError
 from nestlab.files import read_bounded_text, write_atomic
-from nestlab.state.paths import cache_root
 from nestlab.programs import Need
+from nestlab.state.paths import cache_root
 
 Progress = Callable[[str], None]
 SUITE = "bookworm"  # Debian 12; packages come from the host's configured apt sources

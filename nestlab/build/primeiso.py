@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pycdlib
 
+from nestlab.build.images import BuiltImage
 from nestlab.errors import NestlabError
 from nestlab.files import write_atomic
-from nestlab.build.images import BuiltImage
 
 PRIME_ISO_LABEL = "NLPRIME"
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import libvirt
 
 from nestlab.build.answerfile import EDITIONS, generate_password, write_install_medium
+from nestlab.build.images import BuiltImage, images_root, read_manifest, write_manifest
 from nestlab.errors import HostCannotRunLab, NestlabError
 from nestlab.host.check import HostReport
-from nestlab.build.images import BuiltImage, images_root, read_manifest, write_manifest
 from nestlab.lab.model import GiB
 from nestlab.plan import CpuPlan
 from nestlab.render import powershell_script, render_template, template_source
