@@ -55,12 +55,11 @@ def prepare_mounts(root: Path, cache: Path) -> None:
         _mount("--bind", str(node), "/dev/kvm")
 
 
-DAEMONS = {
-    # Their pid files in the private /run/libvirt, not /run: two sandboxes can then run at
-    # once (each daemon refuses to start while another holds its pid file).
-    "virtlogd": ["virtlogd", "--pid-file", "/run/libvirt/virtlogd.pid"],
-    "libvirtd": ["libvirtd", "--pid-file", "/run/libvirt/libvirtd.pid"],
-}
+# Their pid files in the private /run/libvirt, not /run: two sandboxes can then run at
+# once (each daemon refuses to start while another holds its pid file).
+VIRTLOGD_ARGV = ["virtlogd", "--pid-file", "/run/libvirt/virtlogd.pid"]
+LIBVIRTD_ARGV = ["libvirtd", "--pid-file", "/run/libvirt/libvirtd.pid"]
+DAEMONS = {"virtlogd": VIRTLOGD_ARGV, "libvirtd": LIBVIRTD_ARGV}
 MAX_RESTARTS = 5
 """Restarts of dead daemons allowed within ``RESTART_WINDOW`` seconds before giving up."""
 RESTART_WINDOW = 60.0
