@@ -27,7 +27,11 @@ def children(pid: int) -> dict[str, int]:
     """The supervisor's children by the command line they run."""
     found = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
+        try:
+            listed = (task / "children").read_text().split()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        for child in listed:
             try:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
             except FileNotFoundError:
