@@ -34,7 +34,7 @@ def children(pid: int) -> dict[str, int]:
         for child in listed:
             try:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            except FileNotFoundError:
+            except OSError:
                 continue  # gone meanwhile
             if cmdline:  # a zombie has none: it is not running
                 found[cmdline.replace(b"\0", b" ").strip().decode()] = int(child)
