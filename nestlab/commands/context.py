@@ -27,6 +27,8 @@ class LabContext:
     lab_dir: Path
     record: LabRecord
     plan: Plan
+    redefine: frozenset[str] = frozenset()
+    """Guests (L1s, L2s) whose definition this `up` changes: redefined and restarted."""
 
     @classmethod
     def load(cls, lab_dir: Path) -> LabContext:

@@ -5,16 +5,19 @@ first whether it is already done, so a second run changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 from nestlab.build.images import BuiltImage, file_sha256
 from nestlab.errors import NestlabError
 from nestlab.plan import L1_GUEST_DIR, GuestPlan, HostPlan, Plan
-from nestlab.render import render_guest_domain_xml, render_guest_network_xml
+from nestlab.render import render_guest_domain_xml, render_guest_network_xml, with_uuid
 from nestlab.steps import Step
 from nestlab.transport import Transport
 from nestlab.transport.base import CommandResult
+
+Say = Callable[[str, str], None]
 
 
 class ProvisionError(NestlabError):
@@ -22,7 +25,8 @@ class ProvisionError(NestlabError):
 
 
 def provision_steps(t: Transport, plan: Plan, host: HostPlan,
-                    images: dict[str, BuiltImage]) -> list[Step]:
+                    images: dict[str, BuiltImage], say: Say,
+                    redefine: frozenset[str] = frozenset()) -> list[Step]:
     """Everything inside one Linux L1, up to its L2s started (not yet proven), as steps."""
     no_l2s = None if host.guests else "the L1 has no L2s"
     steps = [
@@ -35,7 +39,8 @@ def provision_steps(t: Transport, plan: Plan, host: HostPlan,
                           partial(_ensure_image_named, t, images, name)))
     for guest in host.guests:
         steps.append(Step(guest.name, f"define + start in {host.name}",
-                          partial(ensure_guest, t, plan, host, guest)))
+                          partial(ensure_guest, t, plan, host, guest, say,
+                                  guest.name in redefine)))
     return steps
 
 
@@ -126,23 +131,34 @@ def ensure_guest_image(t: Transport, image: BuiltImage) -> bool:
     return copied
 
 
-def ensure_guest(t: Transport, plan: Plan, host: HostPlan, guest: GuestPlan) -> bool:
+def ensure_guest(t: Transport, plan: Plan, host: HostPlan, guest: GuestPlan,
+                 say: Say = lambda _guest, _message: None, redefine: bool = False) -> bool:
     """The L2's disk, definition and running domain (resumed when paused); True when it
-    had to act."""
+    had to act. ``redefine``: its definition changed (the lab file): define it again and
+    restart it."""
     folder = str(Path(guest.disk_path).parent)
     acted = False
     t.check(["mkdir", "-p", folder])
     if not t.run(["test", "-e", guest.disk_path]).ok:
         t.check(["qemu-img", "create", "-q", "-f", "qcow2", guest.disk_path, str(guest.disk)])
         acted = True
-    if not _virsh(t, "dominfo", guest.domain_name).ok:
+    defined = _virsh(t, "dominfo", guest.domain_name).ok
+    if not defined or redefine:
         xml_path = f"{folder}/domain.xml"
-        t.put_text(render_guest_domain_xml(plan, host, guest), xml_path)
+        xml = render_guest_domain_xml(plan, host, guest)
+        if defined:
+            xml = with_uuid(xml, _virsh_check(t, "domuuid", guest.domain_name).stdout.strip())
+        t.put_text(xml, xml_path)
         _virsh_check(t, "define", xml_path)
         acted = True
     state = _virsh_check(t, "domstate", guest.domain_name).stdout.strip()
+    if redefine and defined and state in ("running", "paused"):
+        say(guest.name, "redefined from the lab file: restarting it")
+        _virsh_check(t, "destroy", guest.domain_name)
+        state = "shut off"
     if state == "paused":
         _virsh_check(t, "resume", guest.domain_name)
+        say(guest.name, "it was paused: resumed")
         acted = True
     elif state != "running":
         _virsh_check(t, "start", guest.domain_name)

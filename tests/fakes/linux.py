@@ -154,6 +154,8 @@ class FakeLinuxL1(Transport):
             case ["net-start", name]:
                 conn.networkLookupByName(name).create()
                 return 0, "", ""
+            case ["domuuid", name]:
+                return 0, conn.lookupByName(name).UUIDString() + "\n\n", ""
             case ["dominfo", name]:
                 conn.lookupByName(name)
                 return 0, f"Name:           {name}\n", ""

@@ -268,7 +268,7 @@ def test_ctrl_c_cancels_every_wait() -> None:
     assert time.monotonic() - started < 5
 
 
-def test_a_changed_lab_file_is_refused_with_what_would_change(
+def test_a_guests_new_size_is_applied_and_anything_else_refused(
         l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
         tmp_path: Path) -> None:
     lab_file = tmp_path / "lab.yaml"
@@ -277,13 +277,43 @@ def test_a_changed_lab_file_is_refused_with_what_would_change(
     lab_file.write_text(LAB_FILE.read_text() + "# only a comment: the same lab\n")
     _proofs, again = bring_up(lab_file, home)
     assert again.counts()["changed"] == 0
+
+    l1 = guests["kvm1"]
+    prime = l1.conn.lookupByName("nestlab-linux-nested-prime1")
+    before = prime.ID()
     lab_file.write_text(LAB_FILE.read_text().replace("memory: 256MiB", "memory: 384MiB"))
-    with pytest.raises(LabChanged, match=r"up would change:\n  hosts\[0\]\.guests\[0\]\.memory: "
-                                         r"268435456 -> 402653184"):
+    _proofs, applied = bring_up(lab_file, home)
+    changed = [(t["guest"], t["phase"]) for t in applied.timings if t["outcome"] == "changed"]
+    assert changed == [("prime1", "define + start in kvm1")]  # nothing else restarted
+    prime = l1.conn.lookupByName("nestlab-linux-nested-prime1")
+    assert prime.isActive() and prime.ID() != before  # restarted
+    assert prime.maxMemory() == 384 * 1024  # KiB: the new definition runs
+    saved = LabContext.load(home / "labs" / "linux-nested").plan
+    assert saved.hosts[0].guests[0].memory == 384 * 1024**2  # the plan follows, once applied
+
+    lab_file.write_text(LAB_FILE.read_text().replace("memory: 256MiB", "memory: 384MiB")
+                        .replace("10.77.0.0/24", "10.78.0.0/24"))
+    with pytest.raises(LabChanged, match=r"up cannot apply:\n  hosts\[0\]\.nics\[0\]\.ip: "
+                                         r"10\.77\.0\.10 -> 10\.78\.0\.10\n") as info:
         bring_up(lab_file, home)
+    assert "networks[0].gateway: 10.77.0.1 -> 10.78.0.1" in info.value.message
+    assert "memory" not in info.value.message  # applied already: not a difference
     # Nothing was mixed in: the lab still runs from the plan it was made with.
-    assert LabContext.load(home / "labs" / "linux-nested").plan.hosts[0].guests[0].memory == \
-        256 * 1024**2
+    saved = LabContext.load(home / "labs" / "linux-nested").plan
+    assert str(saved.networks[0].gateway) == "10.77.0.1"
+
+
+def test_an_l1s_new_size_restarts_it(l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1],
+                                     home: Path, tmp_path: Path) -> None:
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text(LAB_FILE.read_text())
+    bring_up(lab_file, home)
+    before = l0.lookupByName("nestlab-linux-nested-kvm1").ID()
+    lab_file.write_text(LAB_FILE.read_text().replace("memory: 3GiB", "memory: 4GiB"))
+    bring_up(lab_file, home)
+    kvm1 = l0.lookupByName("nestlab-linux-nested-kvm1")
+    assert kvm1.isActive() and kvm1.ID() != before
+    assert kvm1.maxMemory() == 4 * 1024**2
 
 
 def plan_states(lab_file: Path, home: Path) -> dict[tuple[str, str], str]:
