@@ -33,6 +33,8 @@ def provision_steps(t: Transport, plan: Plan, host: HostPlan,
         Step(host.name, "kvm in L1", partial(require_kvm, t, host)),
         Step(host.name, "libvirt in L1", partial(ensure_libvirt, t)),
         Step(host.name, "L2 network", partial(ensure_guest_network, t, plan, host), skip=no_l2s),
+        Step(host.name, "routes to other L1s' L2s", partial(ensure_routes, t, host),
+             skip=None if host.guest_network.routes else "its L2 network is not routed"),
     ]
     for name in sorted({g.image for g in host.guests}):
         steps.append(Step(host.name, f"L2 image {name}",
@@ -114,6 +116,20 @@ def ensure_guest_network(t: Transport, plan: Plan, host: HostPlan) -> bool:
         _virsh_check(t, "net-start", gnet.name)
         acted = True
     return acted
+
+
+def ensure_routes(t: Transport, host: HostPlan) -> bool:
+    """A route in the L1 to each other routed L1's L2 subnet, through that L1; True when
+    one had to be added. (Not kept across the L1's reboots: `up`, which an L1's reboot
+    needs anyway to start its L2s again, adds them again.)"""
+    added = False
+    for cidr, via in host.guest_network.routes:
+        shown = t.check(["ip", "-4", "route", "show", str(cidr)]).stdout.split()
+        if "via" in shown and shown[shown.index("via") + 1] == str(via):
+            continue
+        t.check(["ip", "-4", "route", "replace", str(cidr), "via", str(via)])
+        added = True
+    return added
 
 
 def ensure_guest_image(t: Transport, image: BuiltImage) -> bool:

@@ -139,7 +139,10 @@ def test_up_then_up_again_changes_nothing(l0: libvirt.virConnect,
 
     seen = len(l1.calls)
     _proofs, second = bring_up(LAB_FILE, home)
-    assert second.summary() == f"0 changed, {len(second.timings)} ok"
+    counts = second.counts()
+    assert (counts["changed"], counts["failed"]) == (0, 0)
+    assert second.summary() == f"0 changed, {counts['ok']} ok, {counts['skipped']} skipped"
+    assert counts["ok"] >= 10 and counts["skipped"] == 1  # routes: its L2 network is nat
     acting = ("put ", "qemu-img", "systemctl start")
     verbs = {"define", "net-define", "start", "net-start", "resume", "net-autostart"}
     again = l1.calls[seen:]
@@ -348,7 +351,7 @@ def test_plan_after_up_shows_only_what_is_missing(
     lab_file = tmp_path / "pair.yaml"
     lab_file.write_text(TWO_HOSTS)
     _proofs, first = bring_up(lab_file, home)
-    assert first.counts()["skipped"] == 1  # kvm2's L2 network
+    assert first.counts()["skipped"] == 3  # kvm2's L2 network; both L1s' routes (nat)
     states = plan_states(lab_file, home)
     assert [k for k, v in states.items() if v == "create"] == []
     assert {k for k, v in states.items() if v == "present"} >= {
@@ -357,3 +360,18 @@ def test_plan_after_up_shows_only_what_is_missing(
     l0.lookupByName("nestlab-pair-kvm2").destroy()
     states = plan_states(lab_file, home)
     assert [k for k, v in states.items() if v == "create"] == [("kvm2", "define + start")]
+
+
+def test_routed_l1s_get_routes_to_each_others_l2s(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path) -> None:
+    bring_up(EXAMPLES / "routed-pair.yaml", home)
+    assert guests["kvm1"].routes == {"192.168.101.0/24": "10.78.0.11"}
+    assert guests["kvm2"].routes == {"192.168.100.0/24": "10.78.0.10"}
+    net = guests["kvm1"].conn.networkLookupByName("nestlab-routed")
+    assert "<forward mode='route'/>" in net.XMLDesc(0)
+    _proofs, again = bring_up(EXAMPLES / "routed-pair.yaml", home)
+    assert again.counts()["changed"] == 0
+    del guests["kvm2"].routes["192.168.100.0/24"]  # as after kvm2 restarted
+    _proofs, repaired = bring_up(EXAMPLES / "routed-pair.yaml", home)
+    assert [(t["guest"], t["phase"]) for t in repaired.timings if t["outcome"] == "changed"] \
+        == [("kvm2", "routes to other L1s' L2s")]
