@@ -248,6 +248,22 @@ def test_an_l1_restarted_behind_nestlabs_back_comes_back_whole(
         changed_steps(report)
 
 
+def test_up_after_a_host_reboot_brings_everything_back(
+        nestlab: Nestlab, lab_dir: Path, tmp_path: Path) -> None:
+    # As a reboot leaves it: no namespace, no daemon, no guest running; the lab's folder
+    # (disks, definitions, keys) as it was.
+    from nestlab import sandbox
+
+    sandbox.stop(sandbox.Sandbox(LAB, lab_dir / "sandbox"))
+    assert NETNS not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                       text=True, check=True).stdout
+    bigger = tmp_path / "linux-nested.yaml"
+    bigger.write_text(Path(LAB_FILE).read_text().replace("memory: 256MiB", "memory: 384MiB"))
+    report = up_again(nestlab, str(bigger))
+    assert {("L0", "sandbox libvirtd"), ("kvm1", "define + start"),
+            ("prime1", "define + start in kvm1")} <= changed_steps(report)
+
+
 def test_down_leaves_nothing(nestlab: Nestlab, lab_dir: Path) -> None:
     down = json.loads(nestlab.ok("down", "-f", LAB_FILE, "--json").stdout)
     assert down["removed_domains"] == ["nestlab-linux-nested-kvm1"]
