@@ -82,6 +82,9 @@ class GuestNetworkPlan:
     gateway: ipaddress.IPv4Address | None
     netmask: ipaddress.IPv4Address | None
     reservations: tuple[tuple[str, str, ipaddress.IPv4Address], ...]
+    routes: tuple[tuple[ipaddress.IPv4Network, ipaddress.IPv4Address], ...] = ()
+    """For a routed network: (the L2 subnet of another routed L1, that L1's address on an
+    L0 network both share), routes the L1 gets so that its L2s reach the other's."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ def make_plan(lab: Lab, decision: HostDecision, lab_dir: Path,
     """Decide every name, address, path and preset, from the lab and the host's decision."""
     networks = tuple(_plan_network(lab, net.name) for net in lab.networks)
     hosts = tuple(
-        _plan_host(lab, host, decision, lab_dir, networks) for host in lab.hosts
+        _plan_host(lab, index, decision, lab_dir, networks) for index in range(len(lab.hosts))
     )
     return Plan(lab=lab.name, accel=decision.accel, lab_dir=lab_dir, networks=networks,
                 hosts=hosts, public_key=public_key)
@@ -236,12 +239,12 @@ def _cpu_plan(host: Host, accel: str, vendor: str) -> CpuPlan:
 
 def _plan_host(
     lab: Lab,
-    host: Host,
+    index: int,
     decision: HostDecision,
     lab_dir: Path,
     networks: tuple[NetworkPlan, ...],
 ) -> HostPlan:
-    accel = decision.accel
+    host, accel = lab.hosts[index], decision.accel
     nics = []
     for net_name in host.networks:
         plan = next(n for n in networks if n.lab_network == net_name)
@@ -250,7 +253,7 @@ def _plan_host(
     host_dir = lab_dir / "hosts" / host.name
     # Under tcg more than one vCPU sometimes hangs L1 at its first KVM use (recipe, pitfall 5).
     cpus = host.cpus or (2 if accel == "kvm" else 1)
-    guests = _plan_guests(lab, host)
+    guests = _plan_guests(lab, index)
     return HostPlan(
         name=host.name,
         domain_name=domain_name(lab.name, host.name),
@@ -269,27 +272,49 @@ def _plan_host(
         cpu=_cpu_plan(host, accel, decision.vendor),
         nics=tuple(nics),
         evmcs=host.os.profile.runs_hyperv and decision.evmcs,
-        guest_network=_plan_guest_network(host, guests),
+        guest_network=_plan_guest_network(lab, index, guests, networks),
         guests=guests,
     )
 
 
-def _plan_guest_network(host: Host, guests: tuple[GuestPlan, ...]) -> GuestNetworkPlan:
-    gnet = host.guest_network
+def _plan_guest_network(lab: Lab, index: int, guests: tuple[GuestPlan, ...],
+                        networks: tuple[NetworkPlan, ...]) -> GuestNetworkPlan:
+    gnet = lab.hosts[index].guest_network
+    cidr = lab.guest_cidr(index)
     reservations = tuple((g.mac, g.name, g.ip) for g in guests)
     bridged = gnet.mode is GuestNetworkMode.bridged
     return GuestNetworkPlan(
         mode=gnet.mode,
         name=f"nestlab-{gnet.mode.value}",
         bridge="nlvirbr0",
-        cidr=None if bridged else gnet.cidr,
-        gateway=None if bridged else _nth(gnet.cidr, 1),
-        netmask=None if bridged else gnet.cidr.netmask,
+        cidr=None if bridged else cidr,
+        gateway=None if bridged else _nth(cidr, 1),
+        netmask=None if bridged else cidr.netmask,
         reservations=() if bridged else reservations,
+        routes=_routes(lab, index, networks) if gnet.mode is GuestNetworkMode.routed else (),
     )
 
 
-def _plan_guests(lab: Lab, host: Host) -> tuple[GuestPlan, ...]:
+def _routes(lab: Lab, index: int, networks: tuple[NetworkPlan, ...]
+            ) -> tuple[tuple[ipaddress.IPv4Network, ipaddress.IPv4Address], ...]:
+    """To every other routed L1's L2 subnet, through that L1's address on the first L0
+    network the two share (the lab file's checks make sure there is one)."""
+    here = lab.hosts[index]
+    routes = []
+    for other_index, other in enumerate(lab.hosts):
+        if other_index == index or other.guest_network.mode is not GuestNetworkMode.routed:
+            continue
+        shared = next((n for n in here.networks if n in other.networks), None)
+        if shared is None:
+            continue
+        plan = next(n for n in networks if n.lab_network == shared)
+        via = next(ip for _mac, name, ip in plan.reservations if name == other.name)
+        routes.append((lab.guest_cidr(other_index), via))
+    return tuple(routes)
+
+
+def _plan_guests(lab: Lab, index: int) -> tuple[GuestPlan, ...]:
+    host, cidr = lab.hosts[index], lab.guest_cidr(index)
     guests = []
     for i, guest in enumerate(host.guests):
         base = f"{L1_GUEST_DIR}/guests/{guest.name}"
@@ -302,7 +327,7 @@ def _plan_guests(lab: Lab, host: Host) -> tuple[GuestPlan, ...]:
                 disk=guest.disk,
                 image=guest.image,
                 mac=mac_address(lab.name, host.name, guest.name),
-                ip=_nth(host.guest_network.cidr, _FIRST_HOST_OFFSET + i),
+                ip=_nth(cidr, _FIRST_HOST_OFFSET + i),
                 disk_path=f"{base}/disk.qcow2",
                 kernel=f"{L1_GUEST_DIR}/images/{guest.image}/vmlinuz",
                 initrd=f"{L1_GUEST_DIR}/images/{guest.image}/initrd.img",

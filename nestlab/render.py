@@ -134,6 +134,13 @@ def l1_answer_medium(computer_name: str, password: AnswerPassword) -> dict[str, 
             "winrm.ps1": powershell_script("winrm")}
 
 
+def with_uuid(domain_xml: str, uuid: str) -> str:
+    """A domain's XML with the UUID of its existing definition: libvirt refuses to redefine
+    a domain under the same name with another (or a new, generated) UUID."""
+    name_end = domain_xml.index("</name>") + len("</name>")
+    return f"{domain_xml[:name_end]}\n  <uuid>{uuid}</uuid>{domain_xml[name_end:]}"
+
+
 def render_artifacts(plan: Plan) -> dict[PurePosixPath, str]:
     """Everything ``up`` defines or sends, keyed by a relative path that says what it is:
     libvirt XML on L0 and in Linux L1s; for a Windows L1 its answer medium (the password

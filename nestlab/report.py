@@ -117,8 +117,9 @@ def print_preview(preview: Preview) -> None:
     mode = "sandbox" if preview.sandbox else escape(preview.uri)
     console.print(f"lab [bold]{escape(preview.lab)}[/] accel={preview.accel} ({mode})")
     if preview.changes:
-        console.print("[red]The lab file differs from the plan the lab is up with; `up` "
-                      "refuses it:[/]")
+        console.print("[yellow]The lab file differs from the plan the lab is up with: `up` "
+                      "applies guests' memory and vCPUs (restarting them) and refuses anything "
+                      "else:[/]")
         for change in preview.changes:
             console.print(f"  {escape(change)}", highlight=False)
     table = Table(box=None, pad_edge=False)

@@ -23,6 +23,7 @@ LAB_CASES = {
     "linux-nested-tcg-before-up": ("linux-nested", "this-machine-paravirtual-kvm", None),
     "linux-nested-kvm-intel": ("linux-nested", "intel-nested-y", TEST_PUBLIC_KEY),
     "linux-nested-kvm-amd": ("linux-nested", "amd-nested-1", TEST_PUBLIC_KEY),
+    "routed-pair-tcg": ("routed-pair", "this-machine-paravirtual-kvm", TEST_PUBLIC_KEY),
     "windows-hyperv-kvm-intel": ("windows-hyperv", "intel-nested-y", TEST_PUBLIC_KEY),
     "windows-hyperv-kvm-amd": ("windows-hyperv", "amd-nested-1", TEST_PUBLIC_KEY),
 }

@@ -33,6 +33,7 @@ depmod -b "$tree" "$kver"
 
 install -m 0755 /tmp/prime-recipe/init "$tree/init"
 install -m 0755 /tmp/prime-recipe/udhcpc.script "$tree/etc/udhcpc.script"
+install -m 0644 /tmp/prime-recipe/hostkey.sh "$tree/etc/hostkey.sh"
 grep -v '^#' /tmp/prime-recipe/modules > "$tree/etc/prime-modules"
 echo 'root:x:0:0:root:/root:/bin/sh' > "$tree/etc/passwd"
 echo 'root:x:0:' > "$tree/etc/group"

@@ -15,7 +15,7 @@ from nestlab.errors import NestlabError
 from nestlab.plan import GuestPlan, HostPlan, Plan
 from nestlab.sandbox import Sandbox
 from nestlab.state.record import LabRecord, load_plan, load_record, require_lab_dir
-from nestlab.virt.connection import connect
+from nestlab.virt.connection import LibvirtError, connect
 
 
 class NoSuchGuest(NestlabError):
@@ -27,6 +27,8 @@ class LabContext:
     lab_dir: Path
     record: LabRecord
     plan: Plan
+    redefine: frozenset[str] = frozenset()
+    """Guests (L1s, L2s) whose definition this `up` changes: redefined and restarted."""
 
     @classmethod
     def load(cls, lab_dir: Path) -> LabContext:
@@ -45,7 +47,15 @@ class LabContext:
         return Sandbox(self.plan.lab, self.lab_dir / "sandbox") if self.record.sandbox else None
 
     def libvirt(self) -> libvirt.virConnect:
-        return connect(self.record.uri)
+        try:
+            return connect(self.record.uri)
+        except LibvirtError as exc:
+            if not self.record.sandbox:
+                raise
+            raise LibvirtError(
+                f"the sandbox libvirtd of lab {self.name} does not answer ({exc.message})",
+                hint="`nestlab up` starts the sandbox again; `nestlab down` removes the lab "
+                     "whether it answers or not.") from None
 
     def find(self, name: str) -> tuple[HostPlan, GuestPlan | None]:
         """An L1 by name -> (host, None); an L2 -> (its L1, guest)."""

@@ -21,13 +21,14 @@ import libvirt
 
 from nestlab import sandbox as sandboxes
 from nestlab.build.images import BuiltImage, build_image, find_image
+from nestlab.commands.changes import LabChanged, Restarts, changes_to_apply
 from nestlab.commands.context import LabContext
-from nestlab.drivers import Proof, driver_for
+from nestlab.drivers import Proof, driver_class, driver_for
 from nestlab.errors import NestlabError
 from nestlab.host.check import check_host
 from nestlab.host.facts import HostFacts
 from nestlab.lab.model import Lab
-from nestlab.plan import HostPlan, Plan, make_plan, plan_changes
+from nestlab.plan import HostPlan, Plan, make_plan
 from nestlab.progress import Reporter
 from nestlab.render import render_domain_xml, render_network_xml
 from nestlab.state.keys import ensure_lab_key
@@ -68,14 +69,17 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
         lab_dir.chmod(_HOST_MODE_FOLDER)  # QEMU runs as its own user and must reach the disks
     with lab_lock(lab_dir, "up"):
         plan = make_plan(lab, decision, lab_dir, ensure_lab_key(lab_dir))
-        _refuse_a_changed_lab(lab_dir, plan, lab_file)
+        restarts = _restarts(lab_dir, plan, lab_file)
         # Recorded before anything else exists, so that `down` can always clean up.
         record = LabRecord(lab=lab.name, lab_file=str(lab_file.resolve()),
                            uri=box.uri if box else uri, sandbox=box is not None,
                            netns=box.netns if box else None)
         save_record(lab_dir, record)
-        save_plan(lab_dir, plan, lab_hash(lab))
-        ctx = LabContext(lab_dir, record, plan)
+        if not restarts.guests:
+            save_plan(lab_dir, plan, lab_hash(lab))
+        for reason in restarts.reasons:
+            reporter.say("L0", f"applying the lab file: {reason}")
+        ctx = LabContext(lab_dir, record, plan, redefine=restarts.guests)
         images: dict[str, BuiltImage] = {}
         if box is not None:
             run_steps([Step("L0", "sandbox libvirtd", partial(sandboxes.start, box))], reporter)
@@ -84,9 +88,13 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
             objects.refuse_foreign_names(conn, lab.name, [n.name for n in plan.networks],
                                          [h.domain_name for h in plan.hosts])
             run_steps(l0_steps(ctx, conn, images, reporter.say), reporter)
-            return _bring_up_hosts(ctx, conn, images, reporter)
+            proofs = _bring_up_hosts(ctx, conn, images, reporter)
         finally:
             conn.close()
+        if restarts.guests:
+            # Saved only once applied: an `up` cut short applies the changes again.
+            save_plan(lab_dir, plan, lab_hash(lab))
+        return proofs
 
 
 def l0_steps(ctx: LabContext, conn: libvirt.virConnect | None, images: dict[str, BuiltImage],
@@ -185,9 +193,16 @@ def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
 
     def define_and_start() -> bool:
         assert conn is not None
-        dom, defined = objects.ensure_domain(conn, plan.lab, host.domain_name,
-                                             render_domain_xml(plan, host))
-        return objects.start_domain(dom) or defined
+        xml = render_domain_xml(plan, host)
+        if host.name in ctx.redefine:
+            say(host.name, "redefined from the lab file: restarting it")
+            dom, defined = objects.redefine_domain(conn, plan.lab, host.domain_name, xml), True
+        else:
+            dom, defined = objects.ensure_domain(conn, plan.lab, host.domain_name, xml)
+        done = objects.start_domain(dom)
+        if done == "resumed":
+            say(host.name, "it was paused: resumed")
+        return done is not None or defined
 
     def reach() -> bool:
         # The L1's address is reserved by MAC: no need to wait for its lease; the service
@@ -217,30 +232,18 @@ def _domain_running(conn: libvirt.virConnect | None, name: str) -> bool | None:
     return None if conn is None else objects.domain_running(conn, name)
 
 
-class LabChanged(NestlabError):
-    """The lab file no longer describes the lab that is up."""
-
-
 def lab_hash(lab: Lab) -> str:
     """A hash of what the lab file says (comments and layout do not count)."""
     return hashlib.sha256(lab.model_dump_json().encode()).hexdigest()
 
 
-def _refuse_a_changed_lab(lab_dir: Path, plan: Plan, lab_file: Path) -> None:
-    """A lab is continued only from the plan it was made with: a lab file that says
-    something else is refused with what would change, never mixed in silently."""
+def _restarts(lab_dir: Path, plan: Plan, lab_file: Path) -> Restarts:
+    """What this `up` changes in a lab that is up (``LabChanged`` for what it cannot)."""
     if not plan_path(lab_dir).exists():
-        return
+        return Restarts(frozenset(), ())
     saved, _saved_hash = load_plan(lab_dir)
-    changes = plan_changes(saved, plan)
-    if changes:
-        shown = changes[:20] + ([f"... and {len(changes) - 20} more"] if len(changes) > 20
-                                else [])
-        raise LabChanged(
-            f"lab {plan.lab} is up from another version of {lab_file}; up would change:\n  "
-            + "\n  ".join(shown),
-            hint=f"Restore the lab file, or take the lab down (`nestlab down --lab {plan.lab}`)"
-                 " and bring it up again from this one.")
+    return changes_to_apply(saved, plan, lab_file,
+                            lambda host: driver_class(host).redefines_guests)
 
 
 def _sandbox_for(lab: Lab, lab_dir: Path, want: bool) -> sandboxes.Sandbox | None:

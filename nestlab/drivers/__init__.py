@@ -16,7 +16,7 @@ from nestlab.plan import HostPlan
 if TYPE_CHECKING:
     from nestlab.commands.context import LabContext
 
-__all__ = ["L1Driver", "Proof", "Timeouts", "driver_for"]
+__all__ = ["L1Driver", "Proof", "Timeouts", "driver_class", "driver_for"]
 
 # family -> (module, class)
 _REGISTRY = {
@@ -25,8 +25,13 @@ _REGISTRY = {
 }
 
 
-def driver_for(ctx: LabContext, host: HostPlan) -> L1Driver:
-    """The driver of the L1's operating-system family."""
+def driver_class(host: HostPlan) -> type[L1Driver]:
+    """The driver class of the L1's operating-system family (for what it can do)."""
     module_name, class_name = _REGISTRY[host.family]
     cls: type[L1Driver] = getattr(importlib.import_module(module_name), class_name)
-    return cls(ctx)
+    return cls
+
+
+def driver_for(ctx: LabContext, host: HostPlan) -> L1Driver:
+    """The driver of the L1's operating-system family, for this lab."""
+    return driver_class(host)(ctx)

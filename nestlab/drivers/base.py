@@ -46,6 +46,8 @@ class L1Driver(abc.ABC):
     family: ClassVar[str]
     reach_phase: ClassVar[str]
     """The name of the step that waits for the L1 to answer (``ssh``, ``winrm``)."""
+    redefines_guests: ClassVar[bool] = False
+    """Whether `up` can change its L2s' sizes (redefine and restart them)."""
 
     def __init__(self, ctx: LabContext) -> None:
         self.ctx = ctx

@@ -20,6 +20,7 @@ from nestlab.virt import disks
 class LinuxDriver(L1Driver):
     family = "linux"
     reach_phase = "ssh"
+    redefines_guests = True
 
     def session(self, host: HostPlan) -> SSHTransport:
         address, netns = str(host.nics[0].ip), self.ctx.record.netns
@@ -47,7 +48,8 @@ class LinuxDriver(L1Driver):
 
     def provision_steps(self, host: HostPlan, session: Transport,
                         images: dict[str, BuiltImage], say: Say) -> list[Step]:
-        return linux.provision_steps(session, self.ctx.plan, host, images)
+        return linux.provision_steps(session, self.ctx.plan, host, images, say,
+                                     self.ctx.redefine)
 
     def prove(self, host: HostPlan, session: Transport, guest: GuestPlan, say: Say,
               cancel: threading.Event) -> Proof:

@@ -369,6 +369,7 @@ def check_lab(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
             )
 
         guest_net = host.guest_network
+        guest_cidr = lab.guest_cidr(i)
         if guest_net.mode.value not in profile.guest_network_modes:
             yield (
                 ("hosts", i, "guest_network", "mode"),
@@ -378,19 +379,19 @@ def check_lab(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
         if guest_net.mode is not GuestNetworkMode.bridged:
             for net_name in host.networks:
                 attached = next((n for n in lab.networks if n.name == net_name), None)
-                if attached is not None and attached.cidr.overlaps(guest_net.cidr):
+                if attached is not None and attached.cidr.overlaps(guest_cidr):
                     yield (
                         ("hosts", i, "guest_network", "cidr"),
-                        f"{guest_net.cidr} overlaps {attached.cidr} of L1 network "
+                        f"{guest_cidr} overlaps {attached.cidr} of L1 network "
                         f"{attached.name!r}, "
                         "which this host is attached to",
                     )
             # .1 is the L1's own address, guests are numbered from .10.
-            capacity = guest_net.cidr.num_addresses - 2 - 9
+            capacity = guest_cidr.num_addresses - 2 - 9
             if len(host.guests) > capacity:
                 yield (
                     ("hosts", i, "guest_network", "cidr"),
-                    f"{guest_net.cidr} has room for {capacity} guests, the host has "
+                    f"{guest_cidr} has room for {capacity} guests, the host has "
                     f"{len(host.guests)}",
                 )
 
@@ -407,6 +408,8 @@ def check_lab(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
                     f"an L2 cannot have more vCPUs ({guest.cpus}) than its L1 ({host.cpus})",
                 )
 
+    yield from _routed_checks(lab)
+
     for i, net in enumerate(lab.networks):
         hosts_on = [h for h in lab.hosts if net.name in h.networks]
         capacity = net.cidr.num_addresses - 2 - 9
@@ -415,6 +418,24 @@ def check_lab(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
                 ("networks", i, "cidr"),
                 f"{net.cidr} has room for {capacity} hosts, {len(hosts_on)} are attached",
             )
+
+
+def _routed_checks(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
+    """Routed L2 networks reach each other through their L1s: their subnets must differ
+    and each pair of such L1s must share an L0 network to route over."""
+    routed = [i for i, h in enumerate(lab.hosts)
+              if h.guest_network.mode is GuestNetworkMode.routed]
+    for position, i in enumerate(routed):
+        for j in routed[:position]:
+            here, there = lab.hosts[i], lab.hosts[j]
+            if lab.guest_cidr(i).overlaps(lab.guest_cidr(j)):
+                yield (("hosts", i, "guest_network", "cidr"),
+                       f"{lab.guest_cidr(i)} overlaps {lab.guest_cidr(j)}, the routed L2 "
+                       f"network of {there.name!r}")
+            if not set(here.networks) & set(there.networks):
+                yield (("hosts", i, "networks"),
+                       f"{here.name!r} and {there.name!r} have routed L2 networks but share "
+                       "no L1 network to route between them")
 
 
 def _unique(

@@ -155,9 +155,13 @@ class OS(StrEnum):
 
 
 class GuestNetworkMode(StrEnum):
-    """The L2 network inside an L1."""
+    """The L2 network inside an L1: nat (the L2s reach out through their L1), internal
+    (they reach only each other and their L1), routed (not NATed: the L2s of every routed
+    L1 of the lab reach each other, through routes nestlab gives the L1s), bridged (a
+    Windows L1's L2s on the L1's own network)."""
 
     nat = "nat"
+    routed = "routed"
     internal = "internal"
     bridged = "bridged"
 
@@ -195,7 +199,7 @@ OS_PROFILES = {
         family="linux", title="a debian-12 L1", default_image="debian-12",
         reserved_memory=768 * MiB, min_memory=128 * MiB, max_name_length=20,
         name_rule="a host name has at most 20 characters here",
-        guest_network_modes=("nat", "internal"), runs_hyperv=False),
+        guest_network_modes=("nat", "internal", "routed"), runs_hyperv=False),
     OS.windows_server_2016: OSProfile(
         family="windows", title="a Windows Server 2016 L1 with Hyper-V",
         default_image="windows-server-2016", reserved_memory=2 * GiB, min_memory=4 * GiB,
@@ -217,11 +221,18 @@ class Network(Frozen):
     cidr: Cidr
 
 
+GUEST_CIDR_BASE = ipaddress.IPv4Network("192.168.100.0/24")
+"""The default L2 subnets: the first L1's, the next L1 gets the next /24, and so on, so
+that L2s of different L1s never share an address."""
+
+
 class GuestNetwork(Frozen):
     """The network an L1 gives its L2 guests."""
 
     mode: GuestNetworkMode = GuestNetworkMode.nat
-    cidr: Cidr = Field(default=ipaddress.IPv4Network("192.168.100.0/24"))
+    cidr: Cidr | None = Field(
+        default=None, description="default: 192.168.100.0/24 for the first L1, "
+                                  "192.168.101.0/24 for the second, and so on")
 
 
 class Guest(Frozen):
@@ -267,6 +278,13 @@ class Lab(Frozen):
     @property
     def name(self) -> str:
         return self.lab
+
+    def guest_cidr(self, index: int) -> ipaddress.IPv4Network:
+        """The L2 subnet of the L1 at ``index``: its own, or the default one for its place."""
+        chosen = self.hosts[index].guest_network.cidr
+        if chosen is not None:
+            return chosen
+        return ipaddress.IPv4Network((int(GUEST_CIDR_BASE.network_address) + 256 * index, 24))
 
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)

@@ -5,16 +5,19 @@ first whether it is already done, so a second run changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 from nestlab.build.images import BuiltImage, file_sha256
 from nestlab.errors import NestlabError
 from nestlab.plan import L1_GUEST_DIR, GuestPlan, HostPlan, Plan
-from nestlab.render import render_guest_domain_xml, render_guest_network_xml
+from nestlab.render import render_guest_domain_xml, render_guest_network_xml, with_uuid
 from nestlab.steps import Step
 from nestlab.transport import Transport
 from nestlab.transport.base import CommandResult
+
+Say = Callable[[str, str], None]
 
 
 class ProvisionError(NestlabError):
@@ -22,20 +25,24 @@ class ProvisionError(NestlabError):
 
 
 def provision_steps(t: Transport, plan: Plan, host: HostPlan,
-                    images: dict[str, BuiltImage]) -> list[Step]:
+                    images: dict[str, BuiltImage], say: Say,
+                    redefine: frozenset[str] = frozenset()) -> list[Step]:
     """Everything inside one Linux L1, up to its L2s started (not yet proven), as steps."""
     no_l2s = None if host.guests else "the L1 has no L2s"
     steps = [
         Step(host.name, "kvm in L1", partial(require_kvm, t, host)),
         Step(host.name, "libvirt in L1", partial(ensure_libvirt, t)),
         Step(host.name, "L2 network", partial(ensure_guest_network, t, plan, host), skip=no_l2s),
+        Step(host.name, "routes to other L1s' L2s", partial(ensure_routes, t, host),
+             skip=None if host.guest_network.routes else "its L2 network is not routed"),
     ]
     for name in sorted({g.image for g in host.guests}):
         steps.append(Step(host.name, f"L2 image {name}",
                           partial(_ensure_image_named, t, images, name)))
     for guest in host.guests:
         steps.append(Step(guest.name, f"define + start in {host.name}",
-                          partial(ensure_guest, t, plan, host, guest)))
+                          partial(ensure_guest, t, plan, host, guest, say,
+                                  guest.name in redefine)))
     return steps
 
 
@@ -111,6 +118,20 @@ def ensure_guest_network(t: Transport, plan: Plan, host: HostPlan) -> bool:
     return acted
 
 
+def ensure_routes(t: Transport, host: HostPlan) -> bool:
+    """A route in the L1 to each other routed L1's L2 subnet, through that L1; True when
+    one had to be added. (Not kept across the L1's reboots: `up`, which an L1's reboot
+    needs anyway to start its L2s again, adds them again.)"""
+    added = False
+    for cidr, via in host.guest_network.routes:
+        shown = t.check(["ip", "-4", "route", "show", str(cidr)]).stdout.split()
+        if "via" in shown and shown[shown.index("via") + 1] == str(via):
+            continue
+        t.check(["ip", "-4", "route", "replace", str(cidr), "via", str(via)])
+        added = True
+    return added
+
+
 def ensure_guest_image(t: Transport, image: BuiltImage) -> bool:
     """Copy an L2 image's kernel and initrd into L1 unless identical ones are there;
     True when something was copied."""
@@ -126,23 +147,34 @@ def ensure_guest_image(t: Transport, image: BuiltImage) -> bool:
     return copied
 
 
-def ensure_guest(t: Transport, plan: Plan, host: HostPlan, guest: GuestPlan) -> bool:
+def ensure_guest(t: Transport, plan: Plan, host: HostPlan, guest: GuestPlan,
+                 say: Say = lambda _guest, _message: None, redefine: bool = False) -> bool:
     """The L2's disk, definition and running domain (resumed when paused); True when it
-    had to act."""
+    had to act. ``redefine``: its definition changed (the lab file): define it again and
+    restart it."""
     folder = str(Path(guest.disk_path).parent)
     acted = False
     t.check(["mkdir", "-p", folder])
     if not t.run(["test", "-e", guest.disk_path]).ok:
         t.check(["qemu-img", "create", "-q", "-f", "qcow2", guest.disk_path, str(guest.disk)])
         acted = True
-    if not _virsh(t, "dominfo", guest.domain_name).ok:
+    defined = _virsh(t, "dominfo", guest.domain_name).ok
+    if not defined or redefine:
         xml_path = f"{folder}/domain.xml"
-        t.put_text(render_guest_domain_xml(plan, host, guest), xml_path)
+        xml = render_guest_domain_xml(plan, host, guest)
+        if defined:
+            xml = with_uuid(xml, _virsh_check(t, "domuuid", guest.domain_name).stdout.strip())
+        t.put_text(xml, xml_path)
         _virsh_check(t, "define", xml_path)
         acted = True
     state = _virsh_check(t, "domstate", guest.domain_name).stdout.strip()
+    if redefine and defined and state in ("running", "paused"):
+        say(guest.name, "redefined from the lab file: restarting it")
+        _virsh_check(t, "destroy", guest.domain_name)
+        state = "shut off"
     if state == "paused":
         _virsh_check(t, "resume", guest.domain_name)
+        say(guest.name, "it was paused: resumed")
         acted = True
     elif state != "running":
         _virsh_check(t, "start", guest.domain_name)

@@ -105,9 +105,11 @@ def start(box: Sandbox) -> bool:
     if lacking:
         raise SandboxError(f"--sandbox needs {', '.join(p.name for p in lacking)}",
                            hint=programs.install_command(lacking))
-    if is_running(box):
+    if is_running(box) and _answers_soon(box):
         return False
-    stop(box)  # clear what a crashed run left: a namespace without daemons, or the reverse
+    # Clear what a crashed run left: a namespace without daemons, or the reverse, or
+    # daemons that no longer answer (their guests go with them; `up` starts them again).
+    stop(box)
     for sub in ("run", "log", "etc", "lib", "dev"):
         (box.root / sub).mkdir(parents=True, exist_ok=True)
     box.root.chmod(0o700)
@@ -125,6 +127,23 @@ def start(box: Sandbox) -> bool:
         )
     box.pid_file.write_text(f"{proc.pid}\n")
     _wait_ready(box, proc)
+    return True
+
+
+def _answers_soon(box: Sandbox, timeout: float = 30.0) -> bool:
+    """Whether the running sandbox's libvirtd answers (the supervisor restarts one that
+    died within a second or two)."""
+    import libvirt
+
+    def answers() -> bool:
+        libvirt.open(box.uri).close()
+        return True
+
+    try:
+        wait_for(answers, timeout=timeout, interval=0.5, what="the sandbox's libvirtd",
+                 retry_on=(libvirt.libvirtError,))
+    except WaitTimedOut:
+        return False
     return True
 
 

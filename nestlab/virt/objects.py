@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import libvirt
 
 from nestlab.plan import METADATA_NS, NAME_PREFIX
+from nestlab.render import with_uuid
 from nestlab.virt.connection import LibvirtError
 
 
@@ -124,6 +125,19 @@ def ensure_domain(conn: libvirt.virConnect, lab: str, name: str,
     return dom, False
 
 
+def redefine_domain(conn: libvirt.virConnect, lab: str, name: str,
+                    xml: str) -> libvirt.virDomain:
+    """Replace the lab's domain's definition and stop it, so that starting it applies it."""
+    dom, _created = ensure_domain(conn, lab, name, xml)
+    try:
+        dom = conn.defineXML(with_uuid(xml, dom.UUIDString()))
+        if dom.isActive():
+            dom.destroy()
+    except libvirt.libvirtError as exc:
+        raise LibvirtError(f"cannot redefine domain {name}: {exc}") from None
+    return dom
+
+
 def network_active(conn: libvirt.virConnect, lab: str, name: str) -> bool:
     """Whether the lab's network ``name`` is defined and running (a foreign one is not)."""
     net = _lookup_network(conn, name)
@@ -135,19 +149,20 @@ def domain_running(conn: libvirt.virConnect, name: str) -> bool:
     return dom is not None and dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
 
 
-def start_domain(dom: libvirt.virDomain) -> bool:
-    """Start unless running (resume it when paused); True when it had to act."""
+def start_domain(dom: libvirt.virDomain) -> str | None:
+    """Start it unless it runs, resume it when paused: says which ("started",
+    "resumed"), or None when it ran already."""
     try:
         state = dom.state()[0]
         if state == libvirt.VIR_DOMAIN_PAUSED:
             dom.resume()
-            return True
+            return "resumed"
         if dom.isActive():
-            return False
+            return None
         dom.create()
     except libvirt.libvirtError as exc:
         raise LibvirtError(f"cannot start {dom.name()}: {exc}") from None
-    return True
+    return "started"
 
 
 def owned_domains(conn: libvirt.virConnect, lab: str) -> Iterator[tuple[libvirt.virDomain,

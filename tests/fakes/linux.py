@@ -49,6 +49,8 @@ class FakeLinuxL1(Transport):
     files: dict[str, bytes] = field(default_factory=dict)
     folders: set[str] = field(default_factory=lambda: {"/", "/var", "/var/lib"})
     calls: list[str] = field(default_factory=list)
+    routes: dict[str, str] = field(default_factory=dict)
+    """The L1's routes by destination, as `ip route` shows them."""
     conn: libvirt.virConnect = field(default=None)  # type: ignore[assignment]
     connected: int = 0
 
@@ -123,6 +125,12 @@ class FakeLinuxL1(Transport):
             case ["qemu-img", "create", "-q", "-f", "qcow2", path, size]:
                 self._write(path, f"qcow2 {size}".encode())
                 return 0, "", ""
+            case ["ip", "-4", "route", "show", cidr]:
+                via = self.routes.get(cidr)
+                return 0, (f"{cidr} via {via} dev enp1s0 \n" if via else ""), ""
+            case ["ip", "-4", "route", "replace", cidr, "via", via]:
+                self.routes[cidr] = via
+                return 0, "", ""
             case ["virsh", "-c", "qemu:///system", *args]:
                 if not self.libvirtd_active:
                     return 1, "", "error: failed to connect to the hypervisor\n"
@@ -154,6 +162,8 @@ class FakeLinuxL1(Transport):
             case ["net-start", name]:
                 conn.networkLookupByName(name).create()
                 return 0, "", ""
+            case ["domuuid", name]:
+                return 0, conn.lookupByName(name).UUIDString() + "\n\n", ""
             case ["dominfo", name]:
                 conn.lookupByName(name)
                 return 0, f"Name:           {name}\n", ""

@@ -139,7 +139,10 @@ def test_up_then_up_again_changes_nothing(l0: libvirt.virConnect,
 
     seen = len(l1.calls)
     _proofs, second = bring_up(LAB_FILE, home)
-    assert second.summary() == f"0 changed, {len(second.timings)} ok"
+    counts = second.counts()
+    assert (counts["changed"], counts["failed"]) == (0, 0)
+    assert second.summary() == f"0 changed, {counts['ok']} ok, {counts['skipped']} skipped"
+    assert counts["ok"] >= 10 and counts["skipped"] == 1  # routes: its L2 network is nat
     acting = ("put ", "qemu-img", "systemctl start")
     verbs = {"define", "net-define", "start", "net-start", "resume", "net-autostart"}
     again = l1.calls[seen:]
@@ -268,7 +271,7 @@ def test_ctrl_c_cancels_every_wait() -> None:
     assert time.monotonic() - started < 5
 
 
-def test_a_changed_lab_file_is_refused_with_what_would_change(
+def test_a_guests_new_size_is_applied_and_anything_else_refused(
         l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
         tmp_path: Path) -> None:
     lab_file = tmp_path / "lab.yaml"
@@ -277,13 +280,43 @@ def test_a_changed_lab_file_is_refused_with_what_would_change(
     lab_file.write_text(LAB_FILE.read_text() + "# only a comment: the same lab\n")
     _proofs, again = bring_up(lab_file, home)
     assert again.counts()["changed"] == 0
+
+    l1 = guests["kvm1"]
+    prime = l1.conn.lookupByName("nestlab-linux-nested-prime1")
+    before = prime.ID()
     lab_file.write_text(LAB_FILE.read_text().replace("memory: 256MiB", "memory: 384MiB"))
-    with pytest.raises(LabChanged, match=r"up would change:\n  hosts\[0\]\.guests\[0\]\.memory: "
-                                         r"268435456 -> 402653184"):
+    _proofs, applied = bring_up(lab_file, home)
+    changed = [(t["guest"], t["phase"]) for t in applied.timings if t["outcome"] == "changed"]
+    assert changed == [("prime1", "define + start in kvm1")]  # nothing else restarted
+    prime = l1.conn.lookupByName("nestlab-linux-nested-prime1")
+    assert prime.isActive() and prime.ID() != before  # restarted
+    assert prime.maxMemory() == 384 * 1024  # KiB: the new definition runs
+    saved = LabContext.load(home / "labs" / "linux-nested").plan
+    assert saved.hosts[0].guests[0].memory == 384 * 1024**2  # the plan follows, once applied
+
+    lab_file.write_text(LAB_FILE.read_text().replace("memory: 256MiB", "memory: 384MiB")
+                        .replace("10.77.0.0/24", "10.78.0.0/24"))
+    with pytest.raises(LabChanged, match=r"up cannot apply:\n  hosts\[0\]\.nics\[0\]\.ip: "
+                                         r"10\.77\.0\.10 -> 10\.78\.0\.10\n") as info:
         bring_up(lab_file, home)
+    assert "networks[0].gateway: 10.77.0.1 -> 10.78.0.1" in info.value.message
+    assert "memory" not in info.value.message  # applied already: not a difference
     # Nothing was mixed in: the lab still runs from the plan it was made with.
-    assert LabContext.load(home / "labs" / "linux-nested").plan.hosts[0].guests[0].memory == \
-        256 * 1024**2
+    saved = LabContext.load(home / "labs" / "linux-nested").plan
+    assert str(saved.networks[0].gateway) == "10.77.0.1"
+
+
+def test_an_l1s_new_size_restarts_it(l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1],
+                                     home: Path, tmp_path: Path) -> None:
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text(LAB_FILE.read_text())
+    bring_up(lab_file, home)
+    before = l0.lookupByName("nestlab-linux-nested-kvm1").ID()
+    lab_file.write_text(LAB_FILE.read_text().replace("memory: 3GiB", "memory: 4GiB"))
+    bring_up(lab_file, home)
+    kvm1 = l0.lookupByName("nestlab-linux-nested-kvm1")
+    assert kvm1.isActive() and kvm1.ID() != before
+    assert kvm1.maxMemory() == 4 * 1024**2
 
 
 def plan_states(lab_file: Path, home: Path) -> dict[tuple[str, str], str]:
@@ -318,7 +351,7 @@ def test_plan_after_up_shows_only_what_is_missing(
     lab_file = tmp_path / "pair.yaml"
     lab_file.write_text(TWO_HOSTS)
     _proofs, first = bring_up(lab_file, home)
-    assert first.counts()["skipped"] == 1  # kvm2's L2 network
+    assert first.counts()["skipped"] == 3  # kvm2's L2 network; both L1s' routes (nat)
     states = plan_states(lab_file, home)
     assert [k for k, v in states.items() if v == "create"] == []
     assert {k for k, v in states.items() if v == "present"} >= {
@@ -327,3 +360,18 @@ def test_plan_after_up_shows_only_what_is_missing(
     l0.lookupByName("nestlab-pair-kvm2").destroy()
     states = plan_states(lab_file, home)
     assert [k for k, v in states.items() if v == "create"] == [("kvm2", "define + start")]
+
+
+def test_routed_l1s_get_routes_to_each_others_l2s(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path) -> None:
+    bring_up(EXAMPLES / "routed-pair.yaml", home)
+    assert guests["kvm1"].routes == {"192.168.101.0/24": "10.78.0.11"}
+    assert guests["kvm2"].routes == {"192.168.100.0/24": "10.78.0.10"}
+    net = guests["kvm1"].conn.networkLookupByName("nestlab-routed")
+    assert "<forward mode='route'/>" in net.XMLDesc(0)
+    _proofs, again = bring_up(EXAMPLES / "routed-pair.yaml", home)
+    assert again.counts()["changed"] == 0
+    del guests["kvm2"].routes["192.168.100.0/24"]  # as after kvm2 restarted
+    _proofs, repaired = bring_up(EXAMPLES / "routed-pair.yaml", home)
+    assert [(t["guest"], t["phase"]) for t in repaired.timings if t["outcome"] == "changed"] \
+        == [("kvm2", "routes to other L1s' L2s")]

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import libvirt
 import pytest
 import testinfra
 
@@ -169,6 +170,98 @@ def test_status_reads_libvirt(nestlab: Nestlab, lab_dir: Path) -> None:
                                "address": "192.168.100.10", "state": "running"}]
     assert status["sandbox"] == {"netns": NETNS, "running": True}
     assert {t["phase"] for t in status["timings"]} >= {"ssh", "proven (SSH via kvm1)"}
+
+
+def changed_steps(report: dict[str, object]) -> set[tuple[str, str]]:
+    return {(t["guest"], t["phase"]) for t in report["timings"]  # type: ignore[attr-defined]
+            if t["outcome"] == "changed"}
+
+
+def up_again(nestlab: Nestlab, *args: str) -> dict[str, object]:
+    report: dict[str, object] = json.loads(
+        nestlab.ok("up", "--sandbox", "-f", *(args or (LAB_FILE,)), "--json").stdout)
+    proofs = report["proofs"]
+    assert [p["guest"] for p in proofs] == ["prime1"]  # type: ignore[attr-defined,index]
+    assert nestlab.ok("exec", "-f", LAB_FILE, "prime1", "--", "hostname").stdout == "prime1\n"
+    return report
+
+
+def sandbox_domain(lab_dir: Path, name: str) -> libvirt.virDomain:
+    """A domain of the lab's sandbox libvirtd, to change it behind nestlab's back."""
+    socket = lab_dir / "sandbox" / "run" / "libvirt-sock"
+    return libvirt.open(f"qemu+unix:///system?socket={socket}").lookupByName(name)
+
+
+def test_an_l2_restarted_behind_nestlabs_back_keeps_its_host_key(nestlab: Nestlab) -> None:
+    nestlab.ok("exec", "-f", LAB_FILE, "kvm1", "--", "virsh", "destroy",
+               "nestlab-linux-nested-prime1")
+    report = up_again(nestlab)
+    # The L2 came back with the host key nestlab pinned (no "host key changed").
+    assert changed_steps(report) == {("prime1", "define + start in kvm1")}
+
+
+def test_paused_guests_are_resumed_and_shown_paused(nestlab: Nestlab, lab_dir: Path) -> None:
+    nestlab.ok("exec", "-f", LAB_FILE, "kvm1", "--", "virsh", "suspend",
+               "nestlab-linux-nested-prime1")
+    kvm1 = sandbox_domain(lab_dir, "nestlab-linux-nested-kvm1")
+    kvm1.suspend()
+    status = json.loads(nestlab.ok("status", "-f", LAB_FILE, "--json").stdout)
+    assert status["hosts"][0]["state"] == "paused"
+    assert status["hosts"][0]["guests"][0]["state"] == "unknown"  # its L1 cannot say
+    report = up_again(nestlab)
+    assert changed_steps(report) == {("kvm1", "define + start"),
+                                     ("prime1", "define + start in kvm1")}
+
+
+def test_a_killed_sandbox_libvirtd_is_started_again(nestlab: Nestlab) -> None:
+    [daemon] = [pid for pid in subprocess.run(["ip", "netns", "pids", NETNS],
+                                              capture_output=True, text=True,
+                                              check=True).stdout.split()
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "libvirtd"]
+    os.kill(int(daemon), signal.SIGKILL)
+    # The supervisor starts a new one: status answers again within seconds.
+    wait_until(lambda: nestlab("status", "-f", LAB_FILE, "--json").returncode == 0, 60,
+               "the sandbox's libvirtd to answer again")
+    status = json.loads(nestlab.ok("status", "-f", LAB_FILE, "--json").stdout)
+    assert status["hosts"][0]["state"] == "running"
+    assert changed_steps(up_again(nestlab)) == set()
+
+
+def test_a_new_l2_size_is_applied_with_a_restart(nestlab: Nestlab, tmp_path: Path) -> None:
+    bigger = tmp_path / "linux-nested.yaml"
+    bigger.write_text(Path(LAB_FILE).read_text().replace("memory: 256MiB", "memory: 384MiB"))
+    report = up_again(nestlab, str(bigger))
+    assert changed_steps(report) == {("prime1", "define + start in kvm1")}
+    meminfo = nestlab.ok("exec", "-f", LAB_FILE, "prime1", "--", "cat", "/proc/meminfo").stdout
+    assert int(meminfo.split()[1]) > 300 * 1024  # kB: the L2 runs with its new size
+    # The lab file and the lab agree now: nothing to do.
+    assert changed_steps(up_again(nestlab, str(bigger))) == set()
+
+
+def test_an_l1_restarted_behind_nestlabs_back_comes_back_whole(
+        nestlab: Nestlab, lab_dir: Path, tmp_path: Path) -> None:
+    sandbox_domain(lab_dir, "nestlab-linux-nested-kvm1").destroy()
+    bigger = tmp_path / "linux-nested.yaml"
+    bigger.write_text(Path(LAB_FILE).read_text().replace("memory: 256MiB", "memory: 384MiB"))
+    report = up_again(nestlab, str(bigger))
+    assert {("kvm1", "define + start"), ("prime1", "define + start in kvm1")} <= \
+        changed_steps(report)
+
+
+def test_up_after_a_host_reboot_brings_everything_back(
+        nestlab: Nestlab, lab_dir: Path, tmp_path: Path) -> None:
+    # As a reboot leaves it: no namespace, no daemon, no guest running; the lab's folder
+    # (disks, definitions, keys) as it was.
+    from nestlab import sandbox
+
+    sandbox.stop(sandbox.Sandbox(LAB, lab_dir / "sandbox"))
+    assert NETNS not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                       text=True, check=True).stdout
+    bigger = tmp_path / "linux-nested.yaml"
+    bigger.write_text(Path(LAB_FILE).read_text().replace("memory: 256MiB", "memory: 384MiB"))
+    report = up_again(nestlab, str(bigger))
+    assert {("L0", "sandbox libvirtd"), ("kvm1", "define + start"),
+            ("prime1", "define + start in kvm1")} <= changed_steps(report)
 
 
 def test_down_leaves_nothing(nestlab: Nestlab, lab_dir: Path) -> None:

@@ -54,3 +54,28 @@ def test_initramfs_has_hyperv_and_virtio_drivers(images: None) -> None:
     assert {"hv_vmbus.ko", "hv_netvsc.ko", "hv_storvsc.ko", "hv_utils.ko",
             "virtio_net.ko", "virtio_pci.ko"} <= modules
     assert "init" in listing.splitlines() or "./init" in listing.splitlines()
+
+
+def test_the_host_key_is_kept_on_the_guests_disk(images: None, tmp_path: Path) -> None:
+    """Runs the prime's own hostkey.sh (busybox, dropbearkey) in a chroot of its initramfs
+    with a file as the guest's disk: a restart reads the key it made at its first boot."""
+    _kernel, initrd = require_image("prime").boot_files()
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    subprocess.run(["cpio", "-idm", "--quiet"], input=gzip.decompress(initrd.read_bytes()),
+                   cwd=tree, check=True)
+    (tree / "disk").write_bytes(bytes(1 << 20))
+    script = ("export PATH=/sbin:/bin; /bin/busybox --install -s /bin; . /etc/hostkey.sh; "
+              "prime_hostkey /disk /k1; prime_hostkey /disk /k2; prime_hostkey '' /k3; "
+              "for k in /k1 /k2 /k3; do dropbearkey -y -f $k | grep '^ssh-'; done")
+    run = subprocess.run(["chroot", str(tree), "/bin/busybox", "sh", "-c", script],
+                         capture_output=True, text=True, check=True)
+    lines = run.stdout.splitlines()
+    assert lines[:3] == ["nestlab-prime: new host key, kept on /disk",
+                         "nestlab-prime: host key from /disk",
+                         "nestlab-prime: no disk: the host key is new at every boot"]
+    first, second, diskless = (line.split()[:2] for line in lines[3:6])
+    assert first[0] == "ssh-ed25519"
+    assert second == first  # the same key after a "restart"
+    assert diskless != first
+    assert (tree / "disk").read_bytes().startswith(b"NESTLAB-HOSTKEY1")

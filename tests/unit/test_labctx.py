@@ -62,3 +62,17 @@ def test_windows_guests_are_not_reached_over_ssh(tmp_path: Path) -> None:
         console_command(ctx, "hv1")
     assert info.value.hint is not None and "vncdisplay nestlab-windows-hyperv-hv1" in info.value.hint
     assert "Host" not in write_ssh_config(ctx).read_text().split("\n", 1)[1]
+
+
+def test_a_sandbox_that_does_not_answer_is_not_the_hosts_libvirtd(tmp_path: Path) -> None:
+    # The old hint said to enable the host's libvirtd: wrong advice for a sandboxed lab.
+    save_record(tmp_path, LabRecord(lab="linux-nested", lab_file="x",
+                                    uri=f"qemu+unix:///system?socket={tmp_path}/nosock",
+                                    sandbox=True, netns="nestlab-linux-nested"))
+    decision = HostDecision(accel="tcg", vendor="amd", evmcs=False)
+    save_plan(tmp_path, make_plan(example_lab("linux-nested"), decision, tmp_path), "sha")
+    with pytest.raises(NestlabError, match="the sandbox libvirtd of lab linux-nested does not "
+                                           "answer") as info:
+        LabContext.load(tmp_path).libvirt()
+    assert info.value.hint is not None and "`nestlab up` starts the sandbox again" in \
+        info.value.hint and "systemctl" not in info.value.hint
