@@ -64,12 +64,15 @@ def l0(monkeypatch: pytest.MonkeyPatch) -> Iterator[libvirt.virConnect]:
 
 
 @pytest.fixture
-def guests(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeLinuxL1]:
-    """The FAKE L1s by name, kept across commands like real guests."""
+def guests(monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect) -> dict[str, FakeLinuxL1]:
+    """The FAKE L1s by name, kept across commands like real guests. Each answers only while
+    its domain runs on L0, and follows it: booted again, its L2s are off; booted from a new
+    disk, it is a new L1."""
     l1s: dict[str, FakeLinuxL1] = {}
 
     def session(_self: LinuxDriver, host: HostPlan) -> FakeLinuxL1:
-        return l1s.setdefault(host.name, FakeLinuxL1(host.name))
+        return l1s.setdefault(host.name, FakeLinuxL1(
+            host.name, booted_from=lambda: l0_boot(l0, host)))
 
     def l2_session(_self: LinuxDriver, l1: FakeLinuxL1, guest: GuestPlan) -> FakePrime:
         return FakePrime(guest.name, guest.domain_name, l1)
@@ -77,6 +80,19 @@ def guests(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeLinuxL1]:
     monkeypatch.setattr(LinuxDriver, "session", session)
     monkeypatch.setattr(LinuxDriver, "l2_session", l2_session)
     return l1s
+
+
+def l0_boot(l0: libvirt.virConnect, host: HostPlan) -> tuple[object, int] | None:
+    """(the L1's disk, its domain's id) while its domain runs on L0; None otherwise. A new
+    overlay is a new file (inode) written anew (mtime); a new start is a new id."""
+    try:
+        dom = l0.lookupByName(host.domain_name)
+    except libvirt.libvirtError:
+        return None
+    if not dom.isActive():
+        return None
+    disk = host.disk_path.stat()
+    return (disk.st_ino, disk.st_mtime_ns), int(dom.ID())
 
 
 @pytest.fixture
