@@ -33,7 +33,7 @@ from nestlab.lab.model import Lab, human_size
 from nestlab.plan import make_plan
 from nestlab.progress import ProgressLines, Reporter
 from nestlab.render import render_artifacts, write_artifacts
-from nestlab.state.paths import data_root, lab_dir
+from nestlab.state.paths import data_root, lab_dir, labs_root
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 DEFAULT_URI = "qemu:///system"
@@ -419,6 +419,25 @@ def status(lab_file: Path, lab_name: str | None, as_json: bool) -> None:
         click.echo(json.dumps(status_report, indent=2))
         return
     report.print_status(status_report)
+
+
+@main.command(name="ls", interrupted=READ_ONLY)
+@_json_option
+def ls(as_json: bool) -> None:
+    """List the labs on this host: up or down, sandbox or libvirt URI, accel, how many
+    L1s and L2s, and when each was last brought up.
+
+    Read from the labs' own folders only (`nestlab status --lab NAME` asks libvirt about
+    one lab). "up" means the lab has state from an `up` that no `down` removed. A lab
+    whose state cannot be read is listed as damaged, with why.
+    """
+    from nestlab.commands.labs import list_labs
+
+    labs = list_labs()
+    if as_json:
+        click.echo(json.dumps(report.labs_json(labs), indent=2))
+        return
+    report.print_labs(labs, str(labs_root()))
 
 
 @main.command(name="exec", context_settings={"ignore_unknown_options": True},
