@@ -440,6 +440,31 @@ def ls(as_json: bool) -> None:
     report.print_labs(labs, str(labs_root()))
 
 
+@main.command(interrupted=READ_ONLY)
+@_lab_selector
+@click.argument("name")
+@click.option("-n", "--lines", default=100, show_default=True, type=click.IntRange(1, 10_000),
+              help="How many of the last lines to show.")
+@_json_option
+def logs(lab_file: Path, lab_name: str | None, name: str, lines: int, as_json: bool) -> None:
+    """Show the end of guest NAME's serial console log (boot messages, kernel panics).
+
+    An L1's log is kept on this host, so it is there even when the L1 does not
+    answer; an L2's is read inside its (running) L1. Windows guests keep none:
+    `nestlab console NAME` says how to see their screen.
+    """
+    from nestlab.commands.access import console_log
+    from nestlab.commands.context import LabContext
+
+    log = console_log(LabContext.load(_selected_lab_dir(lab_file, lab_name)), name, lines)
+    if as_json:
+        click.echo(json.dumps(asdict(log), indent=2))
+        return
+    click.echo(f"{log.guest}: the last {len(log.lines)} lines of {log.path}"
+               + (f" in {log.where}" if log.where != "L0" else ""), err=True)
+    click.echo(report.console_log_text(log.lines), nl=False)
+
+
 @main.command(name="exec", context_settings={"ignore_unknown_options": True},
               interrupted="The command may have run in part on the guest, or may still run "
                           "there.")

@@ -6,6 +6,7 @@ so that the table and the JSON say the same things.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -165,3 +166,15 @@ def print_labs(labs: list[LabSummary], root: str) -> None:
 
 def _count(value: int | None) -> str:
     return "" if value is None else str(value)
+
+
+_CSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+"""A terminal control sequence (colours, cursor moves): a console log is full of them."""
+
+
+def console_log_text(lines: list[str]) -> str:
+    """`nestlab logs`: a guest's console lines, safe for the terminal: colours and cursor
+    moves dropped, tabs expanded, any other control character shown escaped (a guest
+    writes what it likes to its console)."""
+    return "".join(escape_control_chars(_CSI.sub("", line).expandtabs()) + "\n"
+                   for line in lines)

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import libvirt
 
-from nestlab.errors import NestlabError
+from nestlab.errors import InputError
 from nestlab.plan import GuestPlan, HostPlan, Plan
 from nestlab.sandbox import Sandbox
 from nestlab.state.record import LabRecord, load_plan, load_record, require_lab_dir
 from nestlab.virt.connection import connect
 
 
-class NoSuchGuest(NestlabError):
-    """A name that is neither an L1 nor an L2 of the lab."""
+class NoSuchGuest(InputError):
+    """A name that is neither an L1 nor an L2 of the lab: bad input, exit 2."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,21 @@ class Proof:
 
 
 @dataclass(frozen=True)
+class ConsoleLog:
+    """The end of a guest's serial console log, and where it was read."""
+
+    guest: str
+    where: str
+    """``L0`` for an L1's log, the L1's name for an L2's."""
+    path: str
+    lines: list[str]
+
+
+CONSOLE_LOG_BYTES = 1024 * 1024
+"""At most this much of a console log's end is read, however many lines are asked for."""
+
+
+@dataclass(frozen=True)
 class Timeouts:
     """How long an L1 may take to answer after a (first) boot, and an L2 to be proven."""
 
@@ -99,6 +114,12 @@ class L1Driver(abc.ABC):
     @abc.abstractmethod
     def console(self, host: HostPlan, guest: GuestPlan | None) -> list[str]:
         """The command line that attaches to the guest's console."""
+
+    @abc.abstractmethod
+    def read_console_log(self, host: HostPlan, guest: GuestPlan | None,
+                         lines: int) -> ConsoleLog:
+        """The last ``lines`` lines of the L1's console log (on L0), or of one of its L2s'
+        (inside the L1); raises when the family keeps none."""
 
 
 class NotConnected(Transport):
