@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -34,6 +34,9 @@ from nestlab.plan import make_plan
 from nestlab.progress import ProgressLines, Reporter
 from nestlab.render import render_artifacts, write_artifacts
 from nestlab.state.paths import data_root, lab_dir, labs_root
+
+if TYPE_CHECKING:
+    from nestlab.commands.restart import GuestResult
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 DEFAULT_URI = "qemu:///system"
@@ -543,6 +546,61 @@ def down(ctx: click.Context, lab_file: Path, lab_name: str | None, purge: bool, 
                f"{len(result.removed_guests)} L2s inside them, "
                f"{len(result.removed_networks)} networks"
                + (", purged its state" if result.purged else ""))
+
+
+@main.command(interrupted="The guest may be left stopped: `nestlab restart NAME` again, or "
+                           "`nestlab up`, starts it.")
+@_lab_selector
+@click.argument("name")
+@_quiet_option
+@_json_option
+def restart(lab_file: Path, lab_name: str | None, name: str, quiet: bool, as_json: bool) -> None:
+    """Restart guest NAME (power off and on; its disk is kept) and prove it runs again.
+
+    An L1 is restarted through libvirt on this host, then taken through up's
+    steps for it: its L2s, which do not start by themselves, are started again
+    and proven. An L2 is restarted inside its L1 (virsh, or Hyper-V's
+    Restart-VM) and proven. Refused while another command holds the lab.
+    """
+    from nestlab.commands.restart import restart as restart_guest
+
+    directory = _selected_lab_dir(lab_file, lab_name)
+    reporter = Reporter(directory.name, directory, "restart", show=False if quiet else None)
+    _guest_done(restart_guest(directory, name, reporter), "restarted", reporter, as_json)
+
+
+@main.command(interrupted="The guest may be half removed: `nestlab rebuild NAME` again starts "
+                           "over, and `nestlab up` makes what is missing.")
+@_lab_selector
+@click.argument("name")
+@_quiet_option
+@_json_option
+def rebuild(lab_file: Path, lab_name: str | None, name: str, quiet: bool, as_json: bool) -> None:
+    """Rebuild guest NAME from its base image: everything on its disk is lost.
+
+    An L1 loses its domain, its disk (an overlay of the cached image), its boot
+    files and first-boot medium, and the pinned SSH host keys of it and its
+    L2s; an L2 loses its domain and disk inside its L1. Then up's own steps
+    make the guest again and prove the L2s. Refused while another command
+    holds the lab; a NAME that is not a guest of the lab is exit 2.
+    """
+    from nestlab.commands.rebuild import rebuild as rebuild_guest
+
+    directory = _selected_lab_dir(lab_file, lab_name)
+    reporter = Reporter(directory.name, directory, "rebuild", show=False if quiet else None)
+    _guest_done(rebuild_guest(directory, name, reporter), "rebuilt", reporter, as_json)
+
+
+def _guest_done(result: GuestResult, verb: str, reporter: Reporter, as_json: bool) -> None:
+    elapsed = round(time.monotonic() - reporter.started, 1)
+    if as_json:
+        click.echo(json.dumps(asdict(result) | {"seconds": elapsed, **reporter.counts(),
+                                                "timings": reporter.timings}, indent=2))
+        return
+    for proof in result.proofs:
+        click.echo(f"L2 {proof.guest} ({proof.address}) in {proof.l1}: proven: "
+                   f"{proof.evidence}")
+    click.echo(f"{result.level} {result.guest} {verb} ({elapsed:.0f}s): {reporter.summary()}")
 
 
 @main.command(name="_proxy", hidden=True)

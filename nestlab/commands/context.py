@@ -11,9 +11,9 @@ from pathlib import Path
 
 import libvirt
 
-from nestlab.errors import InputError
+from nestlab.errors import InputError, NestlabError
 from nestlab.plan import GuestPlan, HostPlan, Plan
-from nestlab.sandbox import Sandbox
+from nestlab.sandbox import Sandbox, is_running
 from nestlab.state.record import LabRecord, load_plan, load_record, require_lab_dir
 from nestlab.virt.connection import connect
 
@@ -46,6 +46,15 @@ class LabContext:
 
     def libvirt(self) -> libvirt.virConnect:
         return connect(self.record.uri)
+
+    def require_sandbox_running(self) -> None:
+        """Commands that change guests need the lab's libvirt; a sandbox's is started by
+        `up` only (it needs root and the lab file's choice of --sandbox)."""
+        box = self.sandbox
+        if box is not None and not is_running(box):
+            raise NestlabError(f"lab {self.name}'s sandbox is not running",
+                               hint=f"`nestlab up --sandbox -f {self.record.lab_file}` starts "
+                                    "it and the lab.")
 
     def find(self, name: str) -> tuple[HostPlan, GuestPlan | None]:
         """An L1 by name -> (host, None); an L2 -> (its L1, guest)."""

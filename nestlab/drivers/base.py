@@ -96,6 +96,15 @@ class L1Driver(abc.ABC):
         """Stop and remove the L2s inside a running L1 (`down`, L2s first)."""
 
     @abc.abstractmethod
+    def restart_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> None:
+        """Power one L2 off and on again (`restart`): a new boot of the same disk."""
+
+    @abc.abstractmethod
+    def remove_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> list[str]:
+        """Remove one L2 and its disk inside the L1, so that the L1's provisioning steps
+        make it afresh (`rebuild`); returns what was removed."""
+
+    @abc.abstractmethod
     def run(self, host: HostPlan, guest: GuestPlan | None, argv: list[str]) -> CommandResult:
         """Run a command on the L1, or on one of its L2s (`exec`)."""
 

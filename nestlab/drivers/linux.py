@@ -73,6 +73,12 @@ class LinuxDriver(L1Driver):
     def remove_guests(self, host: HostPlan, session: Transport) -> None:
         linux.remove_guests(session, host)
 
+    def restart_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> None:
+        linux.restart_guest(session, host, guest)
+
+    def remove_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> list[str]:
+        return linux.remove_guest(session, guest)
+
     def run(self, host: HostPlan, guest: GuestPlan | None, argv: list[str]) -> CommandResult:
         l1 = self.session(host)
         try:

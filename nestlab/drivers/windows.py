@@ -84,6 +84,12 @@ class WindowsDriver(L1Driver):
     def remove_guests(self, host: HostPlan, session: Transport) -> None:
         windows.remove_guests(_ps(session), host)
 
+    def restart_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> None:
+        windows.restart_guest(_ps(session), guest)
+
+    def remove_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> list[str]:
+        return windows.remove_guest(_ps(session), guest)
+
     def run(self, host: HostPlan, guest: GuestPlan | None, argv: list[str]) -> CommandResult:
         if guest is not None:
             raise NestlabError(
