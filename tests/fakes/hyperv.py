@@ -126,6 +126,14 @@ class FakeHyperVL1:
     def reconnect(self, timeout: float) -> None:
         self.reconnects += 1
 
+    # -- what the Windows driver also asks of a session (WinRMTransport) ---------------
+    def wait_until_reachable(self, timeout: float, waiting: Any = None,
+                             cancel: Any = None) -> None:
+        """WinRM answers at once: the fake L1 is always up."""
+
+    def close(self) -> None:
+        pass
+
     # -- the model -------------------------------------------------------------------
     @staticmethod
     def _check_script(name: str, script: str, parameters: dict[str, Any]) -> None:
