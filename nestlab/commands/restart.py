@@ -86,7 +86,8 @@ def _restart_l2(ctx: LabContext, host: HostPlan, guest: GuestPlan,
         return True
 
     def prove() -> bool:
-        proofs.append(driver.prove(host, session, guest, reporter.say, _never()))
+        # One guest, nothing else to stop waiting for: no one sets this cancel event.
+        proofs.append(driver.prove(host, session, guest, reporter.say, threading.Event()))
         return False
 
     try:
@@ -108,7 +109,3 @@ def require_l1_running(ctx: LabContext, host: HostPlan) -> None:
         raise NestlabError(f"{host.name} is not running, so its L2s cannot be reached",
                            hint=f"`nestlab restart {host.name}` starts it with its L2s.")
 
-
-def _never() -> threading.Event:
-    """A cancel event no one sets: one guest, nothing else to stop waiting for."""
-    return threading.Event()
