@@ -3,10 +3,14 @@
 This is the only place that prints for the user or chooses an exit code:
 ``NestlabError``s become one message and their exit code; anything else is a
 bug and gets a short message, with the traceback only under ``--debug``.
+Ctrl-C ends a command with exit 130 and what is true after it (each command
+says, see ``interrupted=``); a reader that closes stdout early (``| head``)
+ends it quietly with exit 141, as a shell reports for ``yes | head``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -15,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -27,36 +31,90 @@ from nestlab.host.facts import HostFacts, load_facts, read_host_facts
 from nestlab.lab.labfile import DEFAULT_LAB_FILE, load_lab
 from nestlab.lab.model import Lab, human_size
 from nestlab.plan import make_plan
-from nestlab.progress import Reporter
+from nestlab.progress import ProgressLines, Reporter
 from nestlab.render import render_artifacts, write_artifacts
-from nestlab.state.paths import data_root, lab_dir
+from nestlab.state.paths import data_root, lab_dir, labs_root
+
+if TYPE_CHECKING:
+    from nestlab.commands.restart import GuestResult
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 DEFAULT_URI = "qemu:///system"
 EXIT_INTERNAL = 70  # EX_SOFTWARE
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_STDOUT_CLOSED = 141
+"""128 + SIGPIPE: what a shell reports for a program a closed pipe ended (``yes | head``),
+so a script with ``set -o pipefail`` sees nestlab stop as it sees coreutils stop."""
 MAX_ERROR_CHARS = 16_000  # 20 problems of a lab file fit; an exception's text may not
+
+READ_ONLY = "Nothing was changed."
+
+
+class Interrupted(NestlabError):
+    """Ctrl-C; the hint says what the command left behind and how to go on."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class NestlabCommand(click.Command):
+    """A command that knows what is true when Ctrl-C stops it (``interrupted``)."""
+
+    def __init__(self, *args: Any, interrupted: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.interrupted = interrupted
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted", hint=self.interrupted) from None
 
 
 class NestlabGroup(click.Group):
     """Turns nestlab's exceptions into one message and an exit code."""
 
+    command_class = NestlabCommand
+    group_class = type  # `image` is a NestlabGroup too
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            return _invoke_flushed(super().invoke, ctx)
+        except BrokenPipeError:
+            _stdout_closed()
         except NestlabError as exc:
             if ctx.meta.get("nestlab.debug"):
                 raise
             _fail(exc.message, exc.hint, exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
-        except KeyboardInterrupt:
-            _fail("interrupted", None, 130)
+        except KeyboardInterrupt:  # before or after any command
+            _fail("interrupted", None, EXIT_INTERRUPTED)
         except Exception as exc:
             if ctx.meta.get("nestlab.debug"):
                 raise
             _fail(f"internal error: {type(exc).__name__}: {exc}",
                   "This is a bug in nestlab; rerun with --debug for the traceback and report it.",
                   EXIT_INTERNAL)
+
+
+def _invoke_flushed(invoke: Callable[[click.Context], Any], ctx: click.Context) -> Any:
+    """Run the command and flush stdout while its errors can still be handled: a closed
+    pipe then shows here, not as "Exception ignored" when Python exits."""
+    try:
+        return invoke(ctx)
+    finally:
+        sys.stdout.flush()
+
+
+def _stdout_closed() -> NoReturn:
+    """The reader of stdout went away (``nestlab render ... | head``): nothing more can be
+    said and nothing is wrong, so no message. stdout is pointed at /dev/null first, or
+    Python would fail again flushing what is left when it exits."""
+    with contextlib.suppress(OSError, ValueError):  # not a real file (Click's test runner)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    sys.exit(EXIT_STDOUT_CLOSED)
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
@@ -107,6 +165,11 @@ _facts_option = click.option(
     help="Decide from a recorded `nestlab facts --json` file instead of this machine.",
 )
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+_quiet_option = click.option(
+    "-q", "--quiet", is_flag=True,
+    help="Show no progress. Otherwise progress goes to stderr: timed lines on a terminal, "
+         "lines with the UTC time when stderr is a pipe or a file (CI, tee). The lab's "
+         "events.jsonl records every step either way.")
 
 
 def _host_facts(ctx: click.Context, facts_file: Path | None) -> HostFacts:
@@ -115,13 +178,13 @@ def _host_facts(ctx: click.Context, facts_file: Path | None) -> HostFacts:
     return read_host_facts(ctx.obj["uri"], data_root())
 
 
-@main.command()
+@main.command(interrupted=READ_ONLY)
 def schema() -> None:
     """Print the lab file's JSON Schema (for editors and validators)."""
     click.echo(json.dumps(Lab.model_json_schema(), indent=2))
 
 
-@main.command()
+@main.command(interrupted=READ_ONLY)
 @_json_option
 @click.pass_context
 def facts(ctx: click.Context, as_json: bool) -> None:
@@ -133,7 +196,7 @@ def facts(ctx: click.Context, as_json: bool) -> None:
     report.print_facts(host)
 
 
-@main.command()
+@main.command(interrupted=READ_ONLY)
 @_lab_option(required=False)
 @_facts_option
 @click.option("--sandbox", is_flag=True,
@@ -164,7 +227,8 @@ def _optional_lab(lab_file: Path | None) -> Lab | None:
     return None
 
 
-@main.command()
+@main.command(interrupted="Some files may be written already; `nestlab render` again "
+                           "rewrites them all.")
 @_lab_option(required=True)
 @_facts_option
 @click.option("--out", "out_dir", required=True,
@@ -207,7 +271,7 @@ def render(ctx: click.Context, lab_file: Path, facts_file: Path | None, out_dir:
             click.echo(f"  {path}")
 
 
-@main.command(name="plan")
+@main.command(name="plan", interrupted=READ_ONLY)
 @_lab_option(required=True)
 @_facts_option
 @click.option("--sandbox", is_flag=True,
@@ -240,15 +304,17 @@ def image() -> None:
     """Build and list base images (cached, keyed by their recipe)."""
 
 
-@image.command("build")
+@image.command("build", interrupted="The unfinished build was removed; `nestlab image build` "
+                                    "again starts it over.")
 @click.argument("name", type=click.Choice([*recipe_names(), "windows-server-2016"]))
 @click.option("--iso", type=click.Path(dir_okay=False, path_type=Path),
               help="windows-server-2016: your Windows Server 2016 ISO (evaluation works).")
 @click.option("--edition", type=click.Choice(["standard", "datacenter"]), default="standard",
               show_default=True, help="windows-server-2016: the edition to install.")
+@_quiet_option
 @_json_option
 @click.pass_context
-def image_build(ctx: click.Context, name: str, iso: Path | None, edition: str,
+def image_build(ctx: click.Context, name: str, iso: Path | None, edition: str, quiet: bool,
                 as_json: bool) -> None:
     """Build image NAME (a no-op when already cached).
 
@@ -257,11 +323,10 @@ def image_build(ctx: click.Context, name: str, iso: Path | None, edition: str,
     windows-server-2016 is installed unattended from --iso on a kvm host
     (about 20-40 minutes) and generalized with sysprep.
     """
-    started = time.monotonic()
+    lines = ProgressLines("quiet" if quiet else None)
 
     def progress(step: str) -> None:
-        if not as_json:
-            click.echo(f"[{time.monotonic() - started:6.1f}s] {name}: {step}", err=True)
+        lines.say(name, step)
 
     if name == "windows-server-2016":
         from nestlab.build.winimage import build_windows_image
@@ -280,7 +345,7 @@ def image_build(ctx: click.Context, name: str, iso: Path | None, edition: str,
         click.echo(f"{name} is up to date: {built_image.path}")
 
 
-@image.command("list")
+@image.command("list", interrupted=READ_ONLY)
 @_json_option
 def image_list(as_json: bool) -> None:
     """List the images in the cache."""
@@ -309,13 +374,15 @@ def _selected_lab_dir(lab_file: Path, lab_name: str | None) -> Path:
     return lab_dir(load_lab(lab_file).name)
 
 
-@main.command()
+@main.command(interrupted="Run the same `nestlab up` again: it continues where this one "
+                           "stopped.")
 @_lab_option(required=True)
 @click.option("--sandbox", is_flag=True,
               help="Run the lab in nestlab's own libvirtd inside a network namespace (root).")
+@_quiet_option
 @_json_option
 @click.pass_context
-def up(ctx: click.Context, lab_file: Path, sandbox: bool, as_json: bool) -> None:
+def up(ctx: click.Context, lab_file: Path, sandbox: bool, quiet: bool, as_json: bool) -> None:
     """Bring the lab up: L1 guests, their hypervisor, and their L2 guests, proven running.
 
     Every step first checks whether it is already done: running `up` again on
@@ -325,7 +392,7 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, as_json: bool) -> None
 
     lab = load_lab(lab_file)
     directory = lab_dir(lab.name)
-    reporter = Reporter(lab.name, directory, "up", show=None if not as_json else False)
+    reporter = Reporter(lab.name, directory, "up", show=False if quiet else None)
     proofs = bring_up(lab, lab_file, directory, ctx.obj["uri"], sandbox,
                       lambda uri: read_host_facts(uri, data_root()), reporter)
     elapsed = round(time.monotonic() - reporter.started, 1)
@@ -342,7 +409,7 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, as_json: bool) -> None
                f"Try: nestlab status -f {lab_file}")
 
 
-@main.command()
+@main.command(interrupted=READ_ONLY)
 @_lab_selector
 @_json_option
 def status(lab_file: Path, lab_name: str | None, as_json: bool) -> None:
@@ -357,7 +424,53 @@ def status(lab_file: Path, lab_name: str | None, as_json: bool) -> None:
     report.print_status(status_report)
 
 
-@main.command(name="exec", context_settings={"ignore_unknown_options": True})
+@main.command(name="ls", interrupted=READ_ONLY)
+@_json_option
+def ls(as_json: bool) -> None:
+    """List the labs on this host: up or down, sandbox or libvirt URI, accel, how many
+    L1s and L2s, and when each was last brought up.
+
+    Read from the labs' own folders only (`nestlab status --lab NAME` asks libvirt about
+    one lab). "up" means the lab has state from an `up` that no `down` removed. A lab
+    whose state cannot be read is listed as damaged, with why.
+    """
+    from nestlab.commands.labs import list_labs
+
+    labs = list_labs()
+    if as_json:
+        click.echo(json.dumps(report.labs_json(labs), indent=2))
+        return
+    report.print_labs(labs, str(labs_root()))
+
+
+@main.command(interrupted=READ_ONLY)
+@_lab_selector
+@click.argument("name")
+@click.option("-n", "--lines", default=100, show_default=True, type=click.IntRange(1, 10_000),
+              help="How many of the last lines to show.")
+@_json_option
+def logs(lab_file: Path, lab_name: str | None, name: str, lines: int, as_json: bool) -> None:
+    """Show the end of guest NAME's serial console log (boot messages, kernel panics).
+
+    An L1's log is kept on this host, so it is there even when the L1 does not
+    answer; an L2's is read inside its (running) L1. Windows guests keep none:
+    `nestlab console NAME` says how to see their screen.
+    """
+    from nestlab.commands.access import console_log
+    from nestlab.commands.context import LabContext
+
+    log = console_log(LabContext.load(_selected_lab_dir(lab_file, lab_name)), name, lines)
+    if as_json:
+        click.echo(json.dumps(asdict(log), indent=2))
+        return
+    click.echo(f"{log.guest}: the last {len(log.lines)} lines of {log.path}"
+               + (f" in {log.where}" if log.where != "L0" else ""), err=True)
+    click.echo(report.console_log_text(log.lines), nl=False)
+
+
+@main.command(name="exec", context_settings={"ignore_unknown_options": True},
+              interrupted="The command may have run in part on the guest, or may still run "
+                          "there.")
 @_lab_selector
 @click.argument("name")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -376,7 +489,7 @@ def exec_(lab_file: Path, lab_name: str | None, name: str, command: tuple[str, .
     sys.exit(result.exit_status)
 
 
-@main.command()
+@main.command(interrupted=READ_ONLY)
 @_lab_selector
 @click.argument("name")
 def ssh(lab_file: Path, lab_name: str | None, name: str) -> None:
@@ -389,7 +502,7 @@ def ssh(lab_file: Path, lab_name: str | None, name: str) -> None:
     _exec_tool(["ssh", "-F", str(write_ssh_config(lab_ctx)), name])
 
 
-@main.command()
+@main.command(interrupted=READ_ONLY)
 @_lab_selector
 @click.argument("name")
 def console(lab_file: Path, lab_name: str | None, name: str) -> None:
@@ -410,18 +523,19 @@ def _exec_tool(argv: list[str]) -> NoReturn:
     os.execvp(argv[0], argv)  # noqa: S606 - an argument list, no shell
 
 
-@main.command()
+@main.command(interrupted="Run `nestlab down` again: it removes what is left.")
 @_lab_selector
 @click.option("--purge", is_flag=True, help="Also remove the lab's keys, events and state.")
+@_quiet_option
 @_json_option
 @click.pass_context
-def down(ctx: click.Context, lab_file: Path, lab_name: str | None, purge: bool,
+def down(ctx: click.Context, lab_file: Path, lab_name: str | None, purge: bool, quiet: bool,
          as_json: bool) -> None:
     """Remove everything the lab created (L2s first) and nothing else. Images stay cached."""
     from nestlab.commands.down import down as take_down
 
     directory = _selected_lab_dir(lab_file, lab_name)
-    reporter = Reporter(directory.name, directory, "down", show=None if not as_json else False)
+    reporter = Reporter(directory.name, directory, "down", show=False if quiet else None)
     result = take_down(directory, purge, reporter, ctx.obj["uri"])
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
@@ -432,6 +546,61 @@ def down(ctx: click.Context, lab_file: Path, lab_name: str | None, purge: bool,
                f"{len(result.removed_guests)} L2s inside them, "
                f"{len(result.removed_networks)} networks"
                + (", purged its state" if result.purged else ""))
+
+
+@main.command(interrupted="The guest may be left stopped: `nestlab restart NAME` again, or "
+                           "`nestlab up`, starts it.")
+@_lab_selector
+@click.argument("name")
+@_quiet_option
+@_json_option
+def restart(lab_file: Path, lab_name: str | None, name: str, quiet: bool, as_json: bool) -> None:
+    """Restart guest NAME (power off and on; its disk is kept) and prove it runs again.
+
+    An L1 is restarted through libvirt on this host, then taken through up's
+    steps for it: its L2s, which do not start by themselves, are started again
+    and proven. An L2 is restarted inside its L1 (virsh, or Hyper-V's
+    Restart-VM) and proven. Refused while another command holds the lab.
+    """
+    from nestlab.commands.restart import restart as restart_guest
+
+    directory = _selected_lab_dir(lab_file, lab_name)
+    reporter = Reporter(directory.name, directory, "restart", show=False if quiet else None)
+    _guest_done(restart_guest(directory, name, reporter), "restarted", reporter, as_json)
+
+
+@main.command(interrupted="The guest may be half removed: `nestlab rebuild NAME` again starts "
+                           "over, and `nestlab up` makes what is missing.")
+@_lab_selector
+@click.argument("name")
+@_quiet_option
+@_json_option
+def rebuild(lab_file: Path, lab_name: str | None, name: str, quiet: bool, as_json: bool) -> None:
+    """Rebuild guest NAME from its base image: everything on its disk is lost.
+
+    An L1 loses its domain, its disk (an overlay of the cached image), its boot
+    files and first-boot medium, and the pinned SSH host keys of it and its
+    L2s; an L2 loses its domain and disk inside its L1. Then up's own steps
+    make the guest again and prove the L2s. Refused while another command
+    holds the lab; a NAME that is not a guest of the lab is exit 2.
+    """
+    from nestlab.commands.rebuild import rebuild as rebuild_guest
+
+    directory = _selected_lab_dir(lab_file, lab_name)
+    reporter = Reporter(directory.name, directory, "rebuild", show=False if quiet else None)
+    _guest_done(rebuild_guest(directory, name, reporter), "rebuilt", reporter, as_json)
+
+
+def _guest_done(result: GuestResult, verb: str, reporter: Reporter, as_json: bool) -> None:
+    elapsed = round(time.monotonic() - reporter.started, 1)
+    if as_json:
+        click.echo(json.dumps(asdict(result) | {"seconds": elapsed, **reporter.counts(),
+                                                "timings": reporter.timings}, indent=2))
+        return
+    for proof in result.proofs:
+        click.echo(f"L2 {proof.guest} ({proof.address}) in {proof.l1}: proven: "
+                   f"{proof.evidence}")
+    click.echo(f"{result.level} {result.guest} {verb} ({elapsed:.0f}s): {reporter.summary()}")
 
 
 @main.command(name="_proxy", hidden=True)
@@ -445,7 +614,8 @@ def proxy(lab_dir: Path, name: str) -> None:
     relay(LabContext.load(lab_dir), name)
 
 
-@main.command(name="ssh-config")
+@main.command(name="ssh-config",
+              interrupted="`nestlab ssh-config` again writes the config afresh.")
 @_lab_selector
 def ssh_config(lab_file: Path, lab_name: str | None) -> None:
     """Write the lab's OpenSSH client config and print its path.

@@ -66,6 +66,40 @@ def read_bounded_text(path: str | Path, limit: int, what: str = "file") -> str:
         raise FileProblem(f"{path}: the {what} is not UTF-8 text (byte {exc.start})") from None
 
 
+def read_tail_bytes(path: str | Path, limit: int, what: str = "file") -> tuple[bytes, bool]:
+    """The last ``limit`` bytes of a regular file, and whether that is less than all of it
+    (a console log grows for as long as its guest runs: only its end is read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise FileProblem(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise FileProblem(f"{path}: cannot open the {what}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileProblem(f"{path}: the {what} is not a regular file")
+        start = max(os.lseek(fd, 0, os.SEEK_END) - limit, 0)
+        os.lseek(fd, start, os.SEEK_SET)
+        chunks, total = [], 0
+        while total < limit and (chunk := os.read(fd, min(64 * KiB, limit - total))):
+            total += len(chunk)
+            chunks.append(chunk)
+        return b"".join(chunks), start > 0
+    except OSError as exc:
+        raise FileProblem(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def last_lines(text: str, count: int, cut: bool) -> list[str]:
+    """The last ``count`` lines of ``text``, without line ends (``\r\n`` from a serial
+    console too). ``cut``: the text starts inside a line, whose tail is left out."""
+    lines = text.splitlines()
+    if cut and lines:
+        lines = lines[1:]
+    return [line.rstrip("\r") for line in lines[-count:]] if count > 0 else []
+
+
 def write_atomic(path: Path, data: str | bytes, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` in one rename; the file gets ``mode``."""
     payload = data.encode() if isinstance(data, str) else data

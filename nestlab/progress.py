@@ -1,4 +1,10 @@
-"""Phases of a long command: shown on a terminal, recorded as JSON lines always."""
+"""Phases of a long command: shown as they happen, recorded as JSON lines always.
+
+On a terminal a line carries the seconds since the command started; anywhere
+else (CI, ``| tee``, a log file) it carries the UTC time, so a log read later
+says when each step ran. One line per event, flushed, never rewritten with
+carriage returns. Progress goes to stderr only: stdout is the command's result.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,45 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TextIO
 
-from nestlab.state.record import append_event, now
+from nestlab.state.record import append_event, iso_utc, now
+
+Style = Literal["terminal", "plain", "quiet"]
+
+
+class ProgressLines:
+    """Writes ``guest: message`` lines to stderr, in the style its stream calls for.
+
+    ``terminal``: ``[   12.3s] kvm1: ssh ...``; ``plain`` (stderr is not a
+    terminal): ``2026-11-27T21:30:05Z kvm1: ssh ...``; ``quiet``: nothing. A
+    stream that can no longer be written (the reader of a pipe went away) ends
+    the progress, not the command: the event log still records every step.
+    """
+
+    def __init__(self, style: Style | None = None, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self.style: Style = style or ("terminal" if self.stream.isatty() else "plain")
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+
+    @property
+    def stream(self) -> TextIO:
+        # Looked up when used: tests and Click's runner swap sys.stderr.
+        return self._stream if self._stream is not None else sys.stderr
+
+    def say(self, guest: str, message: str) -> None:
+        if self.style == "quiet":
+            return
+        with self._lock:
+            if self.style == "terminal":
+                stamp = f"[{time.monotonic() - self.started:7.1f}s]"
+            else:
+                stamp = iso_utc(time.time())
+            try:
+                print(f"{stamp} {guest}: {message}", file=self.stream, flush=True)
+            except (BrokenPipeError, ValueError):  # a closed pipe, or a closed stream
+                self.style = "quiet"
 
 
 class Step:
@@ -27,23 +69,25 @@ class Step:
 
 
 class Reporter:
-    """Prints ``[  12.3s] guest: phase`` lines on a terminal; quiet otherwise."""
+    """Times and records the phases of one command run, and shows them as they happen.
 
-    def __init__(self, lab: str, lab_dir: Path, command: str, show: bool | None = None) -> None:
+    ``show``: None shows progress on stderr in the style its stream calls for
+    (``ProgressLines``); False records without showing (``--quiet``, tests).
+    """
+
+    def __init__(self, lab: str, lab_dir: Path, command: str, show: bool | None = None,
+                 lines: ProgressLines | None = None) -> None:
         self.lab = lab
         self.lab_dir = lab_dir
         self.command = command
         self.run = uuid.uuid4().hex[:12]
-        self.show = sys.stderr.isatty() if show is None else show
-        self.started = time.monotonic()
+        self.lines = lines or ProgressLines("quiet" if show is False else None)
+        self.started = self.lines.started
         self.timings: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
     def say(self, guest: str, message: str) -> None:
-        if self.show:
-            with self._lock:
-                elapsed = time.monotonic() - self.started
-                print(f"[{elapsed:7.1f}s] {guest}: {message}", file=sys.stderr, flush=True)
+        self.lines.say(guest, message)
 
     @contextlib.contextmanager
     def phase(self, guest: str, phase: str) -> Iterator[Step]:
@@ -66,8 +110,7 @@ class Reporter:
             with self._lock:
                 self.timings.append(event)
                 append_event(self.lab_dir, event)
-            if not outcome.startswith("failed"):
-                self.say(guest, f"{phase} {outcome} in {end - start:.1f}s")
+            self.say(guest, f"{phase} {outcome} in {end - start:.1f}s")
 
     def skipped(self, guest: str, phase: str, why: str) -> None:
         """Record a phase that does not apply, with why."""

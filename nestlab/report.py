@@ -6,6 +6,7 @@ so that the table and the JSON say the same things.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +18,10 @@ from nestlab.errors import escape_control_chars
 from nestlab.host.check import HostReport, Status
 from nestlab.host.facts import HostFacts
 from nestlab.lab.model import Lab
+from nestlab.state.record import iso_utc
 
 if TYPE_CHECKING:
+    from nestlab.commands.labs import LabSummary
     from nestlab.commands.plan import Preview
 
 
@@ -132,3 +135,47 @@ def print_preview(preview: Preview) -> None:
     console.print(f"{counts['create']} to create, {counts['present']} present, "
                   f"{counts['unknown']} unknown, "
                   f"{counts['skipped']} skipped")
+
+
+def labs_json(labs: list[LabSummary]) -> list[dict[str, Any]]:
+    """`nestlab ls --json`: one object per lab, times as UTC ISO 8601."""
+    return [asdict(lab) | {"last_up": iso_utc(lab.last_up) if lab.last_up else None}
+            for lab in labs]
+
+
+def print_labs(labs: list[LabSummary], root: str) -> None:
+    """`nestlab ls`: one row per lab; a damaged one says why."""
+    console = Console()
+    if not labs:
+        console.print(f"no labs in {_shown(root)}; bring one up with `nestlab up -f LABFILE`")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("lab", "state", "where", "accel", "L1s", "L2s", "last up"):
+        table.add_column(column)
+    for lab in labs:
+        where = "sandbox" if lab.sandbox else (lab.uri or "")
+        last = f"{iso_utc(lab.last_up)} ({lab.last_up_outcome})" if lab.last_up else ""
+        state = {"up": "[green]up[/]", "down": "down", "damaged": "[red]damaged[/]"}[lab.state]
+        table.add_row(_shown(lab.name), state, _shown(where), lab.accel or "",
+                      _count(lab.l1s), _count(lab.l2s), last)
+    console.print(table)
+    for lab in labs:
+        if lab.problem:
+            console.print(f"[yellow]{_shown(lab.name)}[/]: {_shown(lab.problem)}",
+                          highlight=False, soft_wrap=True)  # paths stay whole
+
+
+def _count(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+_CSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+"""A terminal control sequence (colours, cursor moves): a console log is full of them."""
+
+
+def console_log_text(lines: list[str]) -> str:
+    """`nestlab logs`: a guest's console lines, safe for the terminal: colours and cursor
+    moves dropped, tabs expanded, any other control character shown escaped (a guest
+    writes what it likes to its console)."""
+    return "".join(escape_control_chars(_CSI.sub("", line).expandtabs()) + "\n"
+                   for line in lines)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nestlab.commands.context import LabContext
-from nestlab.drivers import driver_for
+from nestlab.drivers import ConsoleLog, driver_for
 from nestlab.errors import NestlabError
 from nestlab.sandbox import open_socket
 from nestlab.state.keys import known_hosts_path, private_key_path
@@ -47,6 +47,12 @@ def require_ssh(ctx: LabContext, name: str) -> None:
 def console_command(ctx: LabContext, name: str) -> list[str]:
     host, guest = ctx.find(name)
     return driver_for(ctx, host).console(host, guest)
+
+
+def console_log(ctx: LabContext, name: str, lines: int) -> ConsoleLog:
+    """The end of a guest's console log, wherever its L1's driver keeps it."""
+    host, guest = ctx.find(name)
+    return driver_for(ctx, host).read_console_log(host, guest, lines)
 
 
 def write_ssh_config(ctx: LabContext) -> Path:

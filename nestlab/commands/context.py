@@ -11,15 +11,15 @@ from pathlib import Path
 
 import libvirt
 
-from nestlab.errors import NestlabError
+from nestlab.errors import InputError, NestlabError
 from nestlab.plan import GuestPlan, HostPlan, Plan
-from nestlab.sandbox import Sandbox
+from nestlab.sandbox import Sandbox, is_running
 from nestlab.state.record import LabRecord, load_plan, load_record, require_lab_dir
 from nestlab.virt.connection import LibvirtError, connect
 
 
-class NoSuchGuest(NestlabError):
-    """A name that is neither an L1 nor an L2 of the lab."""
+class NoSuchGuest(InputError):
+    """A name that is neither an L1 nor an L2 of the lab: bad input, exit 2."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,15 @@ class LabContext:
                 f"the sandbox libvirtd of lab {self.name} does not answer ({exc.message})",
                 hint="`nestlab up` starts the sandbox again; `nestlab down` removes the lab "
                      "whether it answers or not.") from None
+
+    def require_sandbox_running(self) -> None:
+        """Commands that change guests need the lab's libvirt; a sandbox's is started by
+        `up` only (it needs root and the lab file's choice of --sandbox)."""
+        box = self.sandbox
+        if box is not None and not is_running(box):
+            raise NestlabError(f"lab {self.name}'s sandbox is not running",
+                               hint=f"`nestlab up --sandbox -f {self.record.lab_file}` starts "
+                                    "it and the lab.")
 
     def find(self, name: str) -> tuple[HostPlan, GuestPlan | None]:
         """An L1 by name -> (host, None); an L2 -> (its L1, guest)."""

@@ -48,7 +48,8 @@ from nestlab.transport.base import Transport
 from nestlab.virt import disks, objects
 from nestlab.waiting import Cancelled
 
-__all__ = ["LabChanged", "Proof", "l0_steps", "l1_steps", "lab_hash", "up"]
+__all__ = ["LabChanged", "Proof", "bring_back_host", "bring_up_host", "l0_steps", "l1_steps",
+           "lab_hash", "up"]
 
 FactsReader = Callable[[str], HostFacts]
 
@@ -137,29 +138,47 @@ able to enter them to open the disks: 0711 lets it enter, not list. Every file i
 them is 0600, and libvirt gives the disk itself to QEMU's user while it runs."""
 
 
+def bring_up_host(ctx: LabContext, conn: libvirt.virConnect, host: HostPlan,
+                  images: dict[str, BuiltImage], reporter: Reporter,
+                  cancel: threading.Event) -> list[Proof]:
+    """One L1 through its steps, from its disk to its L2s proven; on failure ``cancel``
+    is set, so that the other L1s stop waiting (the lab cannot be proven)."""
+    driver = driver_for(ctx, host)
+    session = driver.session(host)
+    proofs: list[Proof] = []
+    try:
+        run_steps(l1_steps(ctx, conn, host, images, session, proofs, reporter.say, cancel),
+                  reporter)
+        return proofs
+    except BaseException:
+        cancel.set()
+        raise
+    finally:
+        session.close()
+
+
+def bring_back_host(ctx: LabContext, host: HostPlan, reporter: Reporter) -> list[Proof]:
+    """One L1 of a lab that is up, through up's own steps (L0's images and networks
+    first, each found done): how `restart` and `rebuild` end, so that what they leave
+    is what `up` would."""
+    conn = ctx.libvirt()
+    try:
+        images: dict[str, BuiltImage] = {}
+        run_steps(l0_steps(ctx, conn, images, reporter.say), reporter)
+        return bring_up_host(ctx, conn, host, images, reporter, threading.Event())
+    finally:
+        conn.close()
+
+
 def _bring_up_hosts(ctx: LabContext, conn: libvirt.virConnect, images: dict[str, BuiltImage],
                     reporter: Reporter) -> list[Proof]:
     """All L1s in parallel. A failure or Ctrl-C in one stops the others' waits."""
     cancel = threading.Event()
-
-    def bring_up(host: HostPlan) -> list[Proof]:
-        driver = driver_for(ctx, host)
-        session = driver.session(host)
-        proofs: list[Proof] = []
-        try:
-            run_steps(l1_steps(ctx, conn, host, images, session, proofs, reporter.say, cancel),
-                      reporter)
-            return proofs
-        except BaseException:
-            cancel.set()  # the lab cannot be proven: the other L1s stop waiting
-            raise
-        finally:
-            session.close()
-
     proofs: list[Proof] = []
     errors: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=len(ctx.plan.hosts)) as pool:
-        futures = [pool.submit(bring_up, host) for host in ctx.plan.hosts]
+        futures = [pool.submit(bring_up_host, ctx, conn, host, images, reporter, cancel)
+                   for host in ctx.plan.hosts]
         try:
             for future in futures:
                 try:

@@ -32,6 +32,21 @@ class Proof:
 
 
 @dataclass(frozen=True)
+class ConsoleLog:
+    """The end of a guest's serial console log, and where it was read."""
+
+    guest: str
+    where: str
+    """``L0`` for an L1's log, the L1's name for an L2's."""
+    path: str
+    lines: list[str]
+
+
+CONSOLE_LOG_BYTES = 1024 * 1024
+"""At most this much of a console log's end is read, however many lines are asked for."""
+
+
+@dataclass(frozen=True)
 class Timeouts:
     """How long an L1 may take to answer after a (first) boot, and an L2 to be proven."""
 
@@ -83,6 +98,15 @@ class L1Driver(abc.ABC):
         """Stop and remove the L2s inside a running L1 (`down`, L2s first)."""
 
     @abc.abstractmethod
+    def restart_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> None:
+        """Power one L2 off and on again (`restart`): a new boot of the same disk."""
+
+    @abc.abstractmethod
+    def remove_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> list[str]:
+        """Remove one L2 and its disk inside the L1, so that the L1's provisioning steps
+        make it afresh (`rebuild`); returns what was removed."""
+
+    @abc.abstractmethod
     def run(self, host: HostPlan, guest: GuestPlan | None, argv: list[str]) -> CommandResult:
         """Run a command on the L1, or on one of its L2s (`exec`)."""
 
@@ -101,6 +125,12 @@ class L1Driver(abc.ABC):
     @abc.abstractmethod
     def console(self, host: HostPlan, guest: GuestPlan | None) -> list[str]:
         """The command line that attaches to the guest's console."""
+
+    @abc.abstractmethod
+    def read_console_log(self, host: HostPlan, guest: GuestPlan | None,
+                         lines: int) -> ConsoleLog:
+        """The last ``lines`` lines of the L1's console log (on L0), or of one of its L2s'
+        (inside the L1); raises when the family keeps none."""
 
 
 class NotConnected(Transport):

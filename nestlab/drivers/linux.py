@@ -6,7 +6,9 @@ from __future__ import annotations
 import threading
 
 from nestlab.build.images import BuiltImage
-from nestlab.drivers.base import L1Driver, Proof, Say, Timeouts
+from nestlab.drivers.base import CONSOLE_LOG_BYTES, ConsoleLog, L1Driver, Proof, Say, Timeouts
+from nestlab.errors import NestlabError
+from nestlab.files import last_lines, read_tail_bytes
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.provision import linux
 from nestlab.sandbox import open_socket
@@ -73,6 +75,12 @@ class LinuxDriver(L1Driver):
     def remove_guests(self, host: HostPlan, session: Transport) -> None:
         linux.remove_guests(session, host)
 
+    def restart_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> None:
+        linux.restart_guest(session, host, guest)
+
+    def remove_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> list[str]:
+        return linux.remove_guest(session, guest)
+
     def run(self, host: HostPlan, guest: GuestPlan | None, argv: list[str]) -> CommandResult:
         l1 = self.session(host)
         try:
@@ -101,3 +109,30 @@ class LinuxDriver(L1Driver):
         argv = ["ssh", "-F", str(write_ssh_config(self.ctx)), "-t", host.name, "virsh",
                 "console", guest.domain_name]
         return argv
+
+    def read_console_log(self, host: HostPlan, guest: GuestPlan | None,
+                         lines: int) -> ConsoleLog:
+        """An L1's serial console is logged on L0 (``HostPlan.console_log``); an L2's
+        inside its L1, by the L1's libvirt, read there with ``tail -c``."""
+        if guest is None:
+            if not host.console_log.exists():
+                raise NestlabError(f"{host.name} has no console log yet",
+                                   hint="`nestlab up` makes it as it starts the L1.")
+            data, cut = read_tail_bytes(host.console_log, CONSOLE_LOG_BYTES, "console log")
+            return ConsoleLog(host.name, "L0", str(host.console_log),
+                              last_lines(data.decode(errors="replace"), lines, cut))
+        session = self.session(host)
+        try:
+            session.wait_until_reachable(30)
+            result = session.run(["tail", "-c", str(CONSOLE_LOG_BYTES), guest.console_log])
+        finally:
+            session.close()
+        if not result.ok:
+            raise NestlabError(f"{guest.name}: no console log in {host.name} "
+                               f"({result.stderr.strip() or f'exit {result.exit_status}'})",
+                               hint=f"Its L1's libvirt writes it once the L2 has started "
+                                    f"(`nestlab status` shows whether {guest.name} runs).")
+        # tail printed all it was asked for: the log is longer, and its first line cut.
+        cut = len(result.stdout.encode()) >= CONSOLE_LOG_BYTES
+        return ConsoleLog(guest.name, host.name, guest.console_log,
+                          last_lines(result.stdout, lines, cut))

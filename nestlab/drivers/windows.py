@@ -11,7 +11,7 @@ from typing import cast
 
 from nestlab.build.answerfile import l1_password
 from nestlab.build.images import BuiltImage
-from nestlab.drivers.base import L1Driver, Proof, Say, Timeouts
+from nestlab.drivers.base import ConsoleLog, L1Driver, Proof, Say, Timeouts
 from nestlab.errors import NestlabError
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.provision import windows
@@ -84,6 +84,12 @@ class WindowsDriver(L1Driver):
     def remove_guests(self, host: HostPlan, session: Transport) -> None:
         windows.remove_guests(_ps(session), host)
 
+    def restart_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> None:
+        windows.restart_guest(_ps(session), guest)
+
+    def remove_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> list[str]:
+        return windows.remove_guest(_ps(session), guest)
+
     def run(self, host: HostPlan, guest: GuestPlan | None, argv: list[str]) -> CommandResult:
         if guest is not None:
             raise NestlabError(
@@ -100,3 +106,13 @@ class WindowsDriver(L1Driver):
         raise NestlabError(f"{(guest or host).name}: Windows guests have no serial console here",
                            hint=f"Use a VNC viewer: virsh -c '{self.ctx.record.uri}' "
                                 f"vncdisplay {host.domain_name}")
+
+    def read_console_log(self, host: HostPlan, guest: GuestPlan | None,
+                         lines: int) -> ConsoleLog:
+        """Neither a Windows L1 nor a Hyper-V L2 has a serial console that is logged."""
+        if guest is None:
+            raise NestlabError(f"{host.name}: a Windows L1 has no serial console log",
+                               hint=f"`nestlab console {host.name}` says how to see its screen.")
+        raise NestlabError(f"{guest.name}: a Hyper-V L2 has no console log nestlab keeps",
+                           hint=f"Its screen is in Hyper-V Manager (vmconnect) inside "
+                                f"{host.name}.")

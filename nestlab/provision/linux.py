@@ -197,3 +197,32 @@ def remove_guests(t: Transport, host: HostPlan) -> None:
         if _virsh(t, "dominfo", guest.domain_name).ok:
             _virsh(t, "destroy", guest.domain_name)
             _virsh(t, "undefine", guest.domain_name)
+
+
+def restart_guest(t: Transport, host: HostPlan, guest: GuestPlan) -> None:
+    """Power the L2 off (when it runs) and start it again: a new boot of the same disk."""
+    _require_defined(t, host, guest)
+    if _virsh_check(t, "domstate", guest.domain_name).stdout.strip() != "shut off":
+        _virsh_check(t, "destroy", guest.domain_name)
+    _virsh_check(t, "start", guest.domain_name)
+
+
+def remove_guest(t: Transport, guest: GuestPlan) -> list[str]:
+    """The L2 gone from the L1 with its disk, so that `ensure_guest` makes it afresh;
+    returns what was removed (``domain``, ``disk``)."""
+    removed = []
+    if _virsh(t, "dominfo", guest.domain_name).ok:
+        if _virsh_check(t, "domstate", guest.domain_name).stdout.strip() != "shut off":
+            _virsh_check(t, "destroy", guest.domain_name)
+        _virsh_check(t, "undefine", guest.domain_name)
+        removed.append("domain")
+    if t.run(["test", "-e", guest.disk_path]).ok:
+        t.check(["rm", "-f", guest.disk_path])
+        removed.append("disk")
+    return removed
+
+
+def _require_defined(t: Transport, host: HostPlan, guest: GuestPlan) -> None:
+    if not _virsh(t, "dominfo", guest.domain_name).ok:
+        raise ProvisionError(f"{guest.name} is not defined in {host.name}",
+                             hint="`nestlab up` defines and starts it.")

@@ -224,3 +224,17 @@ def remove_guests(t: PowerShellSession, host: HostPlan) -> None:
                           {"Names": [g.name for g in host.guests]})
     if not result.ok:
         raise WindowsProvisionError(f"{t.name}: removing L2s failed: {result.stderr.strip()}")
+
+
+def restart_guest(t: PowerShellSession, guest: GuestPlan) -> None:
+    """Turn the L2's VM off (when it runs) and start it again: a new boot."""
+    state = run_json(t, "guest-restart", Name=guest.name)["state"]
+    if state != "Running":
+        raise WindowsProvisionError(f"{t.name}: {guest.name} is {state} after its restart")
+
+
+def remove_guest(t: PowerShellSession, guest: GuestPlan) -> list[str]:
+    """The L2's VM and its virtual disk gone, so that `ensure_guest` makes them afresh;
+    returns what was removed (``VM``, ``disk``)."""
+    removed = run_json(t, "guest-remove", Name=guest.name, Folder=guest_folder(guest))["removed"]
+    return [str(item) for item in removed or []]

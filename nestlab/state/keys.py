@@ -8,6 +8,7 @@ a changed key later is refused.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import paramiko
@@ -15,7 +16,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nestlab.errors import NestlabError
-from nestlab.files import FileProblem, private_dir, read_bounded_bytes, write_atomic
+from nestlab.files import (
+    FileProblem,
+    KiB,
+    private_dir,
+    read_bounded_bytes,
+    read_bounded_text,
+    write_atomic,
+)
 
 
 class HostKeyChanged(NestlabError):
@@ -103,3 +111,24 @@ class PinningPolicy(paramiko.MissingHostKeyPolicy):
         keys.save(str(self.path))
         self.path.chmod(0o600)
         client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+def forget_host_keys(lab_dir: Path, names: Iterable[str]) -> list[str]:
+    """Unpin the host keys of guests that come back with new ones: a rebuilt guest, and
+    an L2 booted again (the prime makes its keys at each boot, in memory). Returns the
+    names that had one."""
+    path = known_hosts_path(lab_dir)
+    if not path.exists():
+        return []
+    wanted = set(names)
+    kept, forgotten = [], set()
+    for line in read_bounded_text(path, 1024 * KiB, "known_hosts").splitlines(keepends=True):
+        fields = line.split(maxsplit=1)
+        hosts = set(fields[0].split(",")) if fields and not fields[0].startswith("#") else set()
+        if hosts & wanted:
+            forgotten |= hosts & wanted
+        else:
+            kept.append(line)
+    if forgotten:
+        write_atomic(path, "".join(kept))
+    return sorted(forgotten)

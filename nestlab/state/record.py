@@ -194,3 +194,8 @@ def last_run(events: list[dict[str, Any]], command: str = "up") -> list[dict[str
 
 def now() -> float:
     return round(time.time(), 3)
+
+
+def iso_utc(seconds: float) -> str:
+    """A time as people and log tools read it: ``2026-11-27T21:30:05Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))

@@ -107,3 +107,21 @@ def ensure_prime_iso(host: HostPlan, guest: GuestPlan, image: BuiltImage,
             address, gateway = f"{guest.ip}/{gnet.cidr.prefixlen}", str(gnet.gateway)
         write_prime_iso(path, image, prime_cmdline(guest.name, public_key, address, gateway))
     return path
+
+
+def rebuild_files(host: HostPlan) -> list[Path]:
+    """The L1's files on L0 that a rebuild makes anew: its overlay (and a partial one),
+    kernel and initrd, seed or answer medium, its L2s' prime ISOs. Its console log is
+    kept: the new L1's boot follows the old one's lines."""
+    return [host.disk_path, host.disk_path.with_suffix(".partial"), host.kernel, host.initrd,
+            host.seed_path, *(prime_iso_path(host, guest) for guest in host.guests)]
+
+
+def remove_rebuild_files(host: HostPlan) -> list[Path]:
+    """Delete ``rebuild_files`` (the L1's domain must be gone); returns those that existed."""
+    removed = []
+    for path in rebuild_files(host):
+        if path.exists() or path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -144,6 +144,25 @@ def network_active(conn: libvirt.virConnect, lab: str, name: str) -> bool:
     return net is not None and network_is_owned(net, lab) and bool(net.isActive())
 
 
+def owned_domain(conn: libvirt.virConnect, lab: str, name: str) -> libvirt.virDomain | None:
+    """The lab's domain ``name``, None when there is none; one that is not the lab's is
+    refused, never touched."""
+    dom = _lookup_domain(conn, name)
+    if dom is not None and (domain_lab(dom) or {}).get("name") != lab:
+        raise _not_ours("domain", name, lab)
+    return dom
+
+
+def restart_domain(dom: libvirt.virDomain) -> None:
+    """Power off (when running) and start again: a new boot of the same disk."""
+    try:
+        if dom.isActive():
+            dom.destroy()
+        dom.create()
+    except libvirt.libvirtError as exc:
+        raise LibvirtError(f"cannot restart {dom.name()}: {exc}") from None
+
+
 def domain_running(conn: libvirt.virConnect, name: str) -> bool:
     dom = _lookup_domain(conn, name)
     return dom is not None and dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING

@@ -32,6 +32,11 @@ Which real behaviour each part copies, and from where:
 - The Hyper-V role: ``Install-WindowsFeature`` leaves it InstallPending, and it
   takes restarts (two on Server 2016 in a KVM guest) before it is Installed and
   the hypervisor runs.
+- A VM: ``New-VM -NewVHDPath`` makes its disk (a file in its folder), which
+  ``Remove-VM`` leaves behind; a new boot (``Restart-VM``, ``Start-VM``) has no
+  heartbeat until its integration services start again. A script that ends in
+  an error (``$ErrorActionPreference = 'Stop'``, e.g. ``Get-VM`` of a VM that
+  does not exist) fails with PowerShell's message, as WinRM reports it.
 """
 
 from __future__ import annotations
@@ -52,6 +57,11 @@ class FakeVM:
     parameters: dict[str, Any]
     state: str = "Running"
     polls: int = 0
+    boots: int = 0
+
+
+class ScriptError(Exception):
+    """What a script that stops on an error writes to its error stream."""
 
 
 @dataclass
@@ -95,7 +105,10 @@ class FakeHyperVL1:
             self.fail_once_at = None
             raise TransportError(f"{self.name}: lost the WinRM session during {name} (fake)")
         handler = getattr(self, "_" + name.replace("-", "_"))
-        value = handler(**parameters)
+        try:
+            value = handler(**parameters)
+        except ScriptError as exc:
+            return CommandResult(name, 1, "", str(exc))
         self.answers.append((name, parameters, value))
         stdout = json.dumps(value) if value is not None else ""
         return CommandResult(name, 0, stdout, "")
@@ -112,6 +125,14 @@ class FakeHyperVL1:
 
     def reconnect(self, timeout: float) -> None:
         self.reconnects += 1
+
+    # -- what the Windows driver also asks of a session (WinRMTransport) ---------------
+    def wait_until_reachable(self, timeout: float, waiting: Any = None,
+                             cancel: Any = None) -> None:
+        """WinRM answers at once: the fake L1 is always up."""
+
+    def close(self) -> None:
+        pass
 
     # -- the model -------------------------------------------------------------------
     @staticmethod
@@ -203,10 +224,38 @@ class FakeHyperVL1:
         if created:
             self._make_folder(parameters["Folder"])
             self.vms[name] = FakeVM(name, parameters, state="Off")
+            self.files[_key(self._vhd(name, parameters["Folder"]))] = "VHDX"
             self.creations.append(f"vm {name}")
         started = self.vms[name].state != "Running"
-        self.vms[name].state = "Running"
+        if started:
+            self._boot_vm(self.vms[name])
         return {"created": created, "started": started}
+
+    @staticmethod
+    def _vhd(name: str, folder: str) -> str:
+        return f"{folder}\\{name}.vhdx"
+
+    @staticmethod
+    def _boot_vm(vm: FakeVM) -> None:
+        vm.state = "Running"
+        vm.boots += 1
+        vm.polls = 0  # no heartbeat until the new boot's integration services run
+
+    def _guest_restart(self, Name: str) -> dict[str, Any]:
+        vm = self.vms.get(Name)
+        if vm is None:
+            raise ScriptError(f"Get-VM : Hyper-V was unable to find a virtual machine with "
+                              f"name \"{Name}\".")
+        self._boot_vm(vm)
+        return {"state": vm.state}
+
+    def _guest_remove(self, Name: str, Folder: str) -> dict[str, Any]:
+        removed = []
+        if self.vms.pop(Name, None) is not None:
+            removed.append("VM")
+        if self.files.pop(_key(self._vhd(Name, Folder)), None) is not None:
+            removed.append("disk")
+        return {"removed": removed}
 
     def _guest_proof(self, Name: str, Address: str) -> dict[str, Any]:
         vm = self.vms.get(Name)

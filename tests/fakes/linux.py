@@ -17,6 +17,12 @@ tests. What they copy from the real thing, and where:
 - ``put`` needs the target's folder, as SFTP does.
 - ``FakePrime`` (an L2) answers SSH only while its domain runs in the fake
   L1's libvirt, as a real prime does.
+- Given ``booted_from`` (what runs the L1 on L0: its disk and its domain's
+  boot), the L1 answers only while it runs, and a new boot is seen as one:
+  its L2s are shut off after it (nestlab defines them without autostart;
+  libvirt starts only autostart domains at boot), and a boot from another
+  disk is a new L1 (nothing of the old one's files or domains is left).
+- ``tail -c N`` prints the file's last N bytes, as coreutils does.
 """
 
 from __future__ import annotations
@@ -53,6 +59,11 @@ class FakeLinuxL1(Transport):
     """The L1's routes by destination, as `ip route` shows them."""
     conn: libvirt.virConnect = field(default=None)  # type: ignore[assignment]
     connected: int = 0
+    booted_from: Callable[[], tuple[object, object] | None] | None = None
+    """(disk, boot) of the L1's domain on L0 while it runs, None while it does not; None
+    instead of a function: always running, never rebooted."""
+    boots: list[tuple[object, object]] = field(default_factory=list)
+    """Each boot the L1 was seen answering from."""
 
     def __post_init__(self) -> None:
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -64,6 +75,7 @@ class FakeLinuxL1(Transport):
         def answers() -> bool:
             if not self.reachable:
                 raise NotYet("Connection refused (fake)")
+            self._follow_boot()
             return True
 
         wait_for(answers, timeout=timeout, interval=0.05, what=f"{self.name}: SSH",
@@ -89,6 +101,33 @@ class FakeLinuxL1(Transport):
         return CommandResult(command, status, out, err)
 
     # -- the model -----------------------------------------------------------------------
+    def _follow_boot(self) -> None:
+        if self.booted_from is None:
+            return
+        now = self.booted_from()
+        if now is None:
+            raise NotYet("No route to host: its domain on L0 is not running (fake)")
+        if self.boots and now[0] != self.boots[-1][0]:
+            self._new_disk()
+        elif self.boots and now[1] != self.boots[-1][1]:
+            self._booted_again()
+        if not self.boots or now != self.boots[-1]:
+            self.boots.append(now)
+
+    def _booted_again(self) -> None:
+        """Domains that are not autostart stay off after the L1 boots (nestlab's L2s)."""
+        for dom in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            dom.destroy()
+
+    def _new_disk(self) -> None:
+        """A fresh L1 from the base image: no L2 files, networks or domains yet."""
+        self.conn.close()
+        self.conn = libvirt.open(f"test://{TESTDRIVER}")
+        self.files.clear()
+        self.folders.clear()
+        self.folders.update({"/", "/var", "/var/lib"})
+        self.libvirtd_active = False
+
     def _write(self, remote: str, data: bytes) -> None:
         parent = str(PurePosixPath(remote).parent)
         if parent not in self.folders:
@@ -131,6 +170,14 @@ class FakeLinuxL1(Transport):
             case ["ip", "-4", "route", "replace", cidr, "via", via]:
                 self.routes[cidr] = via
                 return 0, "", ""
+            case ["rm", "-f", path]:
+                self.files.pop(path, None)
+                return 0, "", ""
+            case ["tail", "-c", count, path]:
+                if path not in self.files:
+                    return 1, "", f"tail: cannot open '{path}' for reading: No such file or " \
+                                  "directory\n"
+                return 0, self.files[path][-int(count):].decode(errors="replace"), ""
             case ["virsh", "-c", "qemu:///system", *args]:
                 if not self.libvirtd_active:
                     return 1, "", "error: failed to connect to the hypervisor\n"

@@ -148,7 +148,7 @@ def test_exec_returns_the_commands_exit_status(nestlab: Nestlab, lab_dir: Path) 
                      "echo out; echo err >&2; exit 7")
     assert (result.returncode, result.stdout, result.stderr) == (7, "out\n", "err\n")
     missing = nestlab("exec", "-f", LAB_FILE, "nosuch", "--", "true")
-    assert missing.returncode == 1
+    assert missing.returncode == 2  # bad input, like a lab that does not exist
     assert "has no guest named 'nosuch'" in missing.stderr
 
 

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from nestlab.commands.access import console_command, require_ssh, run_command, write_ssh_config
+from nestlab.commands.access import (
+    console_command,
+    console_log,
+    require_ssh,
+    run_command,
+    write_ssh_config,
+)
 from nestlab.commands.context import LabContext, NoSuchGuest
 from nestlab.errors import NestlabError
 from nestlab.host.check import HostDecision
@@ -76,3 +82,12 @@ def test_a_sandbox_that_does_not_answer_is_not_the_hosts_libvirtd(tmp_path: Path
         LabContext.load(tmp_path).libvirt()
     assert info.value.hint is not None and "`nestlab up` starts the sandbox again" in \
         info.value.hint and "systemctl" not in info.value.hint
+
+
+def test_windows_guests_keep_no_console_log(tmp_path: Path) -> None:
+    ctx = recorded(tmp_path, "windows-hyperv", "kvm")
+    with pytest.raises(NestlabError, match="hv1: a Windows L1 has no serial console log") as info:
+        console_log(ctx, "hv1", 10)
+    assert info.value.hint == "`nestlab console hv1` says how to see its screen."
+    with pytest.raises(NestlabError, match="prime1: a Hyper-V L2 has no console log"):
+        console_log(ctx, "prime1", 10)

@@ -14,6 +14,7 @@ from nestlab.state.keys import (
     HostKeyChanged,
     PinningPolicy,
     ensure_lab_key,
+    forget_host_keys,
     known_hosts_path,
     load_private_key,
     private_key_path,
@@ -78,3 +79,17 @@ def test_an_empty_password_file_is_regenerated(tmp_path: Path) -> None:
     assert len(password) == 24
     assert l1_password(tmp_path, "hv1") == password
     assert stat.S_IMODE((tmp_path / "keys" / "hv1.password").stat().st_mode) == 0o600
+
+
+def test_forgetting_host_keys_drops_only_those_guests(tmp_path: Path) -> None:
+    ensure_lab_key(tmp_path)
+    known = known_hosts_path(tmp_path)
+    known.write_text("# pinned by nestlab\nkvm1 ssh-ed25519 AAAA1\nprime1,prime1b ssh-rsa AAAA2\n"
+                     "prime10 ssh-ed25519 AAAA3\n")
+    assert forget_host_keys(tmp_path, ["prime1", "kvm9"]) == ["prime1"]
+    assert known.read_text() == ("# pinned by nestlab\nkvm1 ssh-ed25519 AAAA1\n"
+                                 "prime10 ssh-ed25519 AAAA3\n")
+    assert stat.S_IMODE(known.stat().st_mode) == 0o600
+    assert forget_host_keys(tmp_path, ["prime1"]) == []
+    known.unlink()
+    assert forget_host_keys(tmp_path, ["kvm1"]) == []

@@ -22,7 +22,7 @@ RENDERED_ANSWERS = [text for case in CASES for path, text in render_case(case).i
 def test_the_scripts_are_all_found() -> None:
     assert {"winrm", "build", "preflight", "install-hyperv", "hyperv-state", "restart",
             "guest-network", "guest-folder", "guest-vm", "guest-proof", "guest-states", "file-hash",
-            "remove-guests"} <= set(SCRIPTS)
+            "remove-guests", "guest-restart", "guest-remove"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -151,3 +151,39 @@ def test_down_removes_the_guests(host: HostPlan, isos: dict[str, Path], tmp_path
     run(l1, host, isos, tmp_path)
     windows.remove_guests(l1, host)
     assert l1.vms == {}
+
+
+def test_a_restarted_l2_is_a_new_boot_and_proven_again(host: HostPlan, isos: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    l1 = FakeHyperVL1()
+    run(l1, host, isos, tmp_path)
+    guest = host.guests[0]
+    windows.prove(l1, host, guest, 600, lambda _m: None)
+    windows.restart_guest(l1, guest)
+    assert l1.vms[guest.name].boots == 2 and l1.vms[host.guests[1].name].boots == 1
+    waits: list[str] = []
+    proof = windows.prove(l1, host, guest, 600, waits.append)
+    assert (proof.state, proof.heartbeat) == ("Running", "OK")
+    assert waits  # the new boot had no heartbeat at first
+
+
+def test_restarting_an_l2_that_is_not_there_says_so(host: HostPlan) -> None:
+    with pytest.raises(windows.WindowsProvisionError,
+                       match=r"hv1: guest-restart\.ps1 failed: Get-VM : Hyper-V was unable to "
+                             r"find a virtual machine with name \"prime1\""):
+        windows.restart_guest(FakeHyperVL1(), host.guests[0])
+
+
+def test_a_removed_l2_is_made_again_from_a_new_disk(host: HostPlan, isos: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    l1 = FakeHyperVL1()
+    run(l1, host, isos, tmp_path)
+    guest = host.guests[0]
+    assert windows.remove_guest(l1, guest) == ["VM", "disk"]
+    assert guest.name not in l1.vms
+    assert windows.remove_guest(l1, guest) == []  # nothing left to remove
+    seen = len(l1.calls)
+    run(l1, host, isos, tmp_path)
+    assert l1.creations[-1] == "vm prime1"
+    assert l1.vms[guest.name].state == "Running"
+    assert not any(c.startswith("put ") for c in l1.calls[seen:])  # the ISO is still there

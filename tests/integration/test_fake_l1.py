@@ -1,0 +1,48 @@
+"""The FAKE Linux L1 follows its domain on L0 as a real L1 does (tests/fakes/linux.py):
+these pin what it copies, so the tests of restart and rebuild stand on real behaviour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from nestlab.commands.context import LabContext
+from nestlab.waiting import WaitTimedOut
+from tests.fakes.linux import FakeLinuxL1
+from tests.integration.conftest import LAB_FILE, bring_up
+
+L2 = "nestlab-linux-nested-prime1"
+
+
+def test_nestlab_never_makes_an_l2_autostart(l0: libvirt.virConnect,
+                                             guests: dict[str, FakeLinuxL1], home: Path) -> None:
+    """What the fake's reboot copies: libvirt starts only autostart domains when the L1
+    boots, and nestlab marks none of its L2s so (only the L2 network)."""
+    bring_up(LAB_FILE, home)
+    l1 = guests["kvm1"]
+    assert [c for c in l1.calls if "autostart" in c] == [
+        "virsh -c qemu:///system net-autostart nestlab-nat"]
+    assert not l1.conn.lookupByName(L2).autostart()
+
+
+def test_a_new_boot_leaves_the_l2s_off_and_a_new_disk_is_a_new_l1(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path) -> None:
+    bring_up(LAB_FILE, home)
+    l1 = guests["kvm1"]
+    dom = l0.lookupByName("nestlab-linux-nested-kvm1")
+    dom.destroy()
+    with pytest.raises(WaitTimedOut):
+        l1.wait_until_reachable(0.2)  # its domain is off: nothing answers
+    dom.create()
+    l1.wait_until_reachable(5)
+    assert l1.domain_state(L2) == "shut off"
+    assert l1.libvirtd_active  # enabled in the image: it runs after a boot
+
+    host = LabContext.load(home / "labs" / "linux-nested").plan.host("kvm1")
+    host.disk_path.unlink()
+    host.disk_path.write_bytes(b"another overlay")
+    l1.wait_until_reachable(5)
+    assert l1.domain_state(L2) is None
+    assert l1.files == {} and not l1.libvirtd_active

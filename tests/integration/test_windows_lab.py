@@ -1,0 +1,110 @@
+"""A Windows lab's one-guest commands end to end: L0 on libvirt's test driver, the L1 a
+FAKE Hyper-V L1 (tests/fakes/hyperv.py) reached through the Windows driver."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import libvirt
+import pytest
+from click.testing import CliRunner
+
+from nestlab.build.images import BuiltImage, find_image, images_root, write_manifest
+from nestlab.cli import main
+from nestlab.commands.up import up
+from nestlab.drivers.windows import WindowsDriver
+from nestlab.host.facts import HostFacts
+from nestlab.lab.labfile import load_lab
+from nestlab.plan import HostPlan
+from nestlab.progress import Reporter
+from nestlab.provision import windows
+from tests.conftest import EXAMPLES, facts
+from tests.fakes.hyperv import FakeHyperVL1
+
+LAB_FILE = EXAMPLES / "windows-hyperv.yaml"
+
+
+def intel_host(_uri: str) -> HostFacts:
+    return facts("intel-nested-y")
+
+
+@pytest.fixture
+def hyperv(monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect,
+           home: Path) -> dict[str, FakeHyperVL1]:
+    """The FAKE Hyper-V L1s by name, and a cached Windows image; provisioning's waits
+    for reboots and heartbeats take no time."""
+    prime = find_image("prime")
+    assert prime is not None
+    for name in ("isolinux.bin", "ldlinux.c32"):  # stand-ins: the ISO is only copied
+        (prime.path / name).write_bytes(name.encode() * 512)
+    folder = images_root() / "windows-server-2016" / "eval"
+    folder.mkdir(parents=True)
+    disk = folder / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    write_manifest(folder, BuiltImage(name="windows-server-2016", key="eval", path=folder,
+                                      kernel=None, initrd=None, disk=disk, size=1, seconds=0.0,
+                                      built="2026-01-01T00:00:00Z"))
+    l1s: dict[str, FakeHyperVL1] = {}
+
+    def session(_self: WindowsDriver, host: HostPlan) -> FakeHyperVL1:
+        return l1s.setdefault(host.name, FakeHyperVL1(host.name, heartbeat_after_polls=1))
+
+    monkeypatch.setattr(WindowsDriver, "session", session)
+    monkeypatch.setattr(windows, "_sleep", lambda _s: None)
+    lab = load_lab(LAB_FILE)
+    lab_dir = home / "labs" / lab.name
+    up(lab, LAB_FILE, lab_dir, "test:///l0", False, intel_host,
+       Reporter(lab.name, lab_dir, "up", show=False))
+    return l1s
+
+
+def nestlab(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, [*args[:1], "--lab", "windows-hyperv", *args[1:]])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_restart_of_a_hyperv_l2_is_a_new_boot_proven_by_heartbeat(
+        hyperv: dict[str, FakeHyperVL1]) -> None:
+    l1 = hyperv["hv1"]
+    code, out, err = nestlab("restart", "prime1", "--json")
+    assert code == 0, err
+    assert l1.vms["prime1"].boots == 2 and l1.vms["prime2"].boots == 1
+    assert "guest-restart" in l1.calls
+    assert [p["evidence"] for p in json.loads(out)["proofs"]] == [
+        "Hyper-V says Running, heartbeat OK; its SSH port answers inside hv1"]
+
+
+def test_rebuild_of_a_hyperv_l2_makes_its_vm_and_disk_again(
+        hyperv: dict[str, FakeHyperVL1]) -> None:
+    l1 = hyperv["hv1"]
+    made = len(l1.creations)
+    code, out, err = nestlab("rebuild", "prime2", "--json")
+    assert code == 0, err
+    assert json.loads(out)["removed"] == ["VM in hv1", "disk in hv1"]
+    assert l1.creations[made:] == ["vm prime2"]
+    assert l1.vms["prime2"].state == "Running"
+    assert sorted(p["guest"] for p in json.loads(out)["proofs"]) == ["prime1", "prime2"]
+
+
+def test_a_windows_guest_has_no_console_log_and_says_where_to_look(
+        hyperv: dict[str, FakeHyperVL1]) -> None:
+    code, _, err = nestlab("logs", "hv1")
+    assert code == 1
+    assert "hv1: a Windows L1 has no serial console log" in err
+    assert "hint: `nestlab console hv1` says how to see its screen." in err
+
+
+def test_restart_of_a_windows_l1_goes_through_ups_steps_again(
+        hyperv: dict[str, FakeHyperVL1], l0: libvirt.virConnect) -> None:
+    before = l0.lookupByName("nestlab-windows-hyperv-hv1").ID()
+    code, out, err = nestlab("restart", "hv1", "--json")
+    assert code == 0, err
+    assert l0.lookupByName("nestlab-windows-hyperv-hv1").ID() != before
+    result = json.loads(out)
+    phases = [(t["phase"], t["outcome"]) for t in result["timings"] if t["guest"] == "hv1"]
+    assert phases == [("restart on L0", "changed"), ("disk", "ok"), ("define + start", "ok"),
+                      ("winrm", "ok"), ("L2 prime ISOs", "ok"), ("Hyper-V role", "ok"),
+                      ("L2 network", "ok")]
+    assert sorted(p["guest"] for p in result["proofs"]) == ["prime1", "prime2"]
