@@ -12,8 +12,9 @@ tests. What they copy from the real thing, and where:
   own ``tests/integration/testdriver.xml``, so the L2 network and domain XML
   nestlab renders are defined (and validated) as in a real L1, and a bad
   document fails here as it would there.
-- ``virsh net-info`` and ``domstate`` print what virsh 9.0 prints ("Active:
-  yes", "running", "shut off", "paused").
+- ``virsh net-info``, ``domstate`` and ``list --all`` print what virsh 9.0
+  prints ("Active: yes", "running", "shut off", "paused", the padded table;
+  pinned against the real virsh in tests/integration/test_fake_linux_l1.py).
 - ``put`` needs the target's folder, as SFTP does.
 - ``FakePrime`` (an L2) answers SSH only while its domain runs in the fake
   L1's libvirt, as a real prime does.
@@ -30,8 +31,8 @@ from pathlib import Path, PurePosixPath
 
 import libvirt
 
-from nestlab.transport.base import CommandResult, Transport, TransportError
-from nestlab.waiting import NotYet, wait_for
+from nestlab.transport.base import CommandResult, Transport, TransportError, Unreachable
+from nestlab.waiting import NotYet, WaitTimedOut, wait_for
 
 TESTDRIVER = Path(__file__).resolve().parent.parent / "integration" / "testdriver.xml"
 _STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_PAUSED: "paused",
@@ -45,7 +46,8 @@ class FakeLinuxL1(Transport):
     nested: str = "1"
     libvirtd_active: bool = False
     reachable: bool = True
-    """False: the L1 never answers SSH (``wait_until_reachable`` times out or is cancelled)."""
+    """False: the L1 never answers SSH (``wait_until_reachable`` raises ``Unreachable``
+    when its time is up, as ``SSHTransport`` does, or ``Cancelled``)."""
     files: dict[str, bytes] = field(default_factory=dict)
     folders: set[str] = field(default_factory=lambda: {"/", "/var", "/var/lib"})
     calls: list[str] = field(default_factory=list)
@@ -64,8 +66,11 @@ class FakeLinuxL1(Transport):
                 raise NotYet("Connection refused (fake)")
             return True
 
-        wait_for(answers, timeout=timeout, interval=0.05, what=f"{self.name}: SSH",
-                 cancel=cancel, progress=waiting)
+        try:
+            wait_for(answers, timeout=timeout, interval=0.05, what=f"{self.name}: SSH",
+                     cancel=cancel, progress=waiting)
+        except WaitTimedOut as exc:  # as SSHTransport: a transport fails with its own error
+            raise Unreachable(exc.message, hint=exc.hint) from None
         self.connected += 1
 
     def reconnect(self, timeout: float) -> None:
@@ -176,6 +181,8 @@ class FakeLinuxL1(Transport):
                 return 0, "", ""
             case ["list", "--all", "--name"]:
                 return 0, "".join(d.name() + "\n" for d in conn.listAllDomains(0)) + "\n", ""
+            case ["list", "--all"]:
+                return 0, _domain_table(conn), ""
         raise AssertionError(f"FakeLinuxL1 does not know `virsh {shlex.join(args)}`")
 
     def domain_state(self, name: str) -> str | None:
@@ -184,6 +191,23 @@ class FakeLinuxL1(Transport):
             return _STATES[self.conn.lookupByName(name).state()[0]]
         except libvirt.libvirtError:
             return None
+
+
+def _domain_table(conn: libvirt.virConnect) -> str:
+    """`virsh list --all` as virsh 9.0 prints it: columns padded to their widest cell and
+    three spaces apart, a rule two characters longer than the header, running domains by
+    id first, then the others with id "-", a blank line at the end."""
+    domains = sorted(conn.listAllDomains(0), key=lambda d: (d.ID() < 0, d.ID(), d.name()))
+    rows = [(str(d.ID()) if d.ID() >= 0 else "-", d.name(), _STATES[d.state()[0]])
+            for d in domains]
+    widths = [max(len(cell) for cell in column) for column in zip(("Id", "Name", "State"),
+                                                                   *rows, strict=False)]
+
+    def line(cells: tuple[str, str, str]) -> str:
+        return (" " + "   ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))).rstrip()
+
+    header = line(("Id", "Name", "State"))
+    return "\n".join([header, "-" * (sum(widths) + 3 * 2 + 3), *map(line, rows)]) + "\n\n"
 
 
 @dataclass
