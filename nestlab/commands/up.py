@@ -22,6 +22,7 @@ import libvirt
 from nestlab import sandbox as sandboxes
 from nestlab.build.images import BuiltImage, build_image, find_image
 from nestlab.commands.context import LabContext
+from nestlab.commands.status import seen_after_up
 from nestlab.drivers import Proof, driver_for
 from nestlab.errors import NestlabError
 from nestlab.host.check import check_host
@@ -42,6 +43,7 @@ from nestlab.state.record import (
     save_plan,
     save_record,
 )
+from nestlab.state.seen import save_seen
 from nestlab.steps import Step, run_steps
 from nestlab.transport.base import Transport
 from nestlab.virt import disks, objects
@@ -84,9 +86,11 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
             objects.refuse_foreign_names(conn, lab.name, [n.name for n in plan.networks],
                                          [h.domain_name for h in plan.hosts])
             run_steps(l0_steps(ctx, conn, images, reporter.say), reporter)
-            return _bring_up_hosts(ctx, conn, images, reporter)
+            proofs = _bring_up_hosts(ctx, conn, images, reporter)
         finally:
             conn.close()
+        save_seen(lab_dir, seen_after_up(ctx))  # `status --cached` shows it at once
+        return proofs
 
 
 def l0_steps(ctx: LabContext, conn: libvirt.virConnect | None, images: dict[str, BuiltImage],

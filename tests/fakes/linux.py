@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import shlex
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -53,6 +54,11 @@ class FakeLinuxL1(Transport):
     calls: list[str] = field(default_factory=list)
     conn: libvirt.virConnect = field(default=None)  # type: ignore[assignment]
     connected: int = 0
+    latency: float = 0.0
+    """Seconds that connecting and each command take, as over a real network (0: none)."""
+    visits: list[tuple[float, float]] = field(default_factory=list)
+    """(connect began, session closed) per session, in ``time.monotonic()`` seconds."""
+    _began: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -66,6 +72,8 @@ class FakeLinuxL1(Transport):
                 raise NotYet("Connection refused (fake)")
             return True
 
+        self._began = time.monotonic()
+        time.sleep(self.latency)
         try:
             wait_for(answers, timeout=timeout, interval=0.05, what=f"{self.name}: SSH",
                      cancel=cancel, progress=waiting)
@@ -77,7 +85,9 @@ class FakeLinuxL1(Transport):
         self.wait_until_reachable(timeout)
 
     def close(self) -> None:
-        pass
+        if self._began is not None:
+            self.visits.append((self._began, time.monotonic()))
+            self._began = None
 
     def put(self, local: Path, remote: str) -> None:
         self._write(remote, local.read_bytes())
@@ -88,6 +98,7 @@ class FakeLinuxL1(Transport):
     def run(self, argv: list[str], timeout: float = 600.0) -> CommandResult:
         command = shlex.join(argv)
         self.calls.append(command)
+        time.sleep(self.latency)
         status, out, err = self._answer(argv)
         return CommandResult(command, status, out, err)
 

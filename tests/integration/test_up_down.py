@@ -7,36 +7,28 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import libvirt
 import pytest
 
-from nestlab.build.images import BuiltImage, images_root, recipe_dir, recipe_key, write_manifest
-from nestlab.commands import context as labctx
-from nestlab.commands import down as down_module
 from nestlab.commands.context import LabContext
 from nestlab.commands.down import down
 from nestlab.commands.plan import preview
-from nestlab.commands.status import lab_status
-from nestlab.commands.up import LabChanged, up
-from nestlab.drivers.linux import LinuxDriver
+from nestlab.commands.up import LabChanged
 from nestlab.host.check import check_host
-from nestlab.host.facts import HostFacts
 from nestlab.lab.labfile import load_lab
-from nestlab.plan import GuestPlan, HostPlan
+from nestlab.plan import HostPlan
 from nestlab.progress import Reporter
 from nestlab.virt import objects
 from nestlab.virt.connection import LibvirtError
 from nestlab.waiting import Cancelled
-from tests.conftest import EXAMPLES, facts
-from tests.fakes.linux import TESTDRIVER, FakeLinuxL1, FakePrime
+from tests.conftest import EXAMPLES
+from tests.fakes.lab import bring_up, host_facts
+from tests.fakes.linux import TESTDRIVER, FakeLinuxL1
 
 LAB_FILE = EXAMPLES / "linux-nested.yaml"
 TWO_HOSTS = textwrap.dedent("""\
@@ -55,70 +47,6 @@ TWO_HOSTS = textwrap.dedent("""\
         memory: 1GiB
         networks: [lab]
 """)
-
-
-def host_facts(_uri: str) -> HostFacts:
-    return facts("amd-nested-1")
-
-
-@pytest.fixture
-def l0(monkeypatch: pytest.MonkeyPatch) -> Iterator[libvirt.virConnect]:
-    """One test-driver connection serves every command of the test, as one libvirtd would
-    (the test driver keeps its state per connection)."""
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    conn = libvirt.open(f"test://{TESTDRIVER}")
-    really_close = conn.close
-    conn.close = lambda: 0  # type: ignore[method-assign]
-    monkeypatch.setattr(labctx, "connect", lambda _uri: conn)
-    monkeypatch.setattr(down_module, "connect", lambda _uri: conn)
-    yield conn
-    really_close()
-
-
-@pytest.fixture
-def guests(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeLinuxL1]:
-    """The FAKE L1s by name, kept across commands like real guests."""
-    l1s: dict[str, FakeLinuxL1] = {}
-
-    def session(_self: LinuxDriver, host: HostPlan) -> FakeLinuxL1:
-        return l1s.setdefault(host.name, FakeLinuxL1(host.name))
-
-    def l2_session(_self: LinuxDriver, l1: FakeLinuxL1, guest: GuestPlan) -> FakePrime:
-        return FakePrime(guest.name, guest.domain_name, l1)
-
-    monkeypatch.setattr(LinuxDriver, "session", session)
-    monkeypatch.setattr(LinuxDriver, "l2_session", l2_session)
-    return l1s
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """NESTLAB_HOME and a cache with both images "built" (real qcow2, stand-in kernels)."""
-    monkeypatch.setenv("NESTLAB_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path / "cache"))
-    for name in ("debian-12", "prime"):
-        folder = images_root() / name / recipe_key(recipe_dir(name))
-        folder.mkdir(parents=True)
-        (folder / "vmlinuz").write_bytes(f"kernel of {name}".encode())
-        (folder / "initrd.img").write_bytes(f"initrd of {name}".encode())
-        disk = None
-        if name == "debian-12":
-            disk = folder / "disk.qcow2"
-            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"],
-                           check=True)
-        write_manifest(folder, BuiltImage(name=name, key=folder.name, path=folder,
-                                          kernel=folder / "vmlinuz",
-                                          initrd=folder / "initrd.img", disk=disk, size=1,
-                                          seconds=0.0, built="2026-01-01T00:00:00Z"))
-    return tmp_path / "home"
-
-
-def bring_up(lab_file: Path, home: Path) -> tuple[list[Any], Reporter]:
-    lab = load_lab(lab_file)
-    lab_dir = home / "labs" / lab.name
-    reporter = Reporter(lab.name, lab_dir, "up", show=False)
-    proofs = up(lab, lab_file, lab_dir, "test:///l0", False, host_facts, reporter)
-    return proofs, reporter
 
 
 def inventory(conn: libvirt.virConnect) -> dict[str, object]:
@@ -176,16 +104,6 @@ def test_files_are_private(l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1
         assert mode(host_dir / name) == 0o600, name
     assert mode(lab_dir / "lab.json") == 0o600
     assert mode(lab_dir / "plan.json") == 0o600
-
-
-def test_status_reads_both_levels(l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1],
-                                  home: Path) -> None:
-    bring_up(LAB_FILE, home)
-    report = lab_status(LabContext.load(home / "labs" / "linux-nested"))
-    [host] = report["hosts"]
-    assert (host["name"], host["state"]) == ("kvm1", "running")
-    assert host["guests"][0]["state"] == "running"
-    assert report["networks"] == [{"name": "nestlab-linux-nested-lab", "state": "active"}]
 
 
 def test_down_removes_only_the_labs_objects(l0: libvirt.virConnect,
