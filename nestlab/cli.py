@@ -356,7 +356,8 @@ def status(lab_file: Path, lab_name: str | None, cached: bool, as_json: bool) ->
     is `booting`; the L2s of an L1 that is not running or does not answer are
     `unknown` (not absent). An L1's address is its reserved one, shown while
     its domain runs. What it sees is recorded in the lab's folder for
-    `--cached`.
+    `--cached`. The phase timings are, per step, those of the `up` that last
+    did the work, so a later `up` that had nothing to do keeps the boot times.
     """
     from nestlab.commands.status import cached_status, lab_status
 

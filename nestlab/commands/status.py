@@ -23,7 +23,7 @@ from nestlab.commands.context import LabContext
 from nestlab.drivers import driver_for
 from nestlab.errors import NestlabError
 from nestlab.plan import HostPlan
-from nestlab.state.record import last_run, load_record, read_events, require_lab_dir
+from nestlab.state.record import last_work, load_record, read_events, require_lab_dir
 from nestlab.state.seen import (
     L1Seen,
     L2Seen,
@@ -195,11 +195,12 @@ def _l1_seen(ctx: LabContext, host: HostPlan, answer: L1Answer) -> L1Seen:
 
 
 def _timings(lab_dir: Path) -> list[dict[str, Any]]:
-    """The steps of the last `up`, with their times."""
+    """Per step, its time in the `up` that last did the work (``last_work``): a later `up`
+    that had nothing to do does not hide how long booting took."""
     return [
         {"guest": e["guest"], "phase": e["phase"], "seconds": e["seconds"],
          "outcome": e["outcome"], "run": e.get("run"), "end": e.get("end")}
-        for e in last_run(read_events(lab_dir), "up") if _is_step(e)
+        for e in last_work([e for e in read_events(lab_dir) if _is_step(e)], "up")
     ]
 
 

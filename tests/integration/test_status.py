@@ -189,6 +189,20 @@ def test_a_stopped_sandbox_asks_nobody(l0: libvirt.virConnect, guests: dict[str,
     assert [n.state for n in seen.networks] == ["unknown"]
 
 
+def test_timings_are_those_of_the_up_that_did_the_work(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path) -> None:
+    _proofs, first = bring_up(LAB_FILE, home)
+    bring_up(LAB_FILE, home)  # nothing to do: every step ok in ~0 s
+    guests["kvm1"].conn.lookupByName(L2).destroy()
+    _proofs, third = bring_up(LAB_FILE, home)  # starts the L2 again, and proves it
+    timings = {(t["guest"], t["phase"]): t["run"]
+               for t in cached_status(lab_dir(home)).timings}
+    assert timings[("kvm1", "define + start")] == first.run
+    assert timings[("kvm1", "ssh")] == first.run  # waits never "change": the booting run's
+    assert timings[("prime1", "define + start in kvm1")] == third.run
+    assert timings[("prime1", "proven (SSH via kvm1)")] == third.run
+
+
 def test_the_table_shows_the_age_of_a_recorded_status(
         l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
