@@ -351,8 +351,8 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, as_json: bool) -> None
 def status(lab_file: Path, lab_name: str | None, cached: bool, as_json: bool) -> None:
     """Show the lab: L1s as libvirt sees them, L2s as each L1's hypervisor sees them.
 
-    Asks now: libvirt on this host, then every running L1 at once, each given a
-    few seconds to answer. An L1 that libvirt runs but that does not answer yet
+    Asks now: libvirt on this host, then every running L1 at once, each given
+    5 s to answer. An L1 that libvirt runs but that does not answer yet
     is `booting`; the L2s of an L1 that is not running or does not answer are
     `unknown` (not absent). An L1's address is its reserved one, shown while
     its domain runs. What it sees is recorded in the lab's folder for

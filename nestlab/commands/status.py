@@ -38,8 +38,9 @@ from nestlab.virt import objects
 from nestlab.waiting import Cancelled
 
 ANSWER_TIMEOUT = 5.0
-"""How long a running L1 may take to answer before it counts as booting. A booted L1
-answers SSH in well under a second, even under emulation."""
+"""How long a running L1 may take to answer before it counts as booting: room for a
+booted L1's SSH or WinRM handshake on a loaded host, even under emulation, while a
+status with an L1 still booting stays quick."""
 
 _STATES = {
     libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_BLOCKED: "running",
@@ -64,8 +65,8 @@ class LabStatus:
 
 @dataclass(frozen=True)
 class L1Answer:
-    """What a running L1 said when asked: its state, its L2s' states by name (None:
-    not known) and why not."""
+    """What is known of one L1: its state (libvirt's, or what it answered), its L2s'
+    states by name (None: not known) and, when they are not known, why."""
 
     state: str
     guests: dict[str, str] | None
