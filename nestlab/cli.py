@@ -411,15 +411,32 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, quiet: bool, as_json: 
 
 @main.command(interrupted=READ_ONLY)
 @_lab_selector
+@click.option("--cached", is_flag=True,
+              help="Show what the last `status` or `up` recorded, at once, with its age; "
+                   "asks neither libvirt nor any L1.")
 @_json_option
-def status(lab_file: Path, lab_name: str | None, as_json: bool) -> None:
-    """Show the lab as libvirt sees it now (L1s on this host, L2s inside each L1)."""
-    from nestlab.commands.context import LabContext
-    from nestlab.commands.status import lab_status
+def status(lab_file: Path, lab_name: str | None, cached: bool, as_json: bool) -> None:
+    """Show the lab: L1s as libvirt sees them, L2s as each L1's hypervisor sees them.
 
-    status_report = lab_status(LabContext.load(_selected_lab_dir(lab_file, lab_name)))
+    Asks now: libvirt on this host, then every running L1 at once, each given
+    5 s to answer. An L1 that libvirt runs but that does not answer yet
+    is `booting`; the L2s of an L1 that is not running or does not answer are
+    `unknown` (not absent). An L1's address is its reserved one, shown while
+    its domain runs. What it sees is recorded in the lab's folder for
+    `--cached`. The phase timings are, per step, those of the `up` that last
+    did the work, so a later `up` that had nothing to do keeps the boot times.
+    """
+    from nestlab.commands.status import cached_status, lab_status
+
+    folder = _selected_lab_dir(lab_file, lab_name)
+    if cached:
+        status_report = cached_status(folder)
+    else:
+        from nestlab.commands.context import LabContext
+
+        status_report = lab_status(LabContext.load(folder))
     if as_json:
-        click.echo(json.dumps(status_report, indent=2))
+        click.echo(json.dumps(report.status_json(status_report), indent=2))
         return
     report.print_status(status_report)
 

@@ -7,6 +7,7 @@ so that the table and the JSON say the same things.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from nestlab.state.record import iso_utc
 if TYPE_CHECKING:
     from nestlab.commands.labs import LabSummary
     from nestlab.commands.plan import Preview
+    from nestlab.commands.status import LabStatus
 
 
 def check_json(report: HostReport, lab: Lab | None) -> dict[str, Any]:
@@ -61,13 +63,17 @@ def print_check(report: HostReport, lab: Lab | None) -> None:
     console.print(f"This host {verdict} {subject}.")
 
 
-def print_timings(timings: list[dict[str, Any]]) -> None:
+def print_timings(timings: list[dict[str, Any]], when: bool = False) -> None:
+    """A row per phase; ``when``: with the local time each ended (`status` shows phases
+    from several runs)."""
     table = Table(title="phases", box=None, pad_edge=False)
-    for column in ("guest", "phase", "seconds", "outcome"):
+    for column in ("guest", "phase", "seconds", "outcome", *(("when",) if when else ())):
         table.add_column(column)
     for t in timings:
+        ended = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t["end"]))
+                 if isinstance(t.get("end"), int | float) else "")
         table.add_row(_shown(t["guest"]), _shown(t["phase"]), f"{t['seconds']:.1f}",
-                      _shown(t["outcome"]))
+                      _shown(t["outcome"]), *((ended,) if when else ()))
     Console().print(table)
 
 
@@ -86,28 +92,59 @@ def print_facts(host: HostFacts) -> None:
     console.print(table)
 
 
-def print_status(report: dict[str, Any]) -> None:
+def status_json(status: LabStatus) -> dict[str, Any]:
+    """`status --json`: the lab as seen, its timings, and when and how it was seen."""
+    seen = asdict(status.seen)
+    checked = {"at": _utc(seen.pop("at")), "by": seen.pop("by"), "live": status.live,
+               "age_seconds": round(status.age, 2)}
+    return seen | {"timings": status.timings, "checked": checked}
+
+
+def _utc(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def _age(seconds: float) -> str:
+    """``12 s``, ``5 min``, ``3 h``, ``2 days``: how old a recorded status is."""
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _checked(status: LabStatus) -> str:
+    if status.live:
+        return f"asked now ({status.age:.1f} s)"
+    by = "`up` left" if status.seen.by == "up" else "`status` saw"
+    return (f"[yellow]recorded[/]: what {by} {_age(status.age)} ago "
+            f"({time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(status.seen.at))}); "
+            "`nestlab status` asks again")
+
+
+def print_status(status: LabStatus) -> None:
     console = Console()
-    sandbox = report["sandbox"]
-    console.print(f"lab [bold]{_shown(report['lab'])}[/] accel={report['accel']} "
-                  + (f"sandbox={_shown(sandbox['netns'])} "
-                     f"({'running' if sandbox['running'] else 'stopped'})"
-                     if sandbox else f"uri={_shown(report['uri'])}"))
+    seen = status.seen
+    sandbox = seen.sandbox
+    console.print(f"lab [bold]{_shown(seen.lab)}[/] accel={seen.accel} "
+                  + (f"sandbox={_shown(sandbox.netns)} "
+                     f"({'running' if sandbox.running else 'stopped'})"
+                     if sandbox else f"uri={_shown(seen.uri)}"))
+    console.print(_checked(status), highlight=False)
     table = Table(box=None, pad_edge=False)
     for column in ("level", "name", "state", "address", "in"):
         table.add_column(column)
-    for net in report["networks"]:
-        table.add_row("net", _shown(net["name"]), net["state"], "", "")
-    for host in report["hosts"]:
-        table.add_row("L1", _shown(host["name"]), host["state"], host.get("address") or "", "")
-        for guest in host["guests"]:
-            table.add_row("L2", _shown(guest["name"]), guest["state"], guest["address"],
-                          _shown(host["name"]))
-        if host.get("note"):
-            table.add_row("", "", f"[yellow]{_shown(host['note'])}[/]", "", "")
+    for net in seen.networks:
+        table.add_row("net", _shown(net.name), _shown(net.state), "", "")
+    for host in seen.hosts:
+        table.add_row("L1", _shown(host.name), _shown(host.state), host.address or "", "")
+        for guest in host.guests:
+            table.add_row("L2", _shown(guest.name), _shown(guest.state), _shown(guest.address),
+                          _shown(host.name))
+        if host.note:
+            table.add_row("", "", f"[yellow]{_shown(host.note)}[/]", "", "")
     console.print(table)
-    if report["timings"]:
-        print_timings(report["timings"])
+    if status.timings:
+        print_timings(status.timings, when=True)
 
 
 _STATE_STYLE = {"create": "[yellow]create[/]", "present": "[green]present[/]",

@@ -30,6 +30,7 @@ from nestlab.state.record import (
     record_path,
     require_lab_dir,
 )
+from nestlab.state.seen import forget_seen
 from nestlab.virt import objects
 from nestlab.virt.connection import LibvirtError, connect
 
@@ -106,6 +107,7 @@ def _take_down(lab_dir: Path, record: LabRecord | None, uri: str, reporter: Repo
         known_hosts_path(lab_dir).unlink(missing_ok=True)
         ssh_config_path(lab_dir).unlink(missing_ok=True)
         record_path(lab_dir).unlink(missing_ok=True)
+        forget_seen(lab_dir)
 
 
 def _sandbox_by_folder(lab_dir: Path) -> sandboxes.Sandbox | None:

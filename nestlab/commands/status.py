@@ -1,7 +1,19 @@
-"""``nestlab status``: what libvirt (on L0 and inside each L1) says about the lab now."""
+"""``nestlab status``: the lab as libvirt on L0 and each L1's hypervisor say it is now,
+or as it was last seen (``--cached``).
+
+Asking now: L0's libvirt once (milliseconds), then every L1 that libvirt runs, all
+at once, each given ``ANSWER_TIMEOUT`` seconds to answer; an L1 that does not
+answer yet is ``booting`` and its L2s ``unknown``. What was seen is recorded in
+the lab's folder, so ``--cached`` answers at once without asking anyone.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import libvirt
@@ -11,83 +23,189 @@ from nestlab.commands.context import LabContext
 from nestlab.drivers import driver_for
 from nestlab.errors import NestlabError
 from nestlab.plan import HostPlan
-from nestlab.state.record import last_run, read_events
+from nestlab.state.record import last_work, load_record, read_events, require_lab_dir
+from nestlab.state.seen import (
+    L1Seen,
+    L2Seen,
+    LabSeen,
+    NetworkSeen,
+    SandboxSeen,
+    load_seen,
+    save_seen,
+)
+from nestlab.transport.base import Unreachable
 from nestlab.virt import objects
+from nestlab.waiting import Cancelled
+
+ANSWER_TIMEOUT = 5.0
+"""How long a running L1 may take to answer before it counts as booting: room for a
+booted L1's SSH or WinRM handshake on a loaded host, even under emulation, while a
+status with an L1 still booting stays quick."""
 
 _STATES = {
     libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_BLOCKED: "running",
     libvirt.VIR_DOMAIN_PAUSED: "paused", libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down",
     libvirt.VIR_DOMAIN_SHUTOFF: "shut off", libvirt.VIR_DOMAIN_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
 }
+_HAS_ADDRESS = {"running", "booting", "paused", "shutting down"}
+"""An L1 whose domain runs holds its reserved address (by MAC); no lease is read."""
 
 
-def lab_status(ctx: LabContext) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LabStatus:
+    """What ``status`` shows: what was seen, whether it was asked now, and the timings."""
+
+    seen: LabSeen
+    live: bool
+    age: float
+    """Seconds since it was seen (asking now: how long asking took)."""
+    timings: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class L1Answer:
+    """What is known of one L1: its state (libvirt's, or what it answered), its L2s'
+    states by name (None: not known) and, when they are not known, why."""
+
+    state: str
+    guests: dict[str, str] | None
+    note: str | None = None
+
+
+def lab_status(ctx: LabContext, answer_timeout: float = ANSWER_TIMEOUT) -> LabStatus:
+    """Ask now, record what was seen, and show it with the timings."""
+    started = time.time()
+    seen = _ask(ctx, answer_timeout, started)
+    save_seen(ctx.lab_dir, seen)
+    return LabStatus(seen, live=True, age=time.time() - started, timings=_timings(ctx.lab_dir))
+
+
+def cached_status(lab_dir: Path) -> LabStatus:
+    """What the last `status` or `up` recorded, without asking libvirt or any L1."""
+    load_record(require_lab_dir(lab_dir))  # a lab that is not up is NoSuchLab, as live
+    seen = load_seen(lab_dir)
+    return LabStatus(seen, live=False, age=max(time.time() - seen.at, 0.0),
+                     timings=_timings(lab_dir))
+
+
+def seen_after_up(ctx: LabContext) -> LabSeen:
+    """What a successful `up` has just made and proven: every network active, every L1
+    answering at its address, every L2 running."""
     box = ctx.sandbox
-    status: dict[str, Any] = {
-        "lab": ctx.name, "accel": ctx.plan.accel, "uri": ctx.record.uri,
-        "sandbox": {"netns": box.netns, "running": sandboxes.is_running(box)} if box else None,
-        "networks": [], "hosts": [], "timings": _timings(ctx),
-    }
+    return _lab_seen(
+        ctx, SandboxSeen(box.netns, True) if box else None,
+        tuple(NetworkSeen(net.name, "active") for net in ctx.plan.networks),
+        {h.name: L1Answer("running", {g.name: "running" for g in h.guests})
+         for h in ctx.plan.hosts},
+        time.time(), "up")
+
+
+def _ask(ctx: LabContext, answer_timeout: float, at: float) -> LabSeen:
+    box = ctx.sandbox
     if box is not None and not sandboxes.is_running(box):
-        status["hosts"] = [{"name": h.name, "state": "sandbox not running", "guests": []}
-                           for h in ctx.plan.hosts]
-        return status
+        return _lab_seen(ctx, SandboxSeen(box.netns, False),
+                         tuple(NetworkSeen(net.name, "unknown") for net in ctx.plan.networks),
+                         {h.name: L1Answer("sandbox not running", None) for h in ctx.plan.hosts},
+                         at, "status")
+    networks, on_l0 = _ask_l0(ctx)
+    answers = {h.name: L1Answer(on_l0[h.name], None) for h in ctx.plan.hosts}
+    answers |= _ask_running_l1s(ctx, [h for h in ctx.plan.hosts if on_l0[h.name] == "running"],
+                                answer_timeout)
+    return _lab_seen(ctx, SandboxSeen(box.netns, True) if box else None, networks, answers,
+                     at, "status")
+
+
+def _ask_l0(ctx: LabContext) -> tuple[tuple[NetworkSeen, ...], dict[str, str]]:
+    """The lab's networks and each L1's domain state, from one libvirt connection."""
     conn = ctx.libvirt()
     try:
         owned = {dom.name(): dom for dom, _ in objects.owned_domains(conn, ctx.name)}
         nets = {net.name(): net for net in objects.owned_networks(conn, ctx.name)}
-        for net in ctx.plan.networks:
-            found = nets.get(net.name)
-            status["networks"].append({"name": net.name, "state": "absent" if found is None
-                                       else ("active" if found.isActive() else "inactive")})
+        networks = tuple(
+            NetworkSeen(net.name, "absent" if (found := nets.get(net.name)) is None
+                        else ("active" if found.isActive() else "inactive"))
+            for net in ctx.plan.networks)
+        on_l0 = {}
         for host in ctx.plan.hosts:
-            status["hosts"].append(_host_status(ctx, conn, host, owned.get(host.domain_name)))
+            dom = owned.get(host.domain_name)
+            on_l0[host.name] = "absent" if dom is None else _STATES.get(dom.state()[0],
+                                                                        "unknown")
+        return networks, on_l0
     finally:
         conn.close()
-    return status
 
 
-def _host_status(ctx: LabContext, conn: libvirt.virConnect, host: HostPlan,
-                 dom: libvirt.virDomain | None) -> dict[str, Any]:
-    state = "absent" if dom is None else _STATES.get(dom.state()[0], "unknown")
-    nic = host.nics[0]
-    entry: dict[str, Any] = {
-        "name": host.name, "domain": host.domain_name, "os": host.os.value, "state": state,
-        "address": objects.lease_address(conn, nic.network, nic.mac) if dom else None,
-        "guests": [],
-    }
-    in_l1: dict[str, str] = {}
-    note = None
-    if state == "running" and host.guests:
+def _ask_running_l1s(ctx: LabContext, hosts: list[HostPlan],
+                     answer_timeout: float) -> dict[str, L1Answer]:
+    """Every running L1 at once: asking takes as long as the slowest, not the sum."""
+    if not hosts:
+        return {}
+    cancel = threading.Event()
+    with ThreadPoolExecutor(max_workers=len(hosts), thread_name_prefix="status") as pool:
+        futures = {h.name: pool.submit(_ask_l1, ctx, h, answer_timeout, cancel) for h in hosts}
         try:
-            in_l1 = _guest_states(ctx, host)
-        except NestlabError as exc:
-            note = f"L1 not reachable: {exc.message}"
-    driver = driver_for(ctx, host)
-    for guest in host.guests:
-        entry["guests"].append({
-            "name": guest.name, "domain": driver.guest_domain(guest), "address": str(guest.ip),
-            "state": in_l1.get(guest.name, "absent" if in_l1 or not note else "unknown"),
-        })
-    if note:
-        entry["note"] = note
-    return entry
+            return {name: future.result() for name, future in futures.items()}
+        except BaseException:
+            cancel.set()  # Ctrl-C, or a bug in one: the others stop waiting
+            raise
 
 
-def _guest_states(ctx: LabContext, host: HostPlan) -> dict[str, str]:
-    """What the L1's own hypervisor says about its L2s, by L2 name."""
+def _ask_l1(ctx: LabContext, host: HostPlan, answer_timeout: float,
+            cancel: threading.Event) -> L1Answer:
+    """One running L1, through its driver: does it answer, and what are its L2s."""
     driver = driver_for(ctx, host)
     session = driver.session(host)
     try:
-        session.wait_until_reachable(20)
-        return driver.guest_states(host, session)
+        try:
+            session.wait_until_reachable(answer_timeout, cancel=cancel)
+        except Unreachable as exc:
+            return L1Answer("booting", None, f"does not answer yet: {exc.message}")
+        except Cancelled:
+            raise
+        except NestlabError as exc:
+            return L1Answer("running", None, f"answers, but not to nestlab: {exc.message}")
+        if not host.guests:
+            return L1Answer("running", {})
+        try:
+            return L1Answer("running", driver.guest_states(host, session))
+        except NestlabError as exc:
+            return L1Answer("running", None, f"its L2s cannot be read: {exc.message}")
     finally:
         session.close()
 
 
-def _timings(ctx: LabContext) -> list[dict[str, Any]]:
+def _lab_seen(ctx: LabContext, sandbox: SandboxSeen | None, networks: tuple[NetworkSeen, ...],
+              answers: dict[str, L1Answer], at: float, by: str) -> LabSeen:
+    return LabSeen(lab=ctx.name, accel=ctx.plan.accel, uri=ctx.record.uri, sandbox=sandbox,
+                   networks=networks,
+                   hosts=tuple(_l1_seen(ctx, h, answers[h.name]) for h in ctx.plan.hosts),
+                   at=round(at, 3), by=by)
+
+
+def _l1_seen(ctx: LabContext, host: HostPlan, answer: L1Answer) -> L1Seen:
+    driver = driver_for(ctx, host)
+    known = answer.guests
+    guests = tuple(
+        L2Seen(name=g.name, domain=driver.guest_domain(g), address=str(g.ip),
+               state="unknown" if known is None else known.get(g.name, "absent"))
+        for g in host.guests)
+    return L1Seen(name=host.name, domain=host.domain_name, os=host.os.value, state=answer.state,
+                  address=str(host.nics[0].ip) if answer.state in _HAS_ADDRESS else None,
+                  guests=guests, note=answer.note)
+
+
+def _timings(lab_dir: Path) -> list[dict[str, Any]]:
+    """Per step, its time in the `up` that last did the work (``last_work``): a later `up`
+    that had nothing to do does not hide how long booting took."""
     return [
         {"guest": e["guest"], "phase": e["phase"], "seconds": e["seconds"],
-         "outcome": e["outcome"]}
-        for e in last_run(read_events(ctx.lab_dir), "up")
+         "outcome": e["outcome"], "run": e.get("run"), "end": e.get("end")}
+        for e in last_work([e for e in read_events(lab_dir) if _is_step(e)], "up")
     ]
+
+
+def _is_step(event: dict[str, Any]) -> bool:
+    """A line of the event log that can be shown (the log is read back from a file)."""
+    return (all(isinstance(event.get(k), str) for k in ("guest", "phase", "outcome"))
+            and isinstance(event.get("seconds"), int | float))

@@ -23,6 +23,7 @@ from nestlab import sandbox as sandboxes
 from nestlab.build.images import BuiltImage, build_image, find_image
 from nestlab.commands.changes import LabChanged, Restarts, changes_to_apply
 from nestlab.commands.context import LabContext
+from nestlab.commands.status import seen_after_up
 from nestlab.drivers import Proof, driver_class, driver_for
 from nestlab.errors import NestlabError
 from nestlab.host.check import check_host
@@ -43,6 +44,7 @@ from nestlab.state.record import (
     save_plan,
     save_record,
 )
+from nestlab.state.seen import save_seen
 from nestlab.steps import Step, run_steps
 from nestlab.transport.base import Transport
 from nestlab.virt import disks, objects
@@ -95,6 +97,7 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
         if restarts.guests:
             # Saved only once applied: an `up` cut short applies the changes again.
             save_plan(lab_dir, plan, lab_hash(lab))
+        save_seen(lab_dir, seen_after_up(ctx))  # `status --cached` shows it at once
         return proofs
 
 

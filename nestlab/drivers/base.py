@@ -91,7 +91,9 @@ class L1Driver(abc.ABC):
 
     @abc.abstractmethod
     def guest_states(self, host: HostPlan, session: Transport) -> dict[str, str]:
-        """Each L2's state as the L1's hypervisor says it, by L2 name."""
+        """Each L2's state as the L1's hypervisor says it, by L2 name; an L2 it does not
+        have is left out (absent). Raises when the hypervisor cannot be asked (its L2s
+        are then unknown, not absent)."""
 
     @abc.abstractmethod
     def remove_guests(self, host: HostPlan, session: Transport) -> None:

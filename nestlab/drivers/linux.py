@@ -69,7 +69,7 @@ class LinuxDriver(L1Driver):
                               f"up {uptime:.1f}s")
 
     def guest_states(self, host: HostPlan, session: Transport) -> dict[str, str]:
-        states = linux.guest_states(session)
+        states = linux.guest_states(session, [g.domain_name for g in host.guests])
         return {g.name: states[g.domain_name] for g in host.guests if g.domain_name in states}
 
     def remove_guests(self, host: HostPlan, session: Transport) -> None:

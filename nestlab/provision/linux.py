@@ -87,8 +87,8 @@ def _virsh(t: Transport, *args: str) -> CommandResult:
     return t.run(["virsh", "-c", "qemu:///system", *args], timeout=180)
 
 
-def _virsh_check(t: Transport, *args: str) -> CommandResult:
-    return t.check(["virsh", "-c", "qemu:///system", *args], timeout=180)
+def _virsh_check(t: Transport, *args: str, timeout: float = 180) -> CommandResult:
+    return t.check(["virsh", "-c", "qemu:///system", *args], timeout=timeout)
 
 
 def _info_field(result: CommandResult, field: str) -> str:
@@ -182,12 +182,25 @@ def ensure_guest(t: Transport, plan: Plan, host: HostPlan, guest: GuestPlan,
     return acted
 
 
-def guest_states(t: Transport) -> dict[str, str]:
-    """Domain name -> state of every domain in the L1's libvirt."""
-    result = _virsh(t, "list", "--all", "--name")
+_STATES_TIMEOUT = 20.0
+"""One `virsh list` in a healthy L1 answers in well under a second; `status` must not
+hang on an L1 whose libvirtd does not."""
+
+
+def guest_states(t: Transport, domains: list[str]) -> dict[str, str]:
+    """Domain name -> state for those of ``domains`` the L1's libvirt has, from one
+    `virsh list --all` (one round trip, not one per domain). A libvirt that does not
+    answer raises ``CommandFailed``: the L2s are then unknown, not absent."""
+    table = _virsh_check(t, "list", "--all", timeout=_STATES_TIMEOUT).stdout
     states = {}
-    for name in result.stdout.split():
-        states[name] = _virsh(t, "domstate", name).stdout.strip() or "unknown"
+    # " Id   Name   State" and a rule, then " 1    NAME   running" / " -    NAME   shut off".
+    # Names may hold spaces and states do ("shut off"): match the names asked for.
+    for row in table.splitlines()[2:]:
+        _id, _, rest = row.strip().partition(" ")
+        rest = rest.strip()
+        for name in domains:
+            if rest.startswith(name + " "):
+                states[name] = rest[len(name):].strip()
     return states
 
 

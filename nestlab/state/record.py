@@ -192,6 +192,46 @@ def last_run(events: list[dict[str, Any]], command: str = "up") -> list[dict[str
     return [e for e in events if e.get("run") == latest]
 
 
+def last_work(events: list[dict[str, Any]], command: str = "up") -> list[dict[str, Any]]:
+    """Per step (guest and phase), its event from the run that last did the work, so a
+    no-op ``up`` (every step ok in ~0 s) does not hide how long the real one took.
+
+    Only runs since the last ``down`` count, and for each step, in order:
+    its latest event if that failed (the step is failing now); else its latest
+    ``changed`` event; a step that never changes anything (a wait or a proof:
+    ``ssh``, ``proven``) takes its event from the last run that changed or
+    failed something for its guest (the run that booted the L1 or started the
+    L2), unless it failed there; else its latest event. Steps are in the order
+    they first appear.
+    """
+    downs = [i for i, e in enumerate(events) if e.get("command") == "down"]
+    runs = [e for e in events[downs[-1] + 1 if downs else 0:] if e.get("command") == command]
+    latest: dict[tuple[Any, Any], dict[str, Any]] = {}
+    changed: dict[tuple[Any, Any], dict[str, Any]] = {}
+    in_run: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+    guest_run: dict[Any, Any] = {}
+    for e in runs:
+        step = (e.get("guest"), e.get("phase"))
+        latest[step] = in_run[(e.get("run"), *step)] = e
+        if e.get("outcome") == "changed":
+            changed[step] = e
+        if e.get("outcome") == "changed" or _failed(e):
+            guest_run[e.get("guest")] = e.get("run")
+    chosen = []
+    for step, last in latest.items():
+        from_guest_run = in_run.get((guest_run.get(step[0]), *step))
+        if _failed(last) or (step not in changed and (
+                from_guest_run is None or _failed(from_guest_run))):
+            chosen.append(last)
+        else:
+            chosen.append(changed.get(step) or from_guest_run or last)
+    return chosen
+
+
+def _failed(event: dict[str, Any]) -> bool:
+    return str(event.get("outcome", "")).startswith("failed")
+
+
 def now() -> float:
     return round(time.time(), 3)
 

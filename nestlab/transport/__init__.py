@@ -5,9 +5,16 @@ from __future__ import annotations
 import importlib
 
 from nestlab.errors import NestlabError
-from nestlab.transport.base import CommandFailed, CommandResult, Transport, TransportError
+from nestlab.transport.base import (
+    CommandFailed,
+    CommandResult,
+    Transport,
+    TransportError,
+    Unreachable,
+)
 
-__all__ = ["CommandFailed", "CommandResult", "Transport", "TransportError", "transport_class"]
+__all__ = ["CommandFailed", "CommandResult", "Transport", "TransportError", "Unreachable",
+           "transport_class"]
 
 # scheme -> (module, class, the package that provides its dependency)
 _REGISTRY = {

@@ -15,6 +15,11 @@ class TransportError(NestlabError):
     """A guest could not be reached, or a command could not be sent to it."""
 
 
+class Unreachable(TransportError):
+    """The guest did not answer before the deadline (it may still be booting), as opposed
+    to a guest that answered and refused nestlab (a rejected key, a changed host key)."""
+
+
 class CommandFailed(NestlabError):
     """A command ran on a guest and failed; carries its result."""
 

@@ -17,7 +17,7 @@ from typing import Any
 import paramiko
 
 from nestlab.state.keys import HostKeyChanged, PinningPolicy
-from nestlab.transport.base import CommandResult, Transport, TransportError
+from nestlab.transport.base import CommandResult, Transport, TransportError, Unreachable
 from nestlab.waiting import WaitTimedOut, wait_for
 
 Connector = Callable[[float], Any]
@@ -82,7 +82,7 @@ class SSHTransport(Transport):
                 hint="`nestlab console NAME` shows the guest's console; `nestlab up` again "
                      "continues where this one stopped.")
         except WaitTimedOut as exc:  # a transport fails with its own error
-            raise TransportError(exc.message, hint=exc.hint) from None
+            raise Unreachable(exc.message, hint=exc.hint) from None
 
     @property
     def client(self) -> paramiko.SSHClient:

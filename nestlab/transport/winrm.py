@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nestlab.sandbox import enter_netns
-from nestlab.transport.base import CommandResult, Transport, TransportError
+from nestlab.transport.base import CommandResult, Transport, TransportError, Unreachable
 from nestlab.waiting import NotYet, WaitTimedOut, describe, wait_for
 
 T = TypeVar("T")
@@ -127,7 +127,7 @@ class WinRMTransport(Transport):
                 hint="`nestlab console NAME` shows the guest; `nestlab up` again continues "
                      "where this one stopped.")
         except WaitTimedOut as exc:  # a transport fails with its own error
-            raise TransportError(exc.message, hint=exc.hint) from None
+            raise Unreachable(exc.message, hint=exc.hint) from None
 
     def _session(self) -> Any:
         if self._pool is None:

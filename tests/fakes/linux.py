@@ -12,8 +12,9 @@ tests. What they copy from the real thing, and where:
   own ``tests/integration/testdriver.xml``, so the L2 network and domain XML
   nestlab renders are defined (and validated) as in a real L1, and a bad
   document fails here as it would there.
-- ``virsh net-info`` and ``domstate`` print what virsh 9.0 prints ("Active:
-  yes", "running", "shut off", "paused").
+- ``virsh net-info``, ``domstate`` and ``list --all`` print what virsh 9.0
+  prints ("Active: yes", "running", "shut off", "paused", the padded table;
+  pinned against the real virsh in tests/integration/test_fake_linux_l1.py).
 - ``put`` needs the target's folder, as SFTP does.
 - ``FakePrime`` (an L2) answers SSH only while its domain runs in the fake
   L1's libvirt, as a real prime does.
@@ -30,14 +31,15 @@ from __future__ import annotations
 import hashlib
 import shlex
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import libvirt
 
-from nestlab.transport.base import CommandResult, Transport, TransportError
-from nestlab.waiting import NotYet, wait_for
+from nestlab.transport.base import CommandResult, Transport, TransportError, Unreachable
+from nestlab.waiting import NotYet, WaitTimedOut, wait_for
 
 TESTDRIVER = Path(__file__).resolve().parent.parent / "integration" / "testdriver.xml"
 _STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_PAUSED: "paused",
@@ -51,7 +53,8 @@ class FakeLinuxL1(Transport):
     nested: str = "1"
     libvirtd_active: bool = False
     reachable: bool = True
-    """False: the L1 never answers SSH (``wait_until_reachable`` times out or is cancelled)."""
+    """False: the L1 never answers SSH (``wait_until_reachable`` raises ``Unreachable``
+    when its time is up, as ``SSHTransport`` does, or ``Cancelled``)."""
     files: dict[str, bytes] = field(default_factory=dict)
     folders: set[str] = field(default_factory=lambda: {"/", "/var", "/var/lib"})
     calls: list[str] = field(default_factory=list)
@@ -64,6 +67,11 @@ class FakeLinuxL1(Transport):
     instead of a function: always running, never rebooted."""
     boots: list[tuple[object, object]] = field(default_factory=list)
     """Each boot the L1 was seen answering from."""
+    latency: float = 0.0
+    """Seconds that connecting and each command take, as over a real network (0: none)."""
+    visits: list[tuple[float, float]] = field(default_factory=list)
+    """(connect began, session closed) per session, in ``time.monotonic()`` seconds."""
+    _began: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -78,15 +86,22 @@ class FakeLinuxL1(Transport):
             self._follow_boot()
             return True
 
-        wait_for(answers, timeout=timeout, interval=0.05, what=f"{self.name}: SSH",
-                 cancel=cancel, progress=waiting)
+        self._began = time.monotonic()
+        time.sleep(self.latency)
+        try:
+            wait_for(answers, timeout=timeout, interval=0.05, what=f"{self.name}: SSH",
+                     cancel=cancel, progress=waiting)
+        except WaitTimedOut as exc:  # as SSHTransport: a transport fails with its own error
+            raise Unreachable(exc.message, hint=exc.hint) from None
         self.connected += 1
 
     def reconnect(self, timeout: float) -> None:
         self.wait_until_reachable(timeout)
 
     def close(self) -> None:
-        pass
+        if self._began is not None:
+            self.visits.append((self._began, time.monotonic()))
+            self._began = None
 
     def put(self, local: Path, remote: str) -> None:
         self._write(remote, local.read_bytes())
@@ -97,6 +112,7 @@ class FakeLinuxL1(Transport):
     def run(self, argv: list[str], timeout: float = 600.0) -> CommandResult:
         command = shlex.join(argv)
         self.calls.append(command)
+        time.sleep(self.latency)
         status, out, err = self._answer(argv)
         return CommandResult(command, status, out, err)
 
@@ -233,6 +249,8 @@ class FakeLinuxL1(Transport):
                 return 0, "", ""
             case ["list", "--all", "--name"]:
                 return 0, "".join(d.name() + "\n" for d in conn.listAllDomains(0)) + "\n", ""
+            case ["list", "--all"]:
+                return 0, _domain_table(conn), ""
         raise AssertionError(f"FakeLinuxL1 does not know `virsh {shlex.join(args)}`")
 
     def domain_state(self, name: str) -> str | None:
@@ -241,6 +259,23 @@ class FakeLinuxL1(Transport):
             return _STATES[self.conn.lookupByName(name).state()[0]]
         except libvirt.libvirtError:
             return None
+
+
+def _domain_table(conn: libvirt.virConnect) -> str:
+    """`virsh list --all` as virsh 9.0 prints it: columns padded to their widest cell and
+    three spaces apart, a rule two characters longer than the header, running domains by
+    id first, then the others with id "-", a blank line at the end."""
+    domains = sorted(conn.listAllDomains(0), key=lambda d: (d.ID() < 0, d.ID(), d.name()))
+    rows = [(str(d.ID()) if d.ID() >= 0 else "-", d.name(), _STATES[d.state()[0]])
+            for d in domains]
+    widths = [max(len(cell) for cell in column) for column in zip(("Id", "Name", "State"),
+                                                                   *rows, strict=False)]
+
+    def line(cells: tuple[str, str, str]) -> str:
+        return (" " + "   ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))).rstrip()
+
+    header = line(("Id", "Name", "State"))
+    return "\n".join([header, "-" * (sum(widths) + 3 * 2 + 3), *map(line, rows)]) + "\n\n"
 
 
 @dataclass

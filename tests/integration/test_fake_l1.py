@@ -9,7 +9,7 @@ import libvirt
 import pytest
 
 from nestlab.commands.context import LabContext
-from nestlab.waiting import WaitTimedOut
+from nestlab.transport.base import Unreachable
 from tests.fakes.linux import FakeLinuxL1
 from tests.integration.conftest import LAB_FILE, bring_up
 
@@ -33,7 +33,7 @@ def test_a_new_boot_leaves_the_l2s_off_and_a_new_disk_is_a_new_l1(
     l1 = guests["kvm1"]
     dom = l0.lookupByName("nestlab-linux-nested-kvm1")
     dom.destroy()
-    with pytest.raises(WaitTimedOut):
+    with pytest.raises(Unreachable):
         l1.wait_until_reachable(0.2)  # its domain is off: nothing answers
     dom.create()
     l1.wait_until_reachable(5)

@@ -15,7 +15,6 @@ import pytest
 from nestlab.commands.context import LabContext
 from nestlab.commands.down import down
 from nestlab.commands.plan import preview
-from nestlab.commands.status import lab_status
 from nestlab.commands.up import LabChanged
 from nestlab.host.check import check_host
 from nestlab.lab.labfile import load_lab
@@ -82,16 +81,6 @@ def test_files_are_private(l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1
         assert mode(host_dir / name) == 0o600, name
     assert mode(lab_dir / "lab.json") == 0o600
     assert mode(lab_dir / "plan.json") == 0o600
-
-
-def test_status_reads_both_levels(l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1],
-                                  home: Path) -> None:
-    bring_up(LAB_FILE, home)
-    report = lab_status(LabContext.load(home / "labs" / "linux-nested"))
-    [host] = report["hosts"]
-    assert (host["name"], host["state"]) == ("kvm1", "running")
-    assert host["guests"][0]["state"] == "running"
-    assert report["networks"] == [{"name": "nestlab-linux-nested-lab", "state": "active"}]
 
 
 def test_down_removes_only_the_labs_objects(l0: libvirt.virConnect,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nestlab.progress import Reporter
-from nestlab.state.record import LabBusy, lab_lock, last_run, read_events
+from nestlab.state.record import LabBusy, lab_lock, last_run, last_work, read_events
 
 
 def test_second_command_on_a_lab_is_refused(tmp_path: Path) -> None:
@@ -37,3 +38,37 @@ def test_phases_are_recorded_with_outcome(tmp_path: Path) -> None:
 def test_a_cut_line_is_skipped(tmp_path: Path) -> None:
     (tmp_path / "events.jsonl").write_text('{"a": 1}\n{"b":')
     assert read_events(tmp_path) == [{"a": 1}]
+
+
+def step(run: str, guest: str, phase: str, outcome: str, command: str = "up") -> dict[str, Any]:
+    return {"run": run, "command": command, "guest": guest, "phase": phase, "outcome": outcome,
+            "seconds": 1.0}
+
+
+def shown(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(e["guest"], e["phase"], e["run"]) for e in last_work(events)]
+
+
+def test_a_run_that_did_nothing_keeps_the_times_of_the_one_that_did() -> None:
+    boot = [step("r1", "kvm1", "define + start", "changed"), step("r1", "kvm1", "ssh", "ok"),
+            step("r1", "kvm1", "libvirt in L1", "changed"), step("r1", "L0", "image", "ok")]
+    noop = [step("r2", e["guest"], e["phase"], "ok") for e in boot]
+    assert shown(boot + noop) == [("kvm1", "define + start", "r1"), ("kvm1", "ssh", "r1"),
+                                  ("kvm1", "libvirt in L1", "r1"), ("L0", "image", "r2")]
+
+
+def test_a_failed_step_shows_until_a_later_run_does_the_work() -> None:
+    failed = [step("r1", "kvm1", "define + start", "changed"),
+              step("r1", "kvm1", "ssh", "failed: Unreachable")]
+    assert shown(failed) == [("kvm1", "define + start", "r1"), ("kvm1", "ssh", "r1")]
+    booted = [step("r2", "kvm1", "define + start", "ok"), step("r2", "kvm1", "ssh", "ok"),
+              step("r2", "kvm1", "libvirt in L1", "changed")]
+    assert shown(failed + booted) == [("kvm1", "define + start", "r1"), ("kvm1", "ssh", "r2"),
+                                      ("kvm1", "libvirt in L1", "r2")]
+
+
+def test_only_runs_since_the_last_down_count() -> None:
+    before = [step("r1", "kvm1", "disk", "changed"), step("r1", "old", "disk", "changed")]
+    after = [step("r3", "kvm1", "disk", "ok")]
+    events = [*before, step("r2", "L0", "remove L1s and networks", "ok", "down"), *after]
+    assert shown(events) == [("kvm1", "disk", "r3")]

@@ -8,7 +8,7 @@ import requests
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError
 from pypsrp.wsman import WSMan
 
-from nestlab.transport import TransportError, transport_class
+from nestlab.transport import TransportError, Unreachable, transport_class
 from nestlab.transport.winrm import WinRMTransport, wsman_options
 from tests.fakes.runspace import FakeRunspaceFactory
 
@@ -50,16 +50,18 @@ def test_refused_credentials_fail_at_once() -> None:
     for failure in (AuthenticationError("bad"), WinRMTransportError("http", 401, "denied")):
         factory = FakeRunspaceFactory(open_failures=[failure])
         t = transport(factory)
-        with pytest.raises(TransportError, match="hv1: WinRM refused the lab's Administrator"):
+        with pytest.raises(TransportError, match="hv1: WinRM refused the lab's Administrator"
+                           ) as refused:
             t.wait_until_reachable(60)
+        assert not isinstance(refused.value, Unreachable)  # it answered: not "booting"
         t.close()
 
 
 def test_unreachable_names_the_guest_and_the_last_error() -> None:
     factory = FakeRunspaceFactory(open_failures=[requests.exceptions.ConnectionError("no")] * 5)
     t = transport(factory)
-    with pytest.raises(TransportError, match=r"hv1: WinRM: timed out after 0s \(last: "
-                                             r"ConnectionError: no\)"):
+    with pytest.raises(Unreachable, match=r"hv1: WinRM: timed out after 0s \(last: "
+                                          r"ConnectionError: no\)"):
         t.wait_until_reachable(0)
     t.close()
 

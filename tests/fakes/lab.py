@@ -1,0 +1,95 @@
+"""A lab on libvirt's test driver with FAKE L1s: the set-up that the integration tests'
+fixtures (tests/integration/conftest.py) and bench/status.py share.
+
+L0's libvirt is libvirt's test driver (the project's own testdriver.xml), one
+connection for every command, as one libvirtd would be; each L1 is a
+``FakeLinuxL1`` kept across commands like a real guest; the image cache holds
+real qcow2 files and stand-in kernels.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+
+from nestlab.build.images import BuiltImage, images_root, recipe_dir, recipe_key, write_manifest
+from nestlab.commands import context as labctx
+from nestlab.commands import down as down_module
+from nestlab.commands.up import up
+from nestlab.drivers.linux import LinuxDriver
+from nestlab.host.facts import HostFacts
+from nestlab.lab.labfile import load_lab
+from nestlab.plan import GuestPlan, HostPlan
+from nestlab.progress import Reporter
+from tests.conftest import facts
+from tests.fakes.linux import TESTDRIVER, FakeLinuxL1, FakePrime
+
+
+def host_facts(_uri: str) -> HostFacts:
+    return facts("amd-nested-1")
+
+
+def open_l0(monkeypatch: pytest.MonkeyPatch) -> tuple[libvirt.virConnect, Callable[[], Any]]:
+    """(L0's connection, how to really close it): every command of the test gets this one
+    connection (the test driver keeps its state per connection), and cannot close it."""
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    conn = libvirt.open(f"test://{TESTDRIVER}")
+    really_close = conn.close
+    conn.close = lambda: 0
+    monkeypatch.setattr(labctx, "connect", lambda _uri: conn)
+    monkeypatch.setattr(down_module, "connect", lambda _uri: conn)
+    return conn, really_close
+
+
+def fake_l1s(monkeypatch: pytest.MonkeyPatch,
+             make: Callable[[str], FakeLinuxL1] = FakeLinuxL1) -> dict[str, FakeLinuxL1]:
+    """The FAKE L1s by name (made by ``make`` on first use), kept across commands like real
+    guests; a test may put its own in first."""
+    l1s: dict[str, FakeLinuxL1] = {}
+
+    def session(_self: LinuxDriver, host: HostPlan) -> FakeLinuxL1:
+        if host.name not in l1s:
+            l1s[host.name] = make(host.name)
+        return l1s[host.name]
+
+    def l2_session(_self: LinuxDriver, l1: FakeLinuxL1, guest: GuestPlan) -> FakePrime:
+        return FakePrime(guest.name, guest.domain_name, l1)
+
+    monkeypatch.setattr(LinuxDriver, "session", session)
+    monkeypatch.setattr(LinuxDriver, "l2_session", l2_session)
+    return l1s
+
+
+def fake_home(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """NESTLAB_HOME and a cache with both images "built" (real qcow2, stand-in kernels)."""
+    monkeypatch.setenv("NESTLAB_HOME", str(root / "home"))
+    monkeypatch.setenv("NESTLAB_CACHE", str(root / "cache"))
+    for name in ("debian-12", "prime"):
+        folder = images_root() / name / recipe_key(recipe_dir(name))
+        folder.mkdir(parents=True)
+        (folder / "vmlinuz").write_bytes(f"kernel of {name}".encode())
+        (folder / "initrd.img").write_bytes(f"initrd of {name}".encode())
+        disk = None
+        if name == "debian-12":
+            disk = folder / "disk.qcow2"
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"],
+                           check=True)
+        write_manifest(folder, BuiltImage(name=name, key=folder.name, path=folder,
+                                          kernel=folder / "vmlinuz",
+                                          initrd=folder / "initrd.img", disk=disk, size=1,
+                                          seconds=0.0, built="2026-01-01T00:00:00Z"))
+    return root / "home"
+
+
+def bring_up(lab_file: Path, home: Path) -> tuple[list[Any], Reporter]:
+    """`nestlab up -f lab_file` (no sandbox) against the test driver and the FAKE L1s."""
+    lab = load_lab(lab_file)
+    lab_dir = home / "labs" / lab.name
+    reporter = Reporter(lab.name, lab_dir, "up", show=False)
+    proofs = up(lab, lab_file, lab_dir, "test:///l0", False, host_facts, reporter)
+    return proofs, reporter
