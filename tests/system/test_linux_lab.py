@@ -205,10 +205,12 @@ def test_paused_guests_are_resumed_and_shown_paused(nestlab: Nestlab, lab_dir: P
                "nestlab-linux-nested-prime1")
     kvm1 = sandbox_domain(lab_dir, "nestlab-linux-nested-kvm1")
     kvm1.suspend()
-    status = json.loads(nestlab.ok("status", "-f", LAB_FILE, "--json").stdout)
-    assert status["hosts"][0]["state"] == "paused"
-    assert status["hosts"][0]["guests"][0]["state"] == "unknown"  # its L1 cannot say
-    report = up_again(nestlab)
+    try:
+        status = json.loads(nestlab.ok("status", "-f", LAB_FILE, "--json").stdout)
+        assert status["hosts"][0]["state"] == "paused"
+        assert status["hosts"][0]["guests"][0]["state"] == "unknown"  # its L1 cannot say
+    finally:
+        report = up_again(nestlab)  # the later tests need the lab running either way
     assert changed_steps(report) == {("kvm1", "define + start"),
                                      ("prime1", "define + start in kvm1")}
 

@@ -5,6 +5,8 @@ QEMU runs with an isolated NIC (a hub with no other port): no traffic leaves it.
 from __future__ import annotations
 
 import gzip
+import os
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -65,6 +67,9 @@ def test_the_host_key_is_kept_on_the_guests_disk(images: None, tmp_path: Path) -
     subprocess.run(["cpio", "-idm", "--quiet"], input=gzip.decompress(initrd.read_bytes()),
                    cwd=tree, check=True)
     (tree / "disk").write_bytes(bytes(1 << 20))
+    (tree / "dev").mkdir(exist_ok=True)  # at boot, /init mounts devtmpfs there
+    for name, minor in (("null", 3), ("random", 8), ("urandom", 9)):
+        os.mknod(tree / "dev" / name, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
     script = ("export PATH=/sbin:/bin; /bin/busybox --install -s /bin; . /etc/hostkey.sh; "
               "prime_hostkey /disk /k1; prime_hostkey /disk /k2; prime_hostkey '' /k3; "
               "for k in /k1 /k2 /k3; do dropbearkey -y -f $k | grep '^ssh-'; done")
