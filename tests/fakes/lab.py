@@ -46,15 +46,17 @@ def open_l0(monkeypatch: pytest.MonkeyPatch) -> tuple[libvirt.virConnect, Callab
     return conn, really_close
 
 
-def fake_l1s(monkeypatch: pytest.MonkeyPatch,
-             make: Callable[[str], FakeLinuxL1] = FakeLinuxL1) -> dict[str, FakeLinuxL1]:
-    """The FAKE L1s by name (made by ``make`` on first use), kept across commands like real
-    guests; a test may put its own in first."""
+def fake_l1s(monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect | None = None
+             ) -> dict[str, FakeLinuxL1]:
+    """The FAKE L1s by name, kept across commands like real guests; a test may put its own
+    in first. With ``l0``, each answers only while its domain runs there and follows it:
+    booted again, its L2s are off; booted from a new disk, it is a new L1."""
     l1s: dict[str, FakeLinuxL1] = {}
 
     def session(_self: LinuxDriver, host: HostPlan) -> FakeLinuxL1:
         if host.name not in l1s:
-            l1s[host.name] = make(host.name)
+            l1s[host.name] = FakeLinuxL1(host.name, booted_from=None if l0 is None else (
+                lambda: l0_boot(l0, host)))
         return l1s[host.name]
 
     def l2_session(_self: LinuxDriver, l1: FakeLinuxL1, guest: GuestPlan) -> FakePrime:
@@ -63,6 +65,25 @@ def fake_l1s(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(LinuxDriver, "session", session)
     monkeypatch.setattr(LinuxDriver, "l2_session", l2_session)
     return l1s
+
+
+def l0_boot(l0: libvirt.virConnect, host: HostPlan) -> tuple[object, int] | None:
+    """(the L1's disk, its domain's id) while its domain runs on L0; None otherwise. A new
+    overlay is a new file (inode) written anew (mtime); a new start is a new id."""
+    try:
+        dom = l0.lookupByName(host.domain_name)
+    except libvirt.libvirtError:
+        return None
+    if not dom.isActive():
+        return None
+    disk = host.disk_path.stat()
+    return (disk.st_ino, disk.st_mtime_ns), int(dom.ID())
+
+
+def inventory(conn: libvirt.virConnect) -> dict[str, object]:
+    """What L0's libvirt holds, to compare before and after a command."""
+    return {"domains": sorted(d.name() for d in conn.listAllDomains(0)),
+            "networks": sorted(n.name() for n in conn.listAllNetworks(0))}
 
 
 def fake_home(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
