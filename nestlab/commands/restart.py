@@ -4,8 +4,9 @@ An L1 is destroyed and started again through libvirt on L0, then taken through
 up's own steps for it: its L2s (which libvirt in the L1 does not autostart)
 are started again and every one is proven, so the L1 ends as `up` leaves it.
 An L2 is restarted by its L1's driver (virsh in a Linux L1, Hyper-V in a
-Windows one) and proven again. A new boot of an L2 is a new SSH host key
-(the prime makes its keys at boot): the old pin is dropped first.
+Windows one) and proven again. Every guest keeps its SSH host key across a
+restart (the prime keeps it on its own disk), so the pinned keys stay: a
+guest that answers with another key after a restart is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from nestlab.drivers import Proof, driver_for
 from nestlab.errors import NestlabError
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.progress import Reporter
-from nestlab.state.keys import forget_host_keys
 from nestlab.state.record import lab_lock
 from nestlab.steps import Step, run_steps
 from nestlab.virt import objects
@@ -67,8 +67,6 @@ def _power_cycle_l1(ctx: LabContext, host: HostPlan) -> bool:
         objects.restart_domain(dom)
     finally:
         conn.close()
-    # Its L2s boot again with it, each with new host keys.
-    forget_host_keys(ctx.lab_dir, [g.name for g in host.guests])
     return True
 
 
@@ -82,7 +80,6 @@ def _restart_l2(ctx: LabContext, host: HostPlan, guest: GuestPlan,
     def restart_in_l1() -> bool:
         session.wait_until_reachable(60)
         driver.restart_guest(host, session, guest)
-        forget_host_keys(ctx.lab_dir, [guest.name])
         return True
 
     def prove() -> bool:

@@ -65,7 +65,8 @@ def test_restart_of_an_l2_boots_it_again_in_its_l1_and_proves_it(
     assert [p["guest"] for p in result["proofs"]] == ["prime1"]
     assert [(t["phase"], t["outcome"]) for t in result["timings"]] == [
         ("restart in kvm1", "changed"), ("proven (SSH via kvm1)", "ok")]
-    assert pinned(lab) == ["kvm1", "other"]  # the prime makes new host keys at each boot
+    # A restarted guest keeps its host key (the prime keeps it on its disk): the pin stays.
+    assert pinned(lab) == ["kvm1", "prime1", "other"]
     assert {e["command"] for e in read_events(lab.lab_dir)} == {"up", "restart"}
 
 
@@ -81,7 +82,7 @@ def test_restart_of_an_l1_boots_it_again_and_brings_its_l2s_back(
     assert [p["guest"] for p in result["proofs"]] == ["prime1"]
     changed = [(t["guest"], t["phase"]) for t in result["timings"] if t["outcome"] == "changed"]
     assert changed == [("kvm1", "restart on L0"), ("prime1", "define + start in kvm1")]
-    assert pinned(lab) == ["kvm1", "other"]
+    assert pinned(lab) == ["kvm1", "prime1", "other"]
 
 
 def test_rebuild_of_an_l1_makes_a_new_overlay_and_proves_it_again(
