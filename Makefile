@@ -29,7 +29,7 @@ help:
 	@echo "make demo    install what it needs, build the images, bring up $(LAB) in a"
 	@echo "             sandbox, show it, run a command in the L2, take it down (root/sudo)"
 	@echo "make test    install what the tests need, lint, type-check, run every test"
-	@echo "             (the system tests boot a real nested lab: root/sudo, ~10 min)"
+	@echo "             (the system tests boot real nested labs: root/sudo, ~25 min)"
 	@echo "make quick   lint, type-check, unit and integration tests only (no root)"
 	@echo "make check   run the host check on $(LAB)"
 	@echo "make acceptance-windows ISO=PATH   the Windows lab for real (KVM host, your ISO)"
