@@ -245,16 +245,13 @@ def render(ctx: click.Context, lab_file: Path, facts_file: Path | None, out_dir:
     placeholder before; a Windows L1's password is never written, only where
     it is kept.
     """
-    from nestlab.files import KiB, read_bounded_text
-    from nestlab.state.keys import key_dir
+    from nestlab.state.keys import existing_public_key, public_key_path
 
     lab = load_lab(lab_file)
     report = check_host(_host_facts(ctx, facts_file), lab)
     directory = lab_dir(lab.name)
-    public = key_dir(directory) / "id_ed25519.pub"
-    # os.path.exists: a lab folder this user cannot enter counts as a lab without a key.
-    key = (read_bounded_text(public, 16 * KiB, "public key").strip()
-           if os.path.exists(public) else None)
+    public = public_key_path(directory)
+    key = existing_public_key(directory)
     plan = make_plan(lab, report.decide(lab.name), directory, key)
     written = write_artifacts(render_artifacts(plan), out_dir)
     if as_json:

@@ -28,8 +28,8 @@ class FileProblem(InputError):
     """A file nestlab needs cannot be read as what it should be."""
 
 
-def read_bounded_bytes(path: str | Path, limit: int, what: str = "file") -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes; anything else is refused."""
+def _open_regular(path: str | Path, what: str) -> int:
+    """A read-only descriptor of a regular file; anything else is refused (and closed)."""
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
@@ -38,9 +38,21 @@ def read_bounded_bytes(path: str | Path, limit: int, what: str = "file") -> byte
     except OSError as exc:
         raise FileProblem(f"{path}: cannot open the {what}: {exc.strerror}") from None
     try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError as exc:
+        os.close(fd)
+        raise FileProblem(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    if not regular:
+        os.close(fd)
+        raise FileProblem(f"{path}: the {what} is not a regular file")
+    return fd
+
+
+def read_bounded_bytes(path: str | Path, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; anything else is refused."""
+    fd = _open_regular(path, what)
+    try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise FileProblem(f"{path}: the {what} is not a regular file")
         if info.st_size > limit:
             raise FileProblem(f"{path}: the {what} is {info.st_size} bytes; at most {limit} "
                               "are accepted")
@@ -69,15 +81,8 @@ def read_bounded_text(path: str | Path, limit: int, what: str = "file") -> str:
 def read_tail_bytes(path: str | Path, limit: int, what: str = "file") -> tuple[bytes, bool]:
     """The last ``limit`` bytes of a regular file, and whether that is less than all of it
     (a console log grows for as long as its guest runs: only its end is read)."""
+    fd = _open_regular(path, what)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except FileNotFoundError:
-        raise FileProblem(f"{path}: no such {what}") from None
-    except OSError as exc:
-        raise FileProblem(f"{path}: cannot open the {what}: {exc.strerror}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FileProblem(f"{path}: the {what} is not a regular file")
         start = max(os.lseek(fd, 0, os.SEEK_END) - limit, 0)
         os.lseek(fd, start, os.SEEK_SET)
         chunks, total = [], 0

@@ -19,11 +19,10 @@ from nestlab.build.images import BuiltImage
 from nestlab.commands.context import LabContext
 from nestlab.commands.up import l0_steps, l1_steps
 from nestlab.drivers.base import NotConnected
-from nestlab.files import read_bounded_text
 from nestlab.host.check import HostDecision
 from nestlab.lab.model import Lab
 from nestlab.plan import make_plan, plan_changes
-from nestlab.state.keys import private_key_path
+from nestlab.state.keys import existing_public_key
 from nestlab.state.record import LabRecord, load_plan, load_record, plan_path, record_path
 from nestlab.steps import Step, step_state
 
@@ -65,9 +64,7 @@ def preview(lab: Lab, decision: HostDecision, lab_dir: Path, uri: str,
     that is not running) its objects are ``unknown``.
     """
     record = _record(lab, lab_dir, uri, want_sandbox)
-    public = private_key_path(lab_dir).with_suffix(".pub")
-    key = read_bounded_text(public, 4096, "public key").strip() if public.exists() else None
-    plan = make_plan(lab, decision, lab_dir, key)
+    plan = make_plan(lab, decision, lab_dir, existing_public_key(lab_dir))
     ctx = LabContext(lab_dir, record, plan)
     result = Preview(lab=lab.name, accel=plan.accel, uri=record.uri, sandbox=record.sandbox)
     if plan_path(lab_dir).exists():

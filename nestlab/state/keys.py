@@ -8,6 +8,7 @@ a changed key later is refused.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -38,6 +39,20 @@ def private_key_path(lab_dir: Path) -> Path:
     return key_dir(lab_dir) / "id_ed25519"
 
 
+def public_key_path(lab_dir: Path) -> Path:
+    return private_key_path(lab_dir).with_suffix(".pub")
+
+
+def existing_public_key(lab_dir: Path) -> str | None:
+    """The lab's public key line if its first `up` has made it (read only: `render` and
+    `plan` show what `up` would use). A folder this user cannot enter counts as none."""
+    public = public_key_path(lab_dir)
+    # os.path.exists: False (not an error) for a folder this user cannot enter.
+    if not os.path.exists(public):
+        return None
+    return read_bounded_text(public, 16 * 1024, "public key").strip()
+
+
 def known_hosts_path(lab_dir: Path) -> Path:
     return key_dir(lab_dir) / "known_hosts"
 
@@ -60,7 +75,7 @@ def ensure_lab_key(lab_dir: Path) -> str:
     line = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                          serialization.PublicFormat.OpenSSH).decode()
     line += f" nestlab-{lab_dir.name}"
-    public = private.with_suffix(".pub")
+    public = public_key_path(lab_dir)
     if not public.exists() or public.read_text().strip() != line:
         write_atomic(public, line + "\n", mode=0o644)
     return line
