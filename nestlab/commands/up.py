@@ -10,6 +10,7 @@ steps without acting.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable
@@ -221,7 +222,16 @@ def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
             dom, defined = objects.redefine_domain(conn, plan.lab, host.domain_name, xml), True
         else:
             dom, defined = objects.ensure_domain(conn, plan.lab, host.domain_name, xml)
-        done = objects.start_domain(dom)
+        try:
+            done = objects.start_domain(dom)
+        except objects.LibvirtError as exc:
+            if not (host.evmcs and objects.refuses_evmcs(exc)):
+                raise
+            say(host.name, "this host refuses eVMCS (Hyper-V's enlightened VMCS): starting "
+                           "it without; Hyper-V runs, its L2s a little slower")
+            xml = render_domain_xml(plan, dataclasses.replace(host, evmcs=False))
+            dom, defined = objects.redefine_domain(conn, plan.lab, host.domain_name, xml), True
+            done = objects.start_domain(dom)
         if done == "resumed":
             say(host.name, "it was paused: resumed")
         return done is not None or defined

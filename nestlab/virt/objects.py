@@ -184,6 +184,13 @@ def start_domain(dom: libvirt.virDomain) -> str | None:
     return "started"
 
 
+def refuses_evmcs(exc: LibvirtError) -> bool:
+    """Whether a start failed on eVMCS: some Intel hosts (no APICv, Atom-class) refuse it,
+    which libvirt says as "host doesn't support hyperv 'evmcs' feature" and QEMU as
+    "Hyper-V enlightened VMCS (hv-evmcs) is not supported by kernel"."""
+    return "evmcs" in str(exc).lower()
+
+
 def owned_domains(conn: libvirt.virConnect, lab: str) -> Iterator[tuple[libvirt.virDomain,
                                                                           dict[str, str]]]:
     try:

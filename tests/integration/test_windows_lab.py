@@ -108,3 +108,37 @@ def test_restart_of_a_windows_l1_goes_through_ups_steps_again(
                       ("winrm", "ok"), ("L2 prime ISOs", "ok"), ("Hyper-V role", "ok"),
                       ("L2 network", "ok")]
     assert sorted(p["guest"] for p in result["proofs"]) == ["prime1", "prime2"]
+
+
+@pytest.fixture
+def host_refuses_evmcs(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]]:
+    """L0 refuses to start a domain with eVMCS on, as QEMU does on Intel hosts without
+    APICv; returns the names of the domains it refused and the progress lines of up."""
+    refused: list[str] = []
+    said: list[str] = []
+    monkeypatch.setattr(Reporter, "say", lambda _self, guest, msg: said.append(f"{guest}: {msg}"))
+    real_create = libvirt.virDomain.create
+
+    def create(dom: libvirt.virDomain) -> int:
+        if "<evmcs state='on'/>" in dom.XMLDesc(0):
+            refused.append(dom.name())
+            raise libvirt.libvirtError("internal error: process exited while connecting to "
+                                       "monitor: Hyper-V enlightened VMCS (hv-evmcs) is not "
+                                       "supported by kernel")
+        return real_create(dom)
+
+    monkeypatch.setattr(libvirt.virDomain, "create", create)
+    return refused, said
+
+
+def test_an_l1_the_host_refuses_evmcs_for_starts_without_it_and_says_so(
+        host_refuses_evmcs: tuple[list[str], list[str]], hyperv: dict[str, FakeHyperVL1],
+        l0: libvirt.virConnect) -> None:
+    refused, said = host_refuses_evmcs
+    assert refused == ["nestlab-windows-hyperv-hv1"]  # the plan asked for it
+    dom = l0.lookupByName("nestlab-windows-hyperv-hv1")
+    assert dom.isActive()
+    assert "evmcs" not in dom.XMLDesc(0)
+    assert "<vapic state='on'/>" in dom.XMLDesc(0)  # the other enlightenments stay
+    assert hyperv["hv1"].vms["prime1"].state == "Running"
+    assert any(line.startswith("hv1: this host refuses eVMCS") for line in said)
