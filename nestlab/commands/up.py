@@ -49,6 +49,7 @@ from nestlab.state.seen import save_seen
 from nestlab.steps import Step, run_steps
 from nestlab.transport.base import Transport
 from nestlab.virt import disks, objects
+from nestlab.virt.connection import LibvirtError
 from nestlab.waiting import Cancelled
 
 __all__ = ["LabChanged", "Proof", "bring_back_host", "bring_up_host", "l0_steps", "l1_steps",
@@ -224,7 +225,7 @@ def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
             dom, defined = objects.ensure_domain(conn, plan.lab, host.domain_name, xml)
         try:
             done = objects.start_domain(dom)
-        except objects.LibvirtError as exc:
+        except LibvirtError as exc:
             if not (host.evmcs and objects.refuses_evmcs(exc)):
                 raise
             say(host.name, "this host refuses eVMCS (Hyper-V's enlightened VMCS): starting "
