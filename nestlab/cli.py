@@ -520,11 +520,16 @@ def ssh(lab_file: Path, lab_name: str | None, name: str) -> None:
 @_lab_selector
 @click.argument("name")
 def console(lab_file: Path, lab_name: str | None, name: str) -> None:
-    """Attach to guest NAME's console (a serial console: Ctrl-] leaves)."""
+    """Attach to guest NAME's console (a serial console: Ctrl-] leaves). For a Windows L1:
+    where its screen is (VNC on 127.0.0.1) and the lab's password for it."""
     from nestlab.commands.access import console_command
     from nestlab.commands.context import LabContext
 
-    _exec_tool(console_command(LabContext.load(_selected_lab_dir(lab_file, lab_name)), name))
+    how = console_command(LabContext.load(_selected_lab_dir(lab_file, lab_name)), name)
+    if isinstance(how, str):
+        click.echo(how)
+        return
+    _exec_tool(how)
 
 
 def _exec_tool(argv: list[str]) -> NoReturn:

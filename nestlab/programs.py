@@ -95,6 +95,8 @@ PROGRAMS: tuple[Program, ...] = (
             "reads the labels of the generated seed and answer media"),
     Program("cpio", "cpio", RunBy.TESTS, (Need.TESTS,),
             "lists the prime's initramfs"),
+    Program("sh", "dash", RunBy.TESTS, (Need.TESTS,),
+            "runs the prime's network script with stand-ins for ip and udhcpc"),
     Program("chroot", "coreutils", RunBy.TESTS, (Need.TESTS,),
             "runs the prime's own host-key script inside its initramfs"),
     Program("git", "git", RunBy.TESTS, (Need.TESTS,),

@@ -29,7 +29,13 @@ from nestlab.errors import HostCannotRunLab, NestlabError
 from nestlab.host.check import HostReport
 from nestlab.lab.model import GiB
 from nestlab.plan import CpuPlan
-from nestlab.render import powershell_script, render_template, template_source
+from nestlab.render import (
+    VNC_PASSWORD_PLACEHOLDER,
+    powershell_script,
+    render_template,
+    template_source,
+)
+from nestlab.state.keys import key_dir, vnc_password, vnc_password_path
 from nestlab.virt.connection import connect
 from nestlab.waiting import wait_for
 
@@ -80,8 +86,10 @@ def build_plan(report: HostReport, key: str, edition: str, folder: Path,
         evmcs=report.evmcs)
 
 
-def render_install_domain_xml(plan: WindowsBuildPlan) -> str:
-    return render_template("domain-windows-install.xml.j2", build=plan)
+def render_install_domain_xml(plan: WindowsBuildPlan,
+                              vnc_password: str = VNC_PASSWORD_PLACEHOLDER) -> str:
+    return render_template("domain-windows-install.xml.j2", build=plan,
+                           vnc_password=vnc_password)
 
 
 def build_windows_image(iso: Path, edition: str, uri: str, report: HostReport,
@@ -109,6 +117,7 @@ def build_windows_image(iso: Path, edition: str, uri: str, report: HostReport,
         write_install_medium(plan.answer_path, edition, generate_password())
         _install(plan, uri, progress, timeout)
         plan.answer_path.unlink()
+        shutil.rmtree(key_dir(partial))  # the install's VNC password
         image = BuiltImage(name=NAME, key=key, path=final, kernel=None, initrd=None,
                            disk=final / "disk.qcow2",
                            size=plan.disk_path.stat().st_size,
@@ -126,8 +135,12 @@ def build_windows_image(iso: Path, edition: str, uri: str, report: HostReport,
 def _install(plan: WindowsBuildPlan, uri: str, progress: Progress, timeout: float) -> None:
     conn = connect(uri)
     try:
-        progress("starting the install domain")
-        dom = conn.createXML(render_install_domain_xml(plan), 0)  # transient: gone when off
+        # The build's folder is 0700: the screen's password lives there until the build ends.
+        password = vnc_password(plan.disk_path.parent, "install")
+        progress("starting the install domain; its screen: VNC on 127.0.0.1 (`virsh "
+                 f"vncdisplay`), password in {vnc_password_path(plan.disk_path.parent, 'install')}")
+        xml = render_install_domain_xml(plan, password)
+        dom = conn.createXML(xml, 0)  # transient: gone when off
         try:
             _press_enter_at_boot(dom, seconds=60)
             progress("setup runs unattended; waiting for sysprep to power it off")

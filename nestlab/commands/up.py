@@ -32,7 +32,7 @@ from nestlab.host.facts import HostFacts
 from nestlab.lab.model import Lab
 from nestlab.plan import HostPlan, Plan, make_plan
 from nestlab.progress import Reporter
-from nestlab.render import render_domain_xml, render_network_xml
+from nestlab.render import render_network_xml
 from nestlab.state.keys import ensure_lab_key
 from nestlab.state.record import (
     LabRecord,
@@ -217,7 +217,7 @@ def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
 
     def define_and_start() -> bool:
         assert conn is not None
-        xml = render_domain_xml(plan, host)
+        xml = driver.domain_xml(host)
         if host.name in ctx.redefine:
             say(host.name, "redefined from the lab file: restarting it")
             dom, defined = objects.redefine_domain(conn, plan.lab, host.domain_name, xml), True
@@ -230,7 +230,7 @@ def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
                 raise
             say(host.name, "this host refuses eVMCS (Hyper-V's enlightened VMCS): starting "
                            "it without; Hyper-V runs, its L2s a little slower")
-            xml = render_domain_xml(plan, dataclasses.replace(host, evmcs=False))
+            xml = driver.domain_xml(dataclasses.replace(host, evmcs=False))
             dom, defined = objects.redefine_domain(conn, plan.lab, host.domain_name, xml), True
             done = objects.start_domain(dom)
         if done == "resumed":

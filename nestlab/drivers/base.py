@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 from nestlab.build.images import BuiltImage
 from nestlab.plan import GuestPlan, HostPlan
+from nestlab.render import render_domain_xml
 from nestlab.steps import Step
 from nestlab.transport.base import CommandResult, Transport
 
@@ -71,6 +72,10 @@ class L1Driver(abc.ABC):
     def session(self, host: HostPlan) -> Transport:
         """A (not yet connected) session with the L1."""
 
+    def domain_xml(self, host: HostPlan) -> str:
+        """The L1's libvirt domain XML as ``up`` defines it (secrets in, where it has any)."""
+        return render_domain_xml(self.ctx.plan, host)
+
     @abc.abstractmethod
     def timeouts(self) -> Timeouts:
         """Deadlines for this family under the lab's acceleration."""
@@ -125,8 +130,9 @@ class L1Driver(abc.ABC):
         return []
 
     @abc.abstractmethod
-    def console(self, host: HostPlan, guest: GuestPlan | None) -> list[str]:
-        """The command line that attaches to the guest's console."""
+    def console(self, host: HostPlan, guest: GuestPlan | None) -> list[str] | str:
+        """The command line that attaches to the guest's console, or (a guest with a
+        screen only) a text that says where its screen is and how to open it."""
 
     @abc.abstractmethod
     def read_console_log(self, host: HostPlan, guest: GuestPlan | None,

@@ -9,16 +9,20 @@ from functools import partial
 from pathlib import Path
 from typing import cast
 
+import libvirt
+
 from nestlab.build.answerfile import l1_password
 from nestlab.build.images import BuiltImage
 from nestlab.drivers.base import ConsoleLog, L1Driver, Proof, Say, Timeouts
 from nestlab.errors import NestlabError
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.provision import windows
+from nestlab.render import render_domain_xml
+from nestlab.state.keys import vnc_password, vnc_password_path
 from nestlab.steps import Step
 from nestlab.transport.base import CommandResult, Transport
 from nestlab.transport.winrm import WinRMTransport
-from nestlab.virt import disks
+from nestlab.virt import disks, objects
 
 
 def _ps(session: Transport) -> windows.PowerShellSession:
@@ -34,6 +38,11 @@ class WindowsDriver(L1Driver):
         return WinRMTransport(host.name, str(host.nics[0].ip), "Administrator",
                               l1_password(self.ctx.lab_dir, host.name),
                               netns=self.ctx.record.netns)
+
+    def domain_xml(self, host: HostPlan) -> str:
+        """With the L1's VNC password: Windows' screen may show a logged-on session."""
+        return render_domain_xml(self.ctx.plan, host,
+                                 vnc_password(self.ctx.lab_dir, host.name))
 
     def timeouts(self) -> Timeouts:
         # The first boot after sysprep (specialize, device detection, OOBE, a reboot).
@@ -102,10 +111,27 @@ class WindowsDriver(L1Driver):
         finally:
             session.close()
 
-    def console(self, host: HostPlan, guest: GuestPlan | None) -> list[str]:
-        raise NestlabError(f"{(guest or host).name}: Windows guests have no serial console here",
-                           hint=f"Use a VNC viewer: virsh -c '{self.ctx.record.uri}' "
-                                f"vncdisplay {host.domain_name}")
+    def console(self, host: HostPlan, guest: GuestPlan | None) -> list[str] | str:
+        """No serial console: where the L1's screen is (VNC on 127.0.0.1) and its password."""
+        if guest is not None:
+            raise NestlabError(f"{guest.name}: a Hyper-V L2 has no console nestlab reaches",
+                               hint=f"Its screen is in Hyper-V Manager (vmconnect) inside "
+                                    f"{host.name}; `nestlab console {host.name}` shows "
+                                    f"{host.name}'s.")
+        port = _vnc_port(self.ctx.libvirt(), self.ctx.plan.lab, host)
+        password = vnc_password(self.ctx.lab_dir, host.name)
+        where = f"127.0.0.1:{port}"
+        lines = [f"{host.name}: its screen is VNC on {where}, password {password} "
+                 f"(kept in {vnc_password_path(self.ctx.lab_dir, host.name)})"]
+        netns = self.ctx.record.netns
+        if netns:
+            lines.append(f"  it listens inside the lab's namespace: ip netns exec {netns} "
+                         f"vncviewer {where}")
+        else:
+            lines.append(f"  here: vncviewer {where}; from another machine: ssh -L "
+                         f"{port}:127.0.0.1:{port} root@THIS-HOST, then vncviewer "
+                         f"localhost:{port}")
+        return "\n".join(lines)
 
     def read_console_log(self, host: HostPlan, guest: GuestPlan | None,
                          lines: int) -> ConsoleLog:
@@ -116,3 +142,18 @@ class WindowsDriver(L1Driver):
         raise NestlabError(f"{guest.name}: a Hyper-V L2 has no console log nestlab keeps",
                            hint=f"Its screen is in Hyper-V Manager (vmconnect) inside "
                                 f"{host.name}.")
+
+
+def _vnc_port(conn: libvirt.virConnect, lab: str, host: HostPlan) -> int:
+    """The port libvirt gave the running L1's VNC screen."""
+    try:
+        dom = objects.owned_domain(conn, lab, host.domain_name)
+        if dom is None or not dom.isActive():
+            raise NestlabError(f"{host.name} is not running: it has no screen to show",
+                               hint="`nestlab up` starts it.")
+        port = objects.vnc_port(dom)
+    finally:
+        conn.close()
+    if port is None:
+        raise NestlabError(f"{host.name}: libvirt shows no VNC port for it")
+    return port

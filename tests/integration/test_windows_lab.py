@@ -20,6 +20,7 @@ from nestlab.lab.labfile import load_lab
 from nestlab.plan import HostPlan
 from nestlab.progress import Reporter
 from nestlab.provision import windows
+from nestlab.virt import objects
 from tests.conftest import EXAMPLES, facts
 from tests.fakes.hyperv import FakeHyperVL1
 
@@ -142,3 +143,32 @@ def test_an_l1_the_host_refuses_evmcs_for_starts_without_it_and_says_so(
     assert "<vapic state='on'/>" in dom.XMLDesc(0)  # the other enlightenments stay
     assert hyperv["hv1"].vms["prime1"].state == "Running"
     assert any(line.startswith("hv1: this host refuses eVMCS") for line in said)
+
+
+def test_the_l1s_screen_has_the_labs_vnc_password_kept_0600(
+        hyperv: dict[str, FakeHyperVL1], l0: libvirt.virConnect, home: Path) -> None:
+    kept = home / "labs" / "windows-hyperv" / "keys" / "hv1.vnc"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    password = kept.read_text().strip()
+    assert len(password) == 8 and password.isalnum()
+    dom = l0.lookupByName("nestlab-windows-hyperv-hv1")
+    assert f"passwd='{password}'" in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+    assert password not in dom.XMLDesc(0)  # libvirt shows it to no one else
+
+
+def test_console_of_a_windows_l1_says_where_its_screen_is_and_its_password(
+        hyperv: dict[str, FakeHyperVL1], l0: libvirt.virConnect, home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # libvirt's test driver gives no VNC port (it shows -1): this one is what QEMU's
+    # autoport would give; reading it from real XML is tested in tests/unit.
+    monkeypatch.setattr(objects, "vnc_port", lambda dom: 5901 if dom.isActive() else None)
+    password = (home / "labs" / "windows-hyperv" / "keys" / "hv1.vnc").read_text().strip()
+    code, out, err = nestlab("console", "hv1")
+    assert code == 0, err
+    assert out.startswith(f"hv1: its screen is VNC on 127.0.0.1:5901, password {password} ")
+    assert "vncviewer 127.0.0.1:5901" in out
+    code, _, err = nestlab("console", "prime1")
+    assert code == 1 and "prime1: a Hyper-V L2 has no console nestlab reaches" in err
+    l0.lookupByName("nestlab-windows-hyperv-hv1").destroy()
+    code, _, err = nestlab("console", "hv1")
+    assert code == 1 and "hv1 is not running: it has no screen to show" in err
