@@ -34,12 +34,13 @@ from nestlab.plan import make_plan
 from nestlab.progress import ProgressLines, Reporter
 from nestlab.render import render_artifacts, write_artifacts
 from nestlab.state.paths import data_root, lab_dir, labs_root
+from nestlab.virt import DEFAULT_URI
 
 if TYPE_CHECKING:
     from nestlab.commands.restart import GuestResult
 
 Command = TypeVar("Command", bound=Callable[..., Any])
-DEFAULT_URI = "qemu:///system"
+
 EXIT_INTERNAL = 70  # EX_SOFTWARE
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_STDOUT_CLOSED = 141
@@ -436,6 +437,35 @@ def status(lab_file: Path, lab_name: str | None, cached: bool, as_json: bool) ->
         click.echo(json.dumps(report.status_json(status_report), indent=2))
         return
     report.print_status(status_report)
+
+
+@main.command(interrupted=READ_ONLY)
+@_lab_option(required=True)
+@click.argument("tests", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write JUnit XML (xunit2) of every test to FILE.")
+@click.option("--no-builtin", is_flag=True, help="Run only TESTS, not nestlab's own checks.")
+@_json_option
+def verify(lab_file: Path, tests: tuple[Path, ...], junit: Path | None, no_builtin: bool,
+           as_json: bool) -> None:
+    """Check the lab that is up: nestlab's built-in checks (each L1 runs its hypervisor
+    with nesting on, each L2 runs and answers) and your own pytest/testinfra files TESTS,
+    through nestlab's pytest plugin. Prints one line per test; exits 1 when any fails.
+
+    The built-in checks are ordinary testinfra tests: `python -c "import nestlab.checks,
+    os; print(os.path.dirname(nestlab.checks.__file__))"` shows where to read them.
+    """
+    from nestlab.commands.verify import result_json
+    from nestlab.commands.verify import verify as run_checks
+
+    lab = load_lab(lab_file)
+    result = run_checks(lab.name, lab_file, list(tests), junit, builtin=not no_builtin)
+    if as_json:
+        click.echo(json.dumps(result_json(result), indent=2))
+    else:
+        report.print_verify(result)
+    if not result.ok:
+        sys.exit(1)
 
 
 @main.command(name="ls", interrupted=READ_ONLY)

@@ -56,6 +56,19 @@ class Timeouts:
     reboot: float = 1200
 
 
+class Shell(abc.ABC):
+    """One guest's command session, kept open for many commands (the pytest plugin's
+    testinfra hosts): a shell command line in, its result out."""
+
+    @abc.abstractmethod
+    def run(self, command: str) -> CommandResult:
+        """Run one command line in the guest's own shell."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close the session (and the L1's, for an L2 reached through it)."""
+
+
 class L1Driver(abc.ABC):
     """One L1 operating-system family: how it is reached, provisioned, proven and emptied."""
 
@@ -116,6 +129,10 @@ class L1Driver(abc.ABC):
     @abc.abstractmethod
     def run(self, host: HostPlan, guest: GuestPlan | None, argv: list[str]) -> CommandResult:
         """Run a command on the L1, or on one of its L2s (`exec`)."""
+
+    @abc.abstractmethod
+    def open_shell(self, host: HostPlan, guest: GuestPlan | None) -> Shell:
+        """A session for many commands on the L1 or one of its L2s (the pytest plugin)."""
 
     def guest_domain(self, guest: GuestPlan) -> str:
         """The name the L1's hypervisor knows the L2 by."""

@@ -13,7 +13,7 @@ import libvirt
 
 from nestlab.build.answerfile import l1_password
 from nestlab.build.images import BuiltImage
-from nestlab.drivers.base import ConsoleLog, L1Driver, Proof, Say, Timeouts
+from nestlab.drivers.base import ConsoleLog, L1Driver, Proof, Say, Shell, Timeouts
 from nestlab.errors import NestlabError
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.provision import windows
@@ -101,15 +101,17 @@ class WindowsDriver(L1Driver):
 
     def run(self, host: HostPlan, guest: GuestPlan | None, argv: list[str]) -> CommandResult:
         if guest is not None:
-            raise NestlabError(
-                f"{guest.name} runs under Hyper-V in {host.name}; nestlab reaches such L2s only "
-                "through Hyper-V (`nestlab status`), not with commands",
-                hint=f"Run a command in {host.name} instead, e.g. Get-VM {guest.name}.")
+            raise _no_commands_in(host, guest)
         session = self.session(host)
         try:
             return session.run(argv)
         finally:
             session.close()
+
+    def open_shell(self, host: HostPlan, guest: GuestPlan | None) -> Shell:
+        if guest is not None:
+            raise _no_commands_in(host, guest)
+        return _PowerShellShell(self.session(host))
 
     def console(self, host: HostPlan, guest: GuestPlan | None) -> list[str] | str:
         """No serial console: where the L1's screen is (VNC on 127.0.0.1) and its password."""
@@ -142,6 +144,26 @@ class WindowsDriver(L1Driver):
         raise NestlabError(f"{guest.name}: a Hyper-V L2 has no console log nestlab keeps",
                            hint=f"Its screen is in Hyper-V Manager (vmconnect) inside "
                                 f"{host.name}.")
+
+
+def _no_commands_in(host: HostPlan, guest: GuestPlan) -> NestlabError:
+    return NestlabError(
+        f"{guest.name} runs under Hyper-V in {host.name}; nestlab reaches such L2s only "
+        "through Hyper-V (`nestlab status`), not with commands",
+        hint=f"Run a command in {host.name} instead, e.g. Get-VM {guest.name}.")
+
+
+class _PowerShellShell(Shell):
+    """Command lines run as PowerShell scripts over one WinRM session."""
+
+    def __init__(self, session: WinRMTransport) -> None:
+        self._session = session
+
+    def run(self, command: str) -> CommandResult:
+        return self._session.run_script("command", command)
+
+    def close(self) -> None:
+        self._session.close()
 
 
 def _vnc_port(conn: libvirt.virConnect, lab: str, host: HostPlan) -> int:
