@@ -32,6 +32,20 @@ Which real behaviour each part copies, and from where:
 - The Hyper-V role: ``Install-WindowsFeature`` leaves it InstallPending, and it
   takes restarts (two on Server 2016 in a KVM guest) before it is Installed and
   the hypervisor runs.
+- The hypervisor: the L1 is a KVM guest, so ``HypervisorPresent`` is True from
+  the first boot, role or not (it is the CPUID "hypervisor present" bit, which
+  KVM sets). At each boot with the role Installed the hypervisor is launched:
+  it starts (System event 1 of Microsoft-Windows-Hyper-V-Hypervisor, "Hypervisor
+  successfully started.") only when the processor really has VMX and SLAT;
+  otherwise that boot logs the launch failure instead (event 41 "Hypervisor
+  launch failed; Either VMX not present or not enabled in BIOS.", event 59
+  "... Second Level Address Translation is required ...", hvservice.sys's
+  message table in libyal/winevt-kb). ``vmms`` runs whenever the role is
+  Installed, hypervisor or not (Hyper-V then refuses to start VMs: "the
+  hypervisor is not running"), and may be StartPending for a while after a
+  boot. What Win32_Processor reports (``wmi_vmx``/``wmi_slat``) can differ from
+  what the processor has: whether Windows in a KVM guest reports these flags is
+  unverified. All of this is modelled, not observed on a real L1.
 - A VM: ``New-VM -NewVHDPath`` makes its disk (a file in its folder), which
   ``Remove-VM`` leaves behind; a new boot (``Restart-VM``, ``Start-VM``) has no
   heartbeat until its integration services start again. A script that ends in
@@ -69,6 +83,10 @@ class FakeHyperVL1:
     name: str = "hv1"
     vmx: bool = True
     slat: bool = True
+    """What the L1's processor really has (host-passthrough with nested KVM on L0)."""
+    wmi_vmx: bool | None = None
+    wmi_slat: bool | None = None
+    """What Win32_Processor reports, when it differs from ``vmx``/``slat``."""
     role: str = "Available"
     reboots_to_finish: int = 2
     """Hyper-V's role takes this many restarts before the hypervisor runs."""
@@ -76,6 +94,10 @@ class FakeHyperVL1:
     answers_after_restart: int = 1
     """How many calls still see the old boot after Restart-Computer (it goes down slowly)."""
     heartbeat_after_polls: int = 2
+    vmms_pending_polls: int = 0
+    """How many hyperv-state calls after a boot still see vmms StartPending."""
+    launches: dict[int, str] = field(default_factory=dict)
+    """Boot -> how its hypervisor launch went: "" started, else the failure's event text."""
     fail_once_at: str | None = None
     calls: list[str] = field(default_factory=list)
     answers: list[tuple[str, dict[str, Any], Any]] = field(default_factory=list)
@@ -94,6 +116,7 @@ class FakeHyperVL1:
     restarts: int = 0
     reconnects: int = 0
     _going_down: int = 0
+    _vmms_polls: int = 0
 
     # -- the PowerShellSession protocol ----------------------------------------------
     def run_script(self, name: str, script: str,
@@ -148,18 +171,32 @@ class FakeHyperVL1:
         missing = mandatory - set(parameters)
         assert not missing, f"{name}.ps1 needs {missing}"
 
-    def _boot_time(self) -> str:
+    def _answering_boot(self) -> int:
         if self._going_down:
             self._going_down -= 1
-            return f"boot-{self.boot - 1}"
-        return f"boot-{self.boot}"
+            return self.boot - 1
+        return self.boot
 
     def _hyperv_state(self) -> dict[str, Any]:
-        return {"role": self.role, "hypervisor_present": self.role == "Installed",
-                "boot_time": self._boot_time()}
+        boot = self._answering_boot()
+        launch = self.launches.get(boot)
+        return {"role": self.role, "hypervisor_started": launch == "",
+                "hypervisor_error": launch or "", "vmms": self._vmms(boot),
+                "hypervisor_present": True,  # KVM's CPUID bit: true in any KVM guest
+                "boot_time": f"boot-{boot}"}
+
+    def _vmms(self, boot: int) -> str:
+        if self.role != "Installed":
+            return "absent"
+        if boot == self.boot:
+            self._vmms_polls += 1
+            if self._vmms_polls <= self.vmms_pending_polls:
+                return "StartPending"
+        return "Running"
 
     def _preflight(self) -> dict[str, Any]:
-        return {"vmx": self.vmx, "slat": self.slat}
+        return {"vmx": self.vmx if self.wmi_vmx is None else self.wmi_vmx,
+                "slat": self.slat if self.wmi_slat is None else self.wmi_slat}
 
     def _install_hyperv(self) -> dict[str, Any]:
         if self.role == "Available":
@@ -171,11 +208,23 @@ class FakeHyperVL1:
         self.restarts += 1
         self.boot += 1
         self._going_down = self.answers_after_restart
+        self._vmms_polls = 0
         if self.role == "InstallPending":
             self.reboots_to_finish -= 1
             if self.reboots_to_finish <= 0:
                 self.role = "Installed"
+        if self.role == "Installed":
+            self.launches[self.boot] = self._launch()
         raise TransportError(f"{self.name}: the session dropped (fake restart)")
+
+    def _launch(self) -> str:
+        """The hypervisor's launch at a boot: "" when it started, else the failure event."""
+        if not self.vmx:
+            return "Hypervisor launch failed; Either VMX not present or not enabled in BIOS."
+        if not self.slat:
+            return ("Hypervisor launch failed; Second Level Address Translation is required "
+                    "to launch the hypervisor.")
+        return ""
 
     def _require_hyperv(self) -> None:
         assert self.role == "Installed", "Hyper-V cmdlets used before the role runs"
