@@ -46,6 +46,14 @@ Which real behaviour each part copies, and from where:
   boot. What Win32_Processor reports (``wmi_vmx``/``wmi_slat``) can differ from
   what the processor has: whether Windows in a KVM guest reports these flags is
   unverified. All of this is modelled, not observed on a real L1.
+- An external switch (``New-VMSwitch -NetAdapterName``) takes the L1's own
+  adapter: its address moves to the switch's vEthernet adapter and the L1 is off
+  the network for a few seconds, so the WinRM session is lost, after the switch
+  is made: during the script, or (``switch_answers_before_drop``) at the next
+  call; every call fails until ``reconnect`` waits for the network to come
+  back. No other switch drops the session.
+  [inferred from the host adapter being rebound: blogs.technet.com/b/mrsnrub
+  "Hyper-V Virtual Networks", 2009; not observed on a real L1]
 - A VM: ``New-VM -NewVHDPath`` makes its disk (a file in its folder), which
   ``Remove-VM`` leaves behind; a new boot (``Restart-VM``, ``Start-VM``) has no
   heartbeat until its integration services start again. A script that ends in
@@ -98,6 +106,10 @@ class FakeHyperVL1:
     """How many hyperv-state calls after a boot still see vmms StartPending."""
     launches: dict[int, str] = field(default_factory=dict)
     """Boot -> how its hypervisor launch went: "" started, else the failure's event text."""
+    session_lost: bool = False
+    """The L1 is off the network: every call fails until ``reconnect``."""
+    switch_answers_before_drop: bool = False
+    """Making an external switch answers, and the session is lost at the next call."""
     fail_once_at: str | None = None
     calls: list[str] = field(default_factory=list)
     answers: list[tuple[str, dict[str, Any], Any]] = field(default_factory=list)
@@ -124,6 +136,9 @@ class FakeHyperVL1:
         parameters = parameters or {}
         self.calls.append(name)
         self._check_script(name, script, parameters)
+        if self.session_lost:
+            raise TransportError(f"{self.name}: lost the WinRM session during {name}: "
+                                 "the L1 is off the network (fake)")
         if self.fail_once_at == name:
             self.fail_once_at = None
             raise TransportError(f"{self.name}: lost the WinRM session during {name} (fake)")
@@ -147,7 +162,9 @@ class FakeHyperVL1:
         self.files[_key(remote)] = hashlib.sha256(local.read_bytes()).hexdigest().upper()
 
     def reconnect(self, timeout: float) -> None:
+        """WinRMTransport.reconnect waits until WinRM answers: the network is back."""
         self.reconnects += 1
+        self.session_lost = False
 
     # -- what the Windows driver also asks of a session (WinRMTransport) ---------------
     def wait_until_reachable(self, timeout: float, waiting: Any = None,
@@ -238,6 +255,11 @@ class FakeHyperVL1:
             self.switches[Name] = {"mode": Mode}
             self.creations.append(f"switch {Name}")
             created.append("switch")
+            if Mode == "bridged":  # New-VMSwitch -NetAdapterName took the L1's adapter
+                self.session_lost = True
+                if not self.switch_answers_before_drop:
+                    raise TransportError(f"{self.name}: lost the WinRM session during "
+                                         "guest-network: the L1 is off the network (fake)")
         if Mode != "bridged" and HostAddress not in self.addresses:
             self.addresses.append(str(HostAddress))
             self.creations.append(f"address {HostAddress}/{PrefixLength}")

@@ -188,7 +188,7 @@ def test_nestlab_reads_exactly_the_keys_the_script_prints(script: str) -> None:
         f"{sorted(reads.get(script, set()))}")
 
 
-# -- the role and the hypervisor -----------------------------------------------
+# -- the role, the hypervisor and the switches -----------------------------------------------
 def state(l1: FakeHyperVL1) -> dict[str, object]:
     return dict(json.loads(l1.run_script("hyperv-state", powershell_script("hyperv-state")).stdout))
 
@@ -219,3 +219,31 @@ def test_the_hypervisor_starts_at_a_boot_with_the_role_only_when_it_can() -> Non
             "Installed", not error, error)
         assert seen["vmms"] == "Running"  # vmms runs with the role, hypervisor or not
 
+
+def test_only_an_external_switch_drops_the_session_until_reconnect() -> None:
+    network = powershell_script("guest-network")
+    l1 = FakeHyperVL1(role="Installed")
+    l1.run_script("guest-network", network, {"Name": "n", "Mode": "nat", "HostAddress": "10.0.0.1",
+                                             "PrefixLength": 24, "Prefix": "10.0.0.0/24"})
+    l1.run_script("guest-network", network, {"Name": "i", "Mode": "internal",
+                                             "HostAddress": "10.0.1.1", "PrefixLength": 24})
+    assert not l1.session_lost
+    with pytest.raises(TransportError, match="lost the WinRM session during guest-network"):
+        l1.run_script("guest-network", network, {"Name": "b", "Mode": "bridged"})
+    assert "b" in l1.switches  # made before the network went away
+    with pytest.raises(TransportError, match="off the network"):
+        state(l1)
+    l1.reconnect(60)
+    assert json.loads(l1.run_script("guest-network", network,
+                                    {"Name": "b", "Mode": "bridged"}).stdout) == {"created": []}
+
+
+def test_an_external_switch_may_answer_and_lose_the_session_at_the_next_call() -> None:
+    network = powershell_script("guest-network")
+    l1 = FakeHyperVL1(role="Installed", switch_answers_before_drop=True)
+    made = l1.run_script("guest-network", network, {"Name": "b", "Mode": "bridged"})
+    assert json.loads(made.stdout) == {"created": ["switch"]}
+    with pytest.raises(TransportError, match="off the network"):
+        state(l1)
+    l1.reconnect(60)
+    assert state(l1)["role"] == "Installed"

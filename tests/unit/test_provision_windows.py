@@ -4,11 +4,13 @@ their proof; a crash and a second run; a processor without virtualization."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from nestlab.host.check import check_host
+from nestlab.lab.model import GuestNetworkMode
 from nestlab.plan import HostPlan, make_plan
 from nestlab.progress import Reporter
 from nestlab.provision import windows
@@ -206,6 +208,39 @@ def test_a_role_that_never_finishes_gets_max_reboots_restarts_no_more() -> None:
     assert l1.restarts == windows.MAX_REBOOTS == 3
     assert str(caught.value).startswith(
         "hv1: Hyper-V is still not running after 3 restarts: the role is InstallPending")
+
+
+def bridged(host: HostPlan) -> HostPlan:
+    network = replace(host.guest_network, mode=GuestNetworkMode.bridged, cidr=None,
+                      gateway=None, netmask=None)
+    return replace(host, guest_network=network)
+
+
+@pytest.mark.parametrize("answers_first", [False, True])
+def test_an_external_switch_drops_the_session_and_the_step_resumes(
+        answers_first: bool, host: HostPlan) -> None:
+    # The session is lost during the script, or (answers_first) at the next call.
+    l1 = FakeHyperVL1(switch_answers_before_drop=answers_first)
+    windows.ensure_hyperv(l1, 600, lambda _m: None)
+    reconnects = l1.reconnects
+    assert windows.ensure_guest_network(l1, bridged(host)) == ["switch"]
+    assert l1.reconnects == reconnects + 1
+    assert l1.calls[-2:] == ["guest-network", "guest-network"]  # made, then confirmed
+    assert not l1.session_lost
+    assert l1.creations.count("switch nestlab") == 1
+    assert windows.ensure_guest_network(l1, bridged(host)) == []
+    assert l1.reconnects == reconnects + 1
+
+
+@pytest.mark.parametrize("answers_first", [False, True])
+def test_a_bridged_l1_is_provisioned_in_one_run(answers_first: bool, host: HostPlan,
+                                                isos: dict[str, Path], tmp_path: Path) -> None:
+    l1 = FakeHyperVL1(switch_answers_before_drop=answers_first)
+    first = run(l1, bridged(host), isos, tmp_path)
+    assert first.counts() == {"changed": 4, "ok": 0, "skipped": 0, "failed": 0}
+    assert l1.switches == {"nestlab": {"mode": "bridged"}}
+    assert l1.vms["prime1"].parameters["MacSpoofing"] is True
+    assert run(l1, bridged(host), isos, tmp_path).summary() == "0 changed, 4 ok"
 
 
 def test_down_removes_the_guests(host: HostPlan, isos: dict[str, Path], tmp_path: Path) -> None:
