@@ -13,14 +13,17 @@
 # try to launch the hypervisor, not that it did. When the launch failed, the
 # newest warning or error of that provider in this boot says why (e.g. event 41,
 # "Hypervisor launch failed; Either VMX not present or not enabled in BIOS.").
+# Unverified on a real L1: that event 1 is always written after LastBootUpTime.
+function Get-NewestEvent([hashtable] $Filter) {
+    # No matching event, or no such provider before the role: an error, read as none.
+    try { Get-WinEvent -FilterHashtable $Filter -MaxEvents 1 -ErrorAction Stop } catch { $null }
+}
 $boot = (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime
 $provider = 'Microsoft-Windows-Hyper-V-Hypervisor'
-$started = Get-WinEvent -FilterHashtable @{
-    LogName = 'System'; ProviderName = $provider; Id = 1; StartTime = $boot
-} -MaxEvents 1 -ErrorAction SilentlyContinue
-$failed = Get-WinEvent -FilterHashtable @{
+$started = Get-NewestEvent @{ LogName = 'System'; ProviderName = $provider; Id = 1; StartTime = $boot }
+$failed = Get-NewestEvent @{
     LogName = 'System'; ProviderName = $provider; Level = 1, 2, 3; StartTime = $boot
-} -MaxEvents 1 -ErrorAction SilentlyContinue
+}
 $vmms = Get-Service -Name vmms -ErrorAction SilentlyContinue
 [pscustomobject]@{
     role = [string](Get-WindowsFeature -Name Hyper-V).InstallState
