@@ -34,8 +34,15 @@ def intel_host(_uri: str) -> HostFacts:
 @pytest.fixture
 def hyperv(monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect,
            home: Path) -> dict[str, FakeHyperVL1]:
-    """The FAKE Hyper-V L1s by name, and a cached Windows image; provisioning's waits
-    for reboots and heartbeats take no time."""
+    """The FAKE Hyper-V L1s by name after `up` of the example lab."""
+    return up_with_fake_l1s(monkeypatch, home, LAB_FILE)
+
+
+def up_with_fake_l1s(monkeypatch: pytest.MonkeyPatch, home: Path, lab_file: Path,
+                     reporter: Reporter | None = None) -> dict[str, FakeHyperVL1]:
+    """`up` of a Windows lab on the test driver, its L1s FAKE Hyper-V L1s (returned by
+    name), with a cached Windows image; provisioning's waits for reboots and heartbeats
+    take no time."""
     prime = find_image("prime")
     assert prime is not None
     for name in ("isolinux.bin", "ldlinux.c32"):  # stand-ins: the ISO is only copied
@@ -54,10 +61,10 @@ def hyperv(monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect,
 
     monkeypatch.setattr(WindowsDriver, "session", session)
     monkeypatch.setattr(windows, "_sleep", lambda _s: None)
-    lab = load_lab(LAB_FILE)
+    lab = load_lab(lab_file)
     lab_dir = home / "labs" / lab.name
-    up(lab, LAB_FILE, lab_dir, "test:///l0", False, intel_host,
-       Reporter(lab.name, lab_dir, "up", show=False))
+    up(lab, lab_file, lab_dir, "test:///l0", False, intel_host,
+       reporter or Reporter(lab.name, lab_dir, "up", show=False))
     return l1s
 
 
@@ -172,3 +179,19 @@ def test_console_of_a_windows_l1_says_where_its_screen_is_and_its_password(
     l0.lookupByName("nestlab-windows-hyperv-hv1").destroy()
     code, _, err = nestlab("console", "hv1")
     assert code == 1 and "hv1 is not running: it has no screen to show" in err
+
+
+def test_a_bridged_windows_lab_comes_up_through_the_session_its_switch_drops(
+        monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect, home: Path,
+        tmp_path: Path) -> None:
+    lab_file = tmp_path / "windows-bridged.yaml"
+    lab_file.write_text(LAB_FILE.read_text().replace(
+        "lab: windows-hyperv", "lab: windows-bridged").replace(
+        "      mode: nat\n      cidr: 192.168.100.0/24\n", "      mode: bridged\n"))
+    reporter = Reporter("windows-bridged", tmp_path, "up", show=False)
+    l1 = up_with_fake_l1s(monkeypatch, home, lab_file, reporter)["hv1"]
+    assert l1.switches == {"nestlab": {"mode": "bridged"}}
+    assert l1.calls.count("guest-network") == 2  # lost with the network, then confirmed
+    assert [(t["phase"], t["outcome"]) for t in reporter.timings
+            if t["guest"] == "hv1" and t["phase"] == "L2 network"] == [("L2 network", "changed")]
+    assert sorted(vm.state for vm in l1.vms.values()) == ["Running", "Running"]
