@@ -35,6 +35,9 @@ Which real behaviour each part copies, and from where:
   session stays logged on until it logs off or the machine restarts.
 - Scheduled tasks with an ``-AtStartup`` trigger run at the next boot, as
   SYSTEM, with no session.
+
+Not modelled: the LSA secret DefaultPassword, the cached answer file in
+Panther, the network profile (taken as identified), Add-Type.
 """
 
 from __future__ import annotations
@@ -146,7 +149,8 @@ class ScriptRun:
     def _flow(self, node: tree_sitter.Node) -> None:
         keyword = node.children[0].type
         if keyword == "throw":
-            raise ScriptThrew(self._substituted(_text(node)))
+            message = _text(node).removeprefix("throw").strip().strip('"')
+            raise ScriptThrew(self._substituted(message))
         if keyword == "exit":
             raise _Exit
         if keyword == "return":
@@ -267,6 +271,7 @@ class ScriptRun:
 
     def _substituted(self, text: str) -> str:
         values = {**self.variables, **{k: str(v) for k, v in self.parameters.items()}}
+        text = re.sub(r"\$\(\$env:COMPUTERNAME\)|\$env:COMPUTERNAME", self.machine.name, text)
         return re.sub(r"\$(\w+)", lambda v: values.get(v.group(1), v.group(0)), text)
 
 
@@ -351,6 +356,8 @@ class FakeFirstBoot:
     password: str
     """The password nestlab sends (and the answer file sets)."""
     specialize_names_it: bool = True
+    rename_takes: bool = True
+    """False: a Rename-Computer that does not take (to see the script restart only once)."""
     boot_steps: int = 2
     """Attempts that find nothing listening (firmware, specialize, its reboot)."""
     oobe_steps: int = 2
@@ -432,8 +439,9 @@ class FakeFirstBoot:
         m.restart_pending, m.logged_on = False, False
         self.boots += 1
         self.done.append(f"boot {self.boots}")
-        if m.pending_name:
-            m.name, m.pending_name = m.pending_name, None
+        if m.pending_name and self.rename_takes:
+            m.name = m.pending_name
+        m.pending_name = None
         m.winrm_running = m.winrm_service == "auto"
         self._autologon()
         if m.startup_task is not None:

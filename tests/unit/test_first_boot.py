@@ -5,6 +5,7 @@ real build.ps1, answer file and winrm.ps1 run against a FAKE first boot
 from __future__ import annotations
 
 import pytest
+import requests
 
 from nestlab.build.answerfile import answer_password
 from nestlab.render import l1_answer_medium, powershell_script
@@ -72,6 +73,18 @@ def test_the_name_is_fixed_by_one_restart_when_specialize_did_not_set_it() -> No
     assert boot.boots == 2
     assert boot.done.index("boot 2") < boot.done.index(after_opening(boot)[0])
     assert boot.machine.startup_task is None  # the task that opened WinRM is gone
+
+
+def test_a_rename_that_does_not_take_restarts_once_and_keeps_winrm_shut() -> None:
+    boot = first_boot(specialize_names_it=False)
+    boot.rename_takes = False
+    for _ in range(boot.boot_steps + boot.oobe_steps + 5):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            boot.open()
+    assert boot.boots == 2  # no restart loop
+    assert "the script failed: the computer is still WIN-GENERALIZED after its rename to hv1" in (
+        boot.done)
+    assert not boot.machine.winrm_reachable
 
 
 def test_no_restart_when_specialize_named_it() -> None:
