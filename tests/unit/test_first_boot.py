@@ -10,7 +10,8 @@ import requests
 from nestlab.build.answerfile import answer_password
 from nestlab.render import l1_answer_medium, powershell_script
 from nestlab.transport.winrm import FIRST_BOOT_401, WinRMTransport
-from tests.fakes.firstboot import FakeFirstBoot, Machine, build_base_image
+from tests.fakes.firstboot import FakeFirstBoot, build_base_image
+from tests.fakes.winscript import Machine
 
 PASSWORD = "Pw-of-hv1-9"
 SYSPREP_ONLY = ("$sysprep = Join-Path $env:SystemRoot 'System32\\Sysprep\\sysprep.exe'\n"
