@@ -169,7 +169,8 @@ class FakeHyperVL1:
     # -- what the Windows driver also asks of a session (WinRMTransport) ---------------
     def wait_until_reachable(self, timeout: float, waiting: Any = None,
                              cancel: Any = None) -> None:
-        """WinRM answers at once: the fake L1 is always up."""
+        """WinRM answers at once: this fake L1's first boot is over (tests/fakes/firstboot.py
+        fakes the first boot, through the real WinRMTransport)."""
 
     def close(self) -> None:
         pass
