@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -466,6 +467,23 @@ def verify(lab_file: Path, tests: tuple[Path, ...], junit: Path | None, no_built
         report.print_verify(result)
     if not result.ok:
         sys.exit(1)
+
+
+@main.command(interrupted="Some files may be written already; remove them or choose "
+                           "another folder.")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--template", type=click.Choice(["linux", "windows"]), default="linux",
+              show_default=True, help="A Linux L1 with KVM, or a Windows L1 with Hyper-V.")
+@click.option("--name", metavar="NAME", help="The lab's name [default: from FOLDER's name].")
+def init(folder: Path, template: str, name: str | None) -> None:
+    """Start a course or project in FOLDER: nestlab.yaml, a Makefile (make lab, verify,
+    ssh HOST=..., status, down, clean: each prints the command it runs), example checks
+    in tests/ and a README for students. Writes only new files."""
+    from nestlab.commands.init import init as scaffold
+
+    for path in scaffold(folder, template, name):
+        click.echo(f"wrote {path}")
+    click.echo(f"next: cd {shlex.quote(str(folder))} && make lab && make verify")
 
 
 @main.command(name="ls", interrupted=READ_ONLY)

@@ -99,6 +99,8 @@ PROGRAMS: tuple[Program, ...] = (
             "runs the prime's network script with stand-ins for ip and udhcpc"),
     Program("chroot", "coreutils", RunBy.TESTS, (Need.TESTS,),
             "runs the prime's own host-key script inside its initramfs"),
+    Program("make", "make", RunBy.TESTS, (Need.TESTS,),
+            "runs the Makefile `nestlab init` writes (.ci/run installs it first)"),
     Program("git", "git", RunBy.TESTS, (Need.TESTS,),
             "lists the files a clone has, from which the wheel test builds the wheel"),
     Program("pgrep", "procps", RunBy.TESTS, (Need.TESTS,),

@@ -88,7 +88,8 @@ class LabSession:
     keep: bool = False
     uri: str = field(default_factory=lambda: os.environ.get("LIBVIRT_DEFAULT_URI",
                                                             DEFAULT_URI))
-    read_facts: FactsReader = _read_facts
+    read_facts: FactsReader | None = None
+    """How L0's facts are read (default: this machine's, as `nestlab up` reads them)."""
     brought_up: bool = False
     proofs: list[dict[str, Any]] = field(default_factory=list)
     _shells: dict[str, Shell] = field(default_factory=dict)
@@ -110,7 +111,8 @@ class LabSession:
 
             self.brought_up = True  # from here on, whatever happens, `stop` takes it down
             proofs = up(self.lab, self.lab_file, self.lab_dir, self.uri, self.sandbox,
-                        self.read_facts, Reporter(self.lab.name, self.lab_dir, "up"))
+                        self.read_facts or _read_facts,
+                        Reporter(self.lab.name, self.lab_dir, "up"))
             self.proofs = [asdict(p) for p in proofs]
         return LabHandle(self)
 

@@ -95,7 +95,7 @@ def verify(lab_name: str, lab_file: Path, tests: list[Path], junit: Path | None,
             raise InputError(f"{test}: no such test file or folder")
     args = [*([str(checks_file())] if builtin else []), *map(str, tests),
             "--nestlab", str(lab_file), "--nestlab-reuse",
-            "-p", "no:terminal", "-p", "no:cacheprovider", "-q",
+            "-p", "no:terminal", "-p", "no:cacheprovider", "--import-mode=importlib",
             # A user's folder may have its own pytest settings; the checks need none.
             "--rootdir", str(lab_file.resolve().parent), "-o", "addopts=",
             "-o", "junit_family=xunit2", "-o", f"junit_suite_name=nestlab-{lab_name}"]
