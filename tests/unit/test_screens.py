@@ -73,6 +73,7 @@ def test_the_same_screen_again_does_not_push_earlier_ones_out(tmp_path: Path) ->
 def test_a_failing_screenshot_is_noted_not_raised(tmp_path: Path) -> None:
     screen = Screen()
     rec = recorder(tmp_path, screen)
+    libvirt.virResetLastError()  # else the error says the last one libvirt set, anywhere
     screen.fail = libvirt.libvirtError("Requested operation is not valid: domain is not running")
     assert rec.take(DOMAIN) is None
     assert rec.where() == "no screenshot (libvirtError: Requested operation is not valid: " \
