@@ -47,6 +47,8 @@ DISK_SIZE = 40 * GiB
 BUILD_MEMORY = 4 * GiB
 BUILD_CPUS = 2
 KEY_ENTER = 28  # Linux keycode
+NOTE_EVERY = 60.0
+"""How often the build's progress says the step and names the latest screenshot."""
 Progress = Callable[[str], None]
 
 
@@ -184,6 +186,7 @@ def _wait_until_off(watch: SetupWatch, timeout: float, progress: Progress) -> No
     try:
         wait_for(watch.poll, timeout=timeout, interval=10,
                  what="Windows setup (waiting for sysprep to power the install domain off)",
-                 progress=lambda last: progress(f"still installing: {last}"), note_every=60)
+                 progress=lambda last: progress(f"still installing: {last}"),
+                 note_every=NOTE_EVERY)
     except WaitTimedOut:
         raise watch.failure(f"not done after {timeout / 60:.0f} min") from None

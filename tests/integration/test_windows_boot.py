@@ -25,6 +25,7 @@ from nestlab.plan import HostPlan
 from nestlab.progress import ProgressLines, Reporter
 from nestlab.provision import windows
 from nestlab.transport.base import Unreachable
+from nestlab.waiting import Cancelled
 from tests.conftest import EXAMPLES, facts
 from tests.fakes.hyperv import FakeHyperVL1
 from tests.fakes.linux import FakeLinuxL1
@@ -44,12 +45,16 @@ class BootingL1(FakeHyperVL1):
 
     silent_tries: int = 2
     answering: bool = True
+    cancelled: bool = False
+    """Another L1 failed: this wait is cancelled (``wait_for`` raises ``Cancelled``)."""
 
     def wait_until_reachable(self, timeout: float, waiting: Any = None,
                              cancel: threading.Event | None = None) -> None:
         for _ in range(self.silent_tries):
             if waiting is not None:
                 waiting(REFUSED)
+        if self.cancelled:
+            raise Cancelled(f"{self.name}: WinRM: stopped waiting")
         if not self.answering:
             raise Unreachable(f"{self.name}: WinRM: timed out after {timeout:.0f}s "
                               f"(last: {REFUSED})", hint="`nestlab up` again continues.")
@@ -128,6 +133,15 @@ def test_a_windows_l1_that_never_answers_ends_with_its_last_screenshot_and_step(
     assert info.value.message == (
         f"hv1: WinRM: timed out after 1800s (last: {REFUSED}) (step: first boot, waiting "
         f"for WinRM); last screenshot: {screens(home) / 'latest.png'}")
+
+
+def test_a_cancelled_wait_is_left_as_it_is(windows_l1s: dict[str, BootingL1],
+                                           home: Path) -> None:
+    """Another L1's error is the one to show; this one only stopped waiting."""
+    windows_l1s["hv1"] = BootingL1("hv1", cancelled=True)
+    with pytest.raises(Cancelled) as info:
+        windows_up(home)
+    assert info.value.message == "hv1: WinRM: stopped waiting"
 
 
 def test_status_names_the_latest_screenshot_of_a_windows_l1_that_boots(

@@ -69,6 +69,18 @@ def test_a_good_install_follows_the_markers_to_the_power_off(
     assert len(list((tmp_path / "screens").iterdir())) <= 5
 
 
+def test_the_progress_line_names_the_step_and_the_latest_screenshot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(winimage, "NOTE_EVERY", 0.0)
+    run = Build(tmp_path, monkeypatch, good_install())
+    run.wait()
+    latest = tmp_path / "screens" / "latest.png"
+    assert run.heard[0] == ("still installing: windowsPE: installing from the ISO (0 min); "
+                            f"last screenshot: {latest}")
+    assert f"still installing: first logon: build.ps1 runs (20 min); last screenshot: " \
+           f"{latest}" in run.heard
+
+
 def test_a_failed_sysprep_ends_the_build_at_once_with_setuperr(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     failed = (marker("setuperr: 2026-11-27 23:10:02, Error SYSPRP Package Microsoft.Foo was "
