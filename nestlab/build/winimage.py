@@ -121,9 +121,12 @@ def build_windows_image(iso: Path, edition: str, uri: str, report: HostReport,
         return cached, False
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=".partial", dir=final.parent))
-    logs = build_logs(key)
+    # mkdtemp makes it 0700; QEMU runs as its own user (qemu:///system) and must enter it
+    # to open the disk libvirt gives it: 0711 lets it enter, not list.
+    partial.chmod(0o711)
     started = time.monotonic()
     try:
+        logs = build_logs(key)
         plan = build_plan(report, key, edition, partial, iso.resolve(), logs=logs)
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(plan.disk_path),
                         str(DISK_SIZE)], check=True)
@@ -189,4 +192,6 @@ def _wait_until_off(watch: SetupWatch, timeout: float, progress: Progress) -> No
                  progress=lambda last: progress(f"still installing: {last}"),
                  note_every=NOTE_EVERY)
     except WaitTimedOut:
-        raise watch.failure(f"not done after {timeout / 60:.0f} min") from None
+        raise watch.failure(f"not done after {timeout / 60:.0f} min",
+                            "Next time, watch it live with a VNC viewer on 127.0.0.1 "
+                            "(`virsh vncdisplay`).") from None
