@@ -82,6 +82,8 @@ def test_a_failing_screenshot_is_noted_not_raised(tmp_path: Path) -> None:
     rec.take(DOMAIN)
     screen.fail = OSError(28, "No space left on device")
     assert rec.take(DOMAIN) is None
+    screen.fail = TypeError("a binding that returned None for the MIME type")
+    assert rec.take(DOMAIN) is None
     assert rec.where() == f"last screenshot: {tmp_path / 'screens' / 'latest.ppm'}"
 
 
