@@ -40,7 +40,8 @@ def render_case(case: str) -> dict[PurePosixPath, str]:
         report = check_host(facts(INSTALL_CASES[case]))
         plan = build_plan(report, "0123456789abcdef", "standard",
                           Path("/var/cache/nestlab/images/windows-server-2016/build"),
-                          Path("/srv/iso/WindowsServer2016.iso"))
+                          Path("/srv/iso/WindowsServer2016.iso"),
+                          logs=Path("/var/cache/nestlab/images/windows-server-2016/log"))
         return {PurePosixPath("l0/domains", f"{plan.name}.xml"): render_install_domain_xml(plan)}
     lab_name, facts_name, public_key = LAB_CASES[case]
     lab = example(lab_name)

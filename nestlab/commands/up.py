@@ -240,8 +240,10 @@ def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
     def reach() -> bool:
         # The L1's address is reserved by MAC: no need to wait for its lease; the service
         # answering is the proof that it booted.
-        session.wait_until_reachable(driver.timeouts().boot, lambda why: say(
-            host.name, f"waiting for {driver.reach_phase.upper()} ({why})"), cancel)
+        with driver.watch_boot(host, conn) as watch:
+            session.wait_until_reachable(driver.timeouts().boot, lambda why: say(
+                host.name, f"waiting for {driver.reach_phase.upper()} ({why}){watch.note()}"),
+                cancel)
         return False
 
     def prove(guest_name: str) -> bool:

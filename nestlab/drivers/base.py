@@ -4,11 +4,14 @@ system. Commands ask the driver; they never look at the OS themselves."""
 from __future__ import annotations
 
 import abc
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, NoReturn
+
+import libvirt
 
 from nestlab.build.images import BuiltImage
 from nestlab.plan import GuestPlan, HostPlan
@@ -67,6 +70,15 @@ class Shell(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Close the session (and the L1's, for an L2 reached through it)."""
+
+
+class BootWatch:
+    """What `up` shows of an L1 while it waits for its first answer, beyond the wait's own
+    words: nothing, unless its family has something to show (a Windows L1's screen)."""
+
+    def note(self) -> str:
+        """The end of each waiting line ('' for nothing)."""
+        return ""
 
 
 class L1Driver(abc.ABC):
@@ -133,6 +145,17 @@ class L1Driver(abc.ABC):
     @abc.abstractmethod
     def open_shell(self, host: HostPlan, guest: GuestPlan | None) -> Shell:
         """A session for many commands on the L1 or one of its L2s (the pytest plugin)."""
+
+
+    def watch_boot(self, host: HostPlan, conn: libvirt.virConnect | None
+                   ) -> contextlib.AbstractContextManager[BootWatch]:
+        """Around `up`'s wait for the L1 to answer; may add to the wait's error. Nothing by
+        default: a Linux L1's serial console is logged instead."""
+        return contextlib.nullcontext(BootWatch())
+
+    def boot_screen(self, host: HostPlan) -> Path | None:
+        """The latest screenshot `up` kept of the L1's screen while it booted, if any."""
+        return None
 
     def guest_domain(self, guest: GuestPlan) -> str:
         """The name the L1's hypervisor knows the L2 by."""

@@ -4,7 +4,9 @@ booting per-L2 prime ISOs. No SSH into them, no commands in their L2s."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import cast
@@ -13,7 +15,7 @@ import libvirt
 
 from nestlab.build.answerfile import l1_password
 from nestlab.build.images import BuiltImage
-from nestlab.drivers.base import ConsoleLog, L1Driver, Proof, Say, Shell, Timeouts
+from nestlab.drivers.base import BootWatch, ConsoleLog, L1Driver, Proof, Say, Shell, Timeouts
 from nestlab.errors import NestlabError
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.provision import windows
@@ -23,6 +25,26 @@ from nestlab.steps import Step
 from nestlab.transport.base import CommandResult, Transport
 from nestlab.transport.winrm import WinRMTransport
 from nestlab.virt import disks, objects
+from nestlab.virt.screens import ScreenRecorder, latest_screenshot, screenshots_every
+from nestlab.waiting import Cancelled
+
+SCREEN_INTERVAL = 5.0
+"""How often `up` keeps a screenshot of a Windows L1 while it waits for WinRM."""
+
+
+def screens_folder(host: HostPlan) -> Path:
+    """Where a Windows L1's screenshots are kept: in its folder in the lab."""
+    return host.disk_path.parent / "screens"
+
+
+class ScreenNote(BootWatch):
+    """Names the latest screenshot at the end of each waiting line."""
+
+    def __init__(self, recorder: ScreenRecorder) -> None:
+        self.recorder = recorder
+
+    def note(self) -> str:
+        return f"; {self.recorder.where()}" if self.recorder.latest else ""
 
 
 def _ps(session: Transport) -> windows.PowerShellSession:
@@ -78,6 +100,31 @@ class WindowsDriver(L1Driver):
         return Proof(guest=guest.name, l1=host.name, address=seen.address,
                      evidence=f"Hyper-V says {seen.state}, heartbeat {seen.heartbeat}; its "
                               f"SSH port answers inside {host.name}")
+
+    @contextlib.contextmanager
+    def watch_boot(self, host: HostPlan, conn: libvirt.virConnect | None
+                   ) -> Iterator[BootWatch]:
+        """A Windows L1's first boot (specialize, OOBE, a reboot, the first logon that
+        enables WinRM) shows only its screen: a screenshot every few seconds in its
+        folder, and a wait that fails ends with the last one and the step."""
+        dom = _domain(conn, host)
+        if dom is None:
+            yield BootWatch()
+            return
+        recorder = ScreenRecorder(screens_folder(host))
+        with screenshots_every(recorder, dom, SCREEN_INTERVAL):
+            try:
+                yield ScreenNote(recorder)
+            except Cancelled:
+                raise  # another L1 failed: that one's error is the one to show
+            except NestlabError as exc:
+                exc.message = (f"{exc.message} (step: first boot, waiting for WinRM); "
+                               f"{recorder.where()}")
+                exc.args = (exc.message,)
+                raise
+
+    def boot_screen(self, host: HostPlan) -> Path | None:
+        return latest_screenshot(screens_folder(host))
 
     def guest_domain(self, guest: GuestPlan) -> str:
         return guest.name  # a Hyper-V VM is named after the guest
@@ -179,3 +226,13 @@ def _vnc_port(conn: libvirt.virConnect, lab: str, host: HostPlan) -> int:
     if port is None:
         raise NestlabError(f"{host.name}: libvirt shows no VNC port for it")
     return port
+
+
+def _domain(conn: libvirt.virConnect | None, host: HostPlan) -> libvirt.virDomain | None:
+    """The L1's domain to take screenshots of; None when there is none to ask."""
+    if conn is None:
+        return None
+    try:
+        return conn.lookupByName(host.domain_name)
+    except libvirt.libvirtError:
+        return None  # the wait itself says what is wrong

@@ -115,6 +115,8 @@ class ScriptRun:
             header = _text(node).split("{", 1)[0]
             body = next(c for c in node.children if c.type == "statement_block")
             self._statements(body, context + header)
+        elif kind == "try_statement":
+            self._try(node, context)
         elif kind == "flow_control_statement":
             self._flow(node)
         elif kind == "pipeline":
@@ -123,6 +125,20 @@ class ScriptRun:
             pass
         else:
             raise AssertionError(f"the fake does not run a {kind}: {_text(node)[:60]!r}")
+
+    def _try(self, node: tree_sitter.Node, context: str) -> None:
+        """The try block; when it throws, the first catch block (there is no finally here)."""
+        body = next(c for c in node.children if c.type == "statement_block")
+        catches = next((c for c in node.children if c.type == "catch_clauses"), None)
+        assert not any(c.type == "finally_clause" for c in node.children), "no finally here"
+        try:
+            self._statements(body, context)
+        except ScriptThrew:
+            if catches is None:
+                raise
+            catch = next(c for c in catches.children if c.type == "catch_clause")
+            self._statements(next(c for c in catch.children if c.type == "statement_block"),
+                             context)
 
     def _flow(self, node: tree_sitter.Node) -> None:
         keyword = node.children[0].type
@@ -159,6 +175,9 @@ class ScriptRun:
             "$LASTEXITCODE -ne 0": lambda: False,
             "-not $rule": lambda: self.variables.get("rule") != "found",
             "Get-NetConnectionProfile -ErrorAction SilentlyContinue": lambda: True,
+            # build.ps1 after sysprep: the model's sysprep always succeeds
+            # (tests/fakes/winsetup.py models the ones that fail).
+            "$state -ne 'IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE'": lambda: False,
         }
         assert text in known, f"the fake does not know what `if ({text})` means"
         return known[text]()

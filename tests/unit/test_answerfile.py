@@ -54,6 +54,7 @@ def test_install_answer_has_every_pass_and_component() -> None:
     assert set(found) == {
         ("windowsPE", "Microsoft-Windows-International-Core-WinPE"),
         ("windowsPE", "Microsoft-Windows-Setup"),
+        ("specialize", "Microsoft-Windows-Deployment"),
         ("specialize", "Microsoft-Windows-ServerManager-SvrMgrNc"),
         ("oobeSystem", "Microsoft-Windows-International-Core"),
         ("oobeSystem", "Microsoft-Windows-Shell-Setup"),
