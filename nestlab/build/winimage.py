@@ -17,6 +17,7 @@ screenshot's path.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -30,7 +31,13 @@ from pathlib import Path
 import libvirt
 
 from nestlab.build.answerfile import EDITIONS, generate_password, write_install_medium
-from nestlab.build.images import BuiltImage, images_root, read_manifest, write_manifest
+from nestlab.build.images import (
+    BuiltImage,
+    ImageBuildError,
+    images_root,
+    read_manifest,
+    write_manifest,
+)
 from nestlab.build.setupwatch import SetupWatch
 from nestlab.errors import HostCannotRunLab, NestlabError
 from nestlab.files import private_dir
@@ -45,6 +52,7 @@ from nestlab.render import (
 )
 from nestlab.state.keys import key_dir, vnc_password, vnc_password_path
 from nestlab.virt.connection import connect
+from nestlab.virt.objects import refuses_evmcs
 from nestlab.virt.screens import ScreenRecorder
 from nestlab.waiting import WaitTimedOut, wait_for
 
@@ -159,12 +167,11 @@ def build_windows_image(iso: Path, edition: str, uri: str, report: HostReport,
 def _install(plan: WindowsBuildPlan, uri: str, progress: Progress, timeout: float) -> None:
     conn = connect(uri)
     try:
-        # The build's folder is 0700: the screen's password lives there until the build ends.
+        # In the build's folder (keys/ is 0700) until the build ends.
         password = vnc_password(plan.disk_path.parent, "install")
         progress("starting the install domain; its screen: VNC on 127.0.0.1 (`virsh "
                  f"vncdisplay`), password in {vnc_password_path(plan.disk_path.parent, 'install')}")
-        xml = render_install_domain_xml(plan, password)
-        dom = conn.createXML(xml, 0)  # transient: gone when off
+        dom = start_install_domain(conn, plan, password, progress)
         try:
             watch = SetupWatch(dom, plan.serial_log,
                                ScreenRecorder(plan.serial_log.parent / "screens"), progress,
@@ -179,6 +186,23 @@ def _install(plan: WindowsBuildPlan, uri: str, progress: Progress, timeout: floa
             raise
     finally:
         conn.close()
+
+
+def start_install_domain(conn: libvirt.virConnect, plan: WindowsBuildPlan, vnc_password: str,
+                         progress: Progress) -> libvirt.virDomain:
+    """The transient install domain (gone when it powers off); without eVMCS when the host
+    refuses it (some Intel hosts without APICv)."""
+    try:
+        return conn.createXML(render_install_domain_xml(plan, vnc_password), 0)
+    except libvirt.libvirtError as exc:
+        if not (plan.evmcs and refuses_evmcs(exc)):
+            raise ImageBuildError(f"cannot start the install domain: {exc}") from None
+    progress("this host refuses eVMCS (Hyper-V's enlightened VMCS): installing without it")
+    try:
+        return conn.createXML(render_install_domain_xml(dataclasses.replace(plan, evmcs=False),
+                                                        vnc_password), 0)
+    except libvirt.libvirtError as exc:
+        raise ImageBuildError(f"cannot start the install domain: {exc}") from None
 
 
 def _press_enter_at_boot(dom: libvirt.virDomain, seconds: float) -> None:

@@ -192,7 +192,7 @@ def vnc_port(dom: libvirt.virDomain) -> int | None:
     return port if port > 0 else None
 
 
-def refuses_evmcs(exc: LibvirtError) -> bool:
+def refuses_evmcs(exc: Exception) -> bool:
     """Whether a start failed on eVMCS: some Intel hosts (no APICv, Atom-class) refuse it,
     which libvirt says as "host doesn't support hyperv 'evmcs' feature" and QEMU as
     "Hyper-V enlightened VMCS (hv-evmcs) is not supported by kernel"."""

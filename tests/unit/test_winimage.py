@@ -8,6 +8,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import libvirt
 import pytest
 
 from nestlab.build import winimage
@@ -43,3 +44,43 @@ def test_a_failed_build_keeps_its_logs_and_screenshots_not_its_disk(
     assert logs.name.endswith(".log") and stat.S_IMODE(logs.stat().st_mode) == 0o700
     assert (logs / "serial.log").read_bytes() == b"nestlab-build: specialize\r\n"
     assert (logs / "screens" / "latest.ppm").exists()
+
+
+class RefusesEvmcs:
+    """A connection whose host refuses eVMCS, as libvirt says it."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def createXML(self, xml: str, _flags: int) -> str:
+        if "<evmcs state='on'/>" in xml:
+            raise libvirt.libvirtError("unsupported configuration: host doesn't support "
+                                       "hyperv 'evmcs' feature")
+        self.started.append(xml)
+        return "domain"
+
+
+def test_an_install_the_host_refuses_evmcs_for_starts_without_it(tmp_path: Path) -> None:
+    report = check_host(facts("intel-nested-y"))
+    plan = winimage.build_plan(report, "01234567", "standard", tmp_path,
+                               tmp_path / "ws.iso", logs=tmp_path / "logs")
+    assert plan.evmcs
+    conn, said = RefusesEvmcs(), []
+    assert winimage.start_install_domain(conn, plan, "pw", said.append) == "domain"  # type: ignore[arg-type]
+    [xml] = conn.started
+    assert "evmcs" not in xml and "<vapic state='on'/>" in xml
+    assert said == ["this host refuses eVMCS (Hyper-V's enlightened VMCS): installing "
+                    "without it"]
+
+
+def test_an_install_that_cannot_start_for_another_reason_says_why(tmp_path: Path) -> None:
+    plan = winimage.build_plan(check_host(facts("intel-nested-y")), "01234567", "standard",
+                               tmp_path, tmp_path / "ws.iso", logs=tmp_path / "logs")
+
+    class NoMemory:
+        def createXML(self, _xml: str, _flags: int) -> str:
+            raise libvirt.libvirtError("cannot allocate memory")
+
+    with pytest.raises(ImageBuildError, match="cannot start the install domain: cannot "
+                                              "allocate memory"):
+        winimage.start_install_domain(NoMemory(), plan, "pw", lambda _s: None)  # type: ignore[arg-type]
