@@ -1,10 +1,13 @@
 """A course folder from `nestlab init` to grading, for real in a sandbox.
 
-First the course's own pytest run through nestlab's plugin: it brings the lab up,
-runs the example checks and one deliberately failing test, writes JUnit XML and
-takes the lab down, leaving nothing behind. Then the Makefile a teacher hands out:
-`make lab`, `make verify` (nestlab's built-in checks and the example checks), and
-`make clean`.
+One lab boot for all of it (each costs minutes on these machines): the course's
+own pytest run through nestlab's plugin brings the lab up (`--nestlab-keep`), runs
+the example checks and one deliberately failing test and writes JUnit XML; then
+the Makefile a teacher hands out: `make lab` (finds it up), `make verify`
+(nestlab's built-in checks and the example checks), `make clean`, after which
+nothing is left. The plugin taking a lab down at the end of a run (no
+`--nestlab-keep`) is the same `down`, run by tests/integration/test_pytest_plugin.py
+against the FAKE lab.
 """
 
 from __future__ import annotations
@@ -59,13 +62,14 @@ def course(tmp_path_factory: pytest.TempPathFactory, nestlab: Nestlab,
         nestlab("down", "--lab", LAB, "--purge", timeout=600)
 
 
-def test_a_pytest_run_brings_the_lab_up_reports_every_test_and_takes_it_down(
+def test_a_pytest_run_brings_the_lab_up_and_reports_every_test(
         course: Path, nestlab: Nestlab, images: None, nestlab_home: Path) -> None:
     extra = course / "tests" / "test_extra.py"
     extra.write_text(FAILING)
     try:
         run = subprocess.run([sys.executable, "-m", "pytest", "tests", "--nestlab",
-                              "nestlab.yaml", "--nestlab-sandbox", "--junitxml", "junit.xml",
+                              "nestlab.yaml", "--nestlab-sandbox", "--nestlab-keep",
+                              "--junitxml", "junit.xml",
                               "-p", "no:cacheprovider"], cwd=course, env=nestlab.env,
                              capture_output=True, text=True, timeout=1200)
     finally:
@@ -77,10 +81,9 @@ def test_a_pytest_run_brings_the_lab_up_reports_every_test_and_takes_it_down(
         "test_deliberately_failing[kvm1]": "failure",
     }
     assert "deliberately failing" in (course / "junit.xml").read_text()
-    assert_nothing_left(nestlab_home / "labs" / LAB)
 
 
-def test_the_makefile_brings_the_lab_up_verifies_it_and_cleans_up(
+def test_the_makefile_verifies_the_lab_and_cleans_up_leaving_nothing(
         course: Path, nestlab: Nestlab, images: None, nestlab_home: Path) -> None:
     make = ["make", f"NESTLAB={sys.executable} -m nestlab"]
 
@@ -91,6 +94,7 @@ def test_the_makefile_brings_the_lab_up_verifies_it_and_cleans_up(
     lab = run("lab", "UP_FLAGS=--sandbox")
     assert lab.returncode == 0, lab.stdout + lab.stderr
     assert f"{sys.executable} -m nestlab up -f nestlab.yaml --sandbox" in lab.stdout
+    assert "0 changed" in lab.stdout  # kept up by the pytest run
     verify = run("verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     cases = junit_cases(course / "junit.xml")
