@@ -26,6 +26,10 @@ LAB_CASES = {
     "routed-pair-tcg": ("routed-pair", "this-machine-paravirtual-kvm", TEST_PUBLIC_KEY),
     "windows-hyperv-kvm-intel": ("windows-hyperv", "intel-nested-y", TEST_PUBLIC_KEY),
     "windows-hyperv-kvm-amd": ("windows-hyperv", "amd-nested-1", TEST_PUBLIC_KEY),
+    "windows-server-2019-kvm-intel": ("windows-server-2019", "intel-nested-y", TEST_PUBLIC_KEY),
+    "windows-server-2019-kvm-amd": ("windows-server-2019", "amd-nested-1", TEST_PUBLIC_KEY),
+    "windows-server-2022-kvm-intel": ("windows-server-2022", "intel-nested-y", TEST_PUBLIC_KEY),
+    "windows-server-2022-kvm-amd": ("windows-server-2022", "amd-nested-1", TEST_PUBLIC_KEY),
 }
 # case name -> recorded host facts, for the domain that installs the Windows base image
 INSTALL_CASES = {
