@@ -1,5 +1,5 @@
-"""``nestlab image build windows-server-2016 --iso PATH``: install Windows unattended
-from the user's own ISO and keep the generalized disk as a base image.
+"""``nestlab image build windows-server-2016 --iso PATH`` (or -2019, -2022): install
+Windows unattended from the user's own ISO and keep the generalized disk as a base image.
 
 A transient install domain boots the ISO (Enter is pressed for it at "Press any
 key to boot from CD") with an answer medium as a second CD; setup installs,
@@ -27,13 +27,12 @@ from nestlab.build.answerfile import EDITIONS, generate_password, write_install_
 from nestlab.build.images import BuiltImage, images_root, read_manifest, write_manifest
 from nestlab.errors import HostCannotRunLab, NestlabError
 from nestlab.host.check import HostReport
-from nestlab.lab.model import GiB
+from nestlab.lab.model import OS, WINDOWS_IMAGES, GiB
 from nestlab.plan import CpuPlan
 from nestlab.render import powershell_script, render_template, template_source
 from nestlab.virt.connection import connect
 from nestlab.waiting import wait_for
 
-NAME = "windows-server-2016"
 DISK_SIZE = 40 * GiB
 BUILD_MEMORY = 4 * GiB
 BUILD_CPUS = 2
@@ -46,6 +45,8 @@ class WindowsBuildPlan:
     """What the install-time domain template needs."""
 
     name: str
+    product: str
+    """'Windows Server 2022', as the domain's title says."""
     edition: str
     cpus: int
     memory: int
@@ -68,12 +69,13 @@ def image_key(iso: Path, edition: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_plan(report: HostReport, key: str, edition: str, folder: Path,
+def build_plan(report: HostReport, key: str, version: OS, edition: str, folder: Path,
                iso: Path) -> WindowsBuildPlan:
     flag = "vmx" if report.vendor == "intel" else "svm"
     disable = ("hle", "rtm") if report.vendor == "intel" else ()
     return WindowsBuildPlan(
-        name=f"nestlab-build-{NAME}-{key[:8]}", edition=edition, cpus=BUILD_CPUS,
+        name=f"nestlab-build-{version.profile.default_image}-{key[:8]}",
+        product=version.profile.product, edition=edition, cpus=BUILD_CPUS,
         memory=BUILD_MEMORY, disk_path=folder / "disk.qcow2", iso_path=iso,
         answer_path=folder / "answer.iso",
         cpu=CpuPlan(mode="host-passthrough", model=None, require=(flag,), disable=disable),
@@ -84,9 +86,11 @@ def render_install_domain_xml(plan: WindowsBuildPlan) -> str:
     return render_template("domain-windows-install.xml.j2", build=plan)
 
 
-def build_windows_image(iso: Path, edition: str, uri: str, report: HostReport,
+def build_windows_image(name: str, iso: Path, edition: str, uri: str, report: HostReport,
                         progress: Progress, timeout: float = 3 * 3600) -> tuple[BuiltImage, bool]:
-    """Install, generalize and store the base image (a no-op when this ISO's is cached)."""
+    """Install, generalize and store base image ``name`` (windows-server-2022, ...) from
+    the ISO (a no-op when this ISO's is cached)."""
+    version = windows_os(name)
     if edition not in EDITIONS:
         raise NestlabError(f"unknown edition {edition!r}; choose {', '.join(EDITIONS)}")
     if not iso.is_file():
@@ -95,7 +99,7 @@ def build_windows_image(iso: Path, edition: str, uri: str, report: HostReport,
         raise HostCannotRunLab("installing Windows needs kvm with nesting; this host offers "
                                f"{report.accel}", hint="`nestlab check` says what is missing.")
     key = image_key(iso, edition)
-    final = images_root() / NAME / key
+    final = images_root() / name / key
     cached = read_manifest(final / "manifest.json")
     if cached is not None:
         return cached, False
@@ -103,13 +107,13 @@ def build_windows_image(iso: Path, edition: str, uri: str, report: HostReport,
     partial = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=".partial", dir=final.parent))
     started = time.monotonic()
     try:
-        plan = build_plan(report, key, edition, partial, iso.resolve())
+        plan = build_plan(report, key, version, edition, partial, iso.resolve())
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(plan.disk_path),
                         str(DISK_SIZE)], check=True)
-        write_install_medium(plan.answer_path, edition, generate_password())
+        write_install_medium(plan.answer_path, version, edition, generate_password())
         _install(plan, uri, progress, timeout)
         plan.answer_path.unlink()
-        image = BuiltImage(name=NAME, key=key, path=final, kernel=None, initrd=None,
+        image = BuiltImage(name=name, key=key, path=final, kernel=None, initrd=None,
                            disk=final / "disk.qcow2",
                            size=plan.disk_path.stat().st_size,
                            seconds=round(time.monotonic() - started, 1),
@@ -121,6 +125,14 @@ def build_windows_image(iso: Path, edition: str, uri: str, report: HostReport,
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+
+
+def windows_os(image: str) -> OS:
+    """The Windows Server a base image name stands for (windows-server-2022 -> its OS)."""
+    if image not in WINDOWS_IMAGES:
+        raise NestlabError(f"{image!r} is not a Windows base image",
+                           hint=f"Choose one of: {', '.join(WINDOWS_IMAGES)}.")
+    return WINDOWS_IMAGES[image]
 
 
 def _install(plan: WindowsBuildPlan, uri: str, progress: Progress, timeout: float) -> None:

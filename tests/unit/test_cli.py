@@ -199,3 +199,23 @@ def test_plan_json_for_a_recorded_host(tmp_path: Path, monkeypatch: pytest.Monke
     assert steps[("L0", "network nestlab-windows-hyperv-lab")] == "unknown"  # not this host
     assert sum(preview["counts"].values()) == len(preview["steps"])
     assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("year", [2019, 2022])
+def test_a_lab_of_a_later_windows_server_uses_its_own_base_image(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, year: int) -> None:
+    monkeypatch.setenv("NESTLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path / "cache"))
+    code, out, err = run("plan", "-f", str(EXAMPLES / f"windows-server-{year}.yaml"),
+                         "--facts", str(FACTS / "amd-nested-1.json"), "--json")
+    assert code == 0, err
+    steps = {(s["guest"], s["step"]): s["state"] for s in json.loads(out)["steps"]}
+    assert steps[("L0", f"image windows-server-{year}")] == "create"
+    assert ("L0", "image windows-server-2016") not in steps
+
+
+@pytest.mark.parametrize("name", ["windows-server-2019", "windows-server-2022"])
+def test_image_build_of_a_windows_server_needs_its_iso(name: str) -> None:
+    code, _, err = run("image", "build", name)
+    assert code == 2
+    assert err.startswith(f"nestlab: error: building {name} needs --iso PATH")
