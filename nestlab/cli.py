@@ -343,6 +343,24 @@ def image_build(ctx: click.Context, name: str, iso: Path | None, edition: str, q
         click.echo(f"{name} is up to date: {built_image.path}")
 
 
+@image.command("identify", interrupted=READ_ONLY)
+@click.option("--iso", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A Windows Server setup ISO (evaluation works).")
+@_json_option
+def image_identify(iso: Path, as_json: bool) -> None:
+    """Name the base image a Windows ISO builds (windows-server-2016, -2019 or -2022),
+    read from the image names in its install.wim; `make acceptance-windows` asks it."""
+    from nestlab.build.winiso import base_image_of, read_windows_iso
+
+    found = read_windows_iso(iso)
+    name = base_image_of(found, iso)
+    if as_json:
+        click.echo(json.dumps({"image": name, "install_images": list(found.image_names)},
+                              indent=2))
+    else:
+        click.echo(name)
+
+
 @image.command("list", interrupted=READ_ONLY)
 @_json_option
 def image_list(as_json: bool) -> None:

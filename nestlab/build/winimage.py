@@ -23,8 +23,14 @@ from pathlib import Path
 
 import libvirt
 
-from nestlab.build.answerfile import EDITIONS, generate_password, write_install_medium
+from nestlab.build.answerfile import (
+    EDITIONS,
+    generate_password,
+    install_image_name,
+    write_install_medium,
+)
 from nestlab.build.images import BuiltImage, images_root, read_manifest, write_manifest
+from nestlab.build.winiso import check_iso_holds
 from nestlab.errors import HostCannotRunLab, NestlabError
 from nestlab.host.check import HostReport
 from nestlab.lab.model import OS, WINDOWS_IMAGES, GiB
@@ -95,6 +101,9 @@ def build_windows_image(name: str, iso: Path, edition: str, uri: str, report: Ho
         raise NestlabError(f"unknown edition {edition!r}; choose {', '.join(EDITIONS)}")
     if not iso.is_file():
         raise NestlabError(f"{iso}: no such ISO file")
+    note = check_iso_holds(iso, install_image_name(version, edition))
+    if note:
+        progress(note)
     if report.accel != "kvm":
         raise HostCannotRunLab("installing Windows needs kvm with nesting; this host offers "
                                f"{report.accel}", hint="`nestlab check` says what is missing.")

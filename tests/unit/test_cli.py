@@ -14,6 +14,7 @@ from nestlab.host.check import check_host
 from nestlab.host.facts import HostFacts
 from nestlab.lab.labfile import load_lab
 from tests.conftest import EXAMPLES, FACTS
+from tests.fakes.windows_iso import image_names, wim_with_images, write_windows_iso
 
 LINUX = str(EXAMPLES / "linux-nested.yaml")
 WINDOWS = str(EXAMPLES / "windows-hyperv.yaml")
@@ -219,3 +220,23 @@ def test_image_build_of_a_windows_server_needs_its_iso(name: str) -> None:
     code, _, err = run("image", "build", name)
     assert code == 2
     assert err.startswith(f"nestlab: error: building {name} needs --iso PATH")
+
+
+def test_image_identify_names_the_base_image_an_iso_builds(tmp_path: Path) -> None:
+    iso = write_windows_iso(tmp_path / "eval.iso",
+                            wim_with_images(image_names("Windows Server 2022")))
+    assert run("image", "identify", "--iso", str(iso)) == (0, "windows-server-2022\n", "")
+    code, out, _ = run("image", "identify", "--iso", str(iso), "--json")
+    assert code == 0
+    assert json.loads(out) == {"image": "windows-server-2022",
+                               "install_images": image_names("Windows Server 2022")}
+
+
+def test_image_identify_of_no_windows_iso_is_exit_2_with_a_hint(tmp_path: Path) -> None:
+    not_iso = tmp_path / "notes.txt"
+    not_iso.write_text("hello\n" * 1000)
+    code, out, err = run("image", "identify", "--iso", str(not_iso))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"nestlab: error: {not_iso}: not an ISO image that can be read")
+    assert "OS=windows-server-2022" in err
+    assert "Traceback" not in err
