@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -34,12 +35,13 @@ from nestlab.plan import make_plan
 from nestlab.progress import ProgressLines, Reporter
 from nestlab.render import render_artifacts, write_artifacts
 from nestlab.state.paths import data_root, lab_dir, labs_root
+from nestlab.virt import DEFAULT_URI
 
 if TYPE_CHECKING:
     from nestlab.commands.restart import GuestResult
 
 Command = TypeVar("Command", bound=Callable[..., Any])
-DEFAULT_URI = "qemu:///system"
+
 EXIT_INTERNAL = 70  # EX_SOFTWARE
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_STDOUT_CLOSED = 141
@@ -457,6 +459,52 @@ def status(lab_file: Path, lab_name: str | None, cached: bool, as_json: bool) ->
     report.print_status(status_report)
 
 
+@main.command(interrupted=READ_ONLY)
+@_lab_option(required=True)
+@click.argument("tests", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write JUnit XML (xunit2) of every test to FILE.")
+@click.option("--no-builtin", is_flag=True, help="Run only TESTS, not nestlab's own checks.")
+@_json_option
+def verify(lab_file: Path, tests: tuple[Path, ...], junit: Path | None, no_builtin: bool,
+           as_json: bool) -> None:
+    """Check the lab that is up: nestlab's built-in checks (each L1 runs its hypervisor
+    with nesting on, each L2 runs and answers) and your own pytest/testinfra files TESTS,
+    through nestlab's pytest plugin. Prints one line per test; exits 1 when any fails.
+
+    The built-in checks are ordinary testinfra tests: `python -c "import nestlab.checks,
+    os; print(os.path.dirname(nestlab.checks.__file__))"` shows where to read them.
+    """
+    from nestlab.commands.verify import result_json
+    from nestlab.commands.verify import verify as run_checks
+
+    lab = load_lab(lab_file)
+    result = run_checks(lab.name, lab_file, list(tests), junit, builtin=not no_builtin)
+    if as_json:
+        click.echo(json.dumps(result_json(result), indent=2))
+    else:
+        report.print_verify(result)
+    if not result.ok:
+        sys.exit(1)
+
+
+@main.command(interrupted="Some files may be written already; remove them or choose "
+                           "another folder.")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--template", type=click.Choice(["linux", "windows"]), default="linux",
+              show_default=True, help="A Linux L1 with KVM, or a Windows L1 with Hyper-V.")
+@click.option("--name", metavar="NAME", help="The lab's name [default: from FOLDER's name].")
+def init(folder: Path, template: str, name: str | None) -> None:
+    """Start a course or project in FOLDER: nestlab.yaml, a Makefile (make lab, verify,
+    ssh HOST=..., status, down, clean: each prints the command it runs), example checks
+    in tests/ and a README for students. Writes only new files."""
+    from nestlab.commands.init import init as scaffold
+
+    for path in scaffold(folder, template, name):
+        click.echo(f"wrote {path}")
+    click.echo(f"next: cd {shlex.quote(str(folder))} && make lab && make verify")
+
+
 @main.command(name="ls", interrupted=READ_ONLY)
 @_json_option
 def ls(as_json: bool) -> None:
@@ -539,11 +587,16 @@ def ssh(lab_file: Path, lab_name: str | None, name: str) -> None:
 @_lab_selector
 @click.argument("name")
 def console(lab_file: Path, lab_name: str | None, name: str) -> None:
-    """Attach to guest NAME's console (a serial console: Ctrl-] leaves)."""
+    """Attach to guest NAME's console (a serial console: Ctrl-] leaves). For a Windows L1:
+    where its screen is (VNC on 127.0.0.1) and the lab's password for it."""
     from nestlab.commands.access import console_command
     from nestlab.commands.context import LabContext
 
-    _exec_tool(console_command(LabContext.load(_selected_lab_dir(lab_file, lab_name)), name))
+    how = console_command(LabContext.load(_selected_lab_dir(lab_file, lab_name)), name)
+    if isinstance(how, str):
+        click.echo(how)
+        return
+    _exec_tool(how)
 
 
 def _exec_tool(argv: list[str]) -> NoReturn:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from nestlab.commands.labs import LabSummary
     from nestlab.commands.plan import Preview
     from nestlab.commands.status import LabStatus
+    from nestlab.commands.verify import VerifyResult
 
 
 def check_json(report: HostReport, lab: Lab | None) -> dict[str, Any]:
@@ -216,3 +217,22 @@ def console_log_text(lines: list[str]) -> str:
     writes what it likes to its console)."""
     return "".join(escape_control_chars(_CSI.sub("", line).expandtabs()) + "\n"
                    for line in lines)
+
+
+def print_verify(result: VerifyResult) -> None:
+    """`verify`: one line per test, then the counts."""
+    console = Console()
+    table = Table(box=None, pad_edge=False)
+    for column in ("outcome", "test", "seconds", "why"):
+        table.add_column(column)
+    colour = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow"}
+    for test in result.tests:
+        table.add_row(f"[{colour.get(test.outcome, 'white')}]{test.outcome}[/]",
+                      _shown(test.id.split("/")[-1]), f"{test.seconds:.1f}",
+                      _shown(test.message))
+    console.print(table)
+    counts = ", ".join(f"{result.count(o)} {o}" for o in ("passed", "failed", "error", "skipped")
+                       if result.count(o))
+    console.print(f"lab [bold]{_shown(result.lab)}[/]: {counts or 'no tests'} in "
+                  f"{result.seconds:.1f} s" + (f"; JUnit XML in {result.junit}"
+                                               if result.junit else ""), highlight=False)

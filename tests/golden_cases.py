@@ -44,9 +44,10 @@ CASES = sorted([*LAB_CASES, *INSTALL_CASES])
 def render_case(case: str) -> dict[PurePosixPath, str]:
     if case in INSTALL_CASES:
         facts_name, os = INSTALL_CASES[case]
+        images = Path("/var/cache/nestlab/images") / os.profile.default_image
         plan = build_plan(check_host(facts(facts_name)), "0123456789abcdef", os, "standard",
-                          Path(f"/var/cache/nestlab/images/{os.profile.default_image}/build"),
-                          Path(f"/srv/iso/{os.profile.product.replace(' ', '')}.iso"))
+                          images / "build", Path(f"/srv/iso/{os.profile.product.replace(' ', '')}.iso"),
+                          logs=images / "log")
         return {PurePosixPath("l0/domains", f"{plan.name}.xml"): render_install_domain_xml(plan)}
     lab_name, facts_name, public_key = LAB_CASES[case]
     lab = example(lab_name)

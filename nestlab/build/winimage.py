@@ -7,10 +7,17 @@ logs on once, runs build.ps1, which runs sysprep /generalize and powers off.
 The powered-off disk is the base. The build's Administrator password exists
 only on the answer medium, which is deleted afterwards; every L1 gets its own.
 Needs a kvm host: Windows setup under emulation takes hours.
+
+Setup is a black box for 20-40 minutes, so the build keeps what it can see in a
+folder that outlives a failed build (``<key>.log`` next to the image): the
+guest's serial log, where setup and build.ps1 write markers, and screenshots
+(setupwatch.py, virt/screens.py). A failure ends with the step and the last
+screenshot's path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -29,20 +36,38 @@ from nestlab.build.answerfile import (
     install_image_name,
     write_install_medium,
 )
-from nestlab.build.images import BuiltImage, images_root, read_manifest, write_manifest
+from nestlab.build.images import (
+    BuiltImage,
+    ImageBuildError,
+    images_root,
+    read_manifest,
+    write_manifest,
+)
+from nestlab.build.setupwatch import SetupWatch
 from nestlab.build.winiso import check_iso_holds
 from nestlab.errors import HostCannotRunLab, NestlabError
+from nestlab.files import private_dir
 from nestlab.host.check import HostReport
 from nestlab.lab.model import OS, WINDOWS_IMAGES, GiB
 from nestlab.plan import CpuPlan
-from nestlab.render import powershell_script, render_template, template_source
+from nestlab.render import (
+    VNC_PASSWORD_PLACEHOLDER,
+    powershell_script,
+    render_template,
+    template_source,
+)
+from nestlab.state.keys import key_dir, vnc_password, vnc_password_path
 from nestlab.virt.connection import connect
-from nestlab.waiting import wait_for
+from nestlab.virt.objects import refuses_evmcs
+from nestlab.virt.screens import ScreenRecorder
+from nestlab.waiting import WaitTimedOut, wait_for
 
 DISK_SIZE = 40 * GiB
 BUILD_MEMORY = 4 * GiB
 BUILD_CPUS = 2
 KEY_ENTER = 28  # Linux keycode
+NOTE_EVERY = 60.0
+"""How often the build's progress says the step and names the latest screenshot."""
 Progress = Callable[[str], None]
 
 
@@ -59,6 +84,8 @@ class WindowsBuildPlan:
     disk_path: Path
     iso_path: Path
     answer_path: Path
+    serial_log: Path
+    """The guest's COM1, where setup and build.ps1 write their markers."""
     cpu: CpuPlan
     evmcs: bool
 
@@ -76,20 +103,29 @@ def image_key(iso: Path, edition: str) -> str:
 
 
 def build_plan(report: HostReport, key: str, version: OS, edition: str, folder: Path,
-               iso: Path) -> WindowsBuildPlan:
+               iso: Path, *, logs: Path) -> WindowsBuildPlan:
     flag = "vmx" if report.vendor == "intel" else "svm"
     disable = ("hle", "rtm") if report.vendor == "intel" else ()
     return WindowsBuildPlan(
         name=f"nestlab-build-{version.profile.default_image}-{key[:8]}",
         product=version.profile.product, edition=edition, cpus=BUILD_CPUS,
         memory=BUILD_MEMORY, disk_path=folder / "disk.qcow2", iso_path=iso,
-        answer_path=folder / "answer.iso",
+        answer_path=folder / "answer.iso", serial_log=logs / "serial.log",
         cpu=CpuPlan(mode="host-passthrough", model=None, require=(flag,), disable=disable),
         evmcs=report.evmcs)
 
 
-def render_install_domain_xml(plan: WindowsBuildPlan) -> str:
-    return render_template("domain-windows-install.xml.j2", build=plan)
+def build_logs(name: str, key: str) -> Path:
+    """A fresh folder for one build's serial log and screenshots, kept when it fails."""
+    folder = images_root() / name / f"{key}.log"
+    shutil.rmtree(folder, ignore_errors=True)
+    return private_dir(folder)
+
+
+def render_install_domain_xml(plan: WindowsBuildPlan,
+                              vnc_password: str = VNC_PASSWORD_PLACEHOLDER) -> str:
+    return render_template("domain-windows-install.xml.j2", build=plan,
+                           vnc_password=vnc_password)
 
 
 def build_windows_image(name: str, iso: Path, edition: str, uri: str, report: HostReport,
@@ -114,14 +150,19 @@ def build_windows_image(name: str, iso: Path, edition: str, uri: str, report: Ho
         return cached, False
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=".partial", dir=final.parent))
+    # mkdtemp makes it 0700; QEMU runs as its own user (qemu:///system) and must enter it
+    # to open the disk libvirt gives it: 0711 lets it enter, not list.
+    partial.chmod(0o711)
     started = time.monotonic()
     try:
-        plan = build_plan(report, key, version, edition, partial, iso.resolve())
+        logs = build_logs(name, key)
+        plan = build_plan(report, key, version, edition, partial, iso.resolve(), logs=logs)
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(plan.disk_path),
                         str(DISK_SIZE)], check=True)
         write_install_medium(plan.answer_path, version, edition, generate_password())
         _install(plan, uri, progress, timeout)
         plan.answer_path.unlink()
+        shutil.rmtree(key_dir(partial))  # the install's VNC password
         image = BuiltImage(name=name, key=key, path=final, kernel=None, initrd=None,
                            disk=final / "disk.qcow2",
                            size=plan.disk_path.stat().st_size,
@@ -147,18 +188,42 @@ def windows_os(image: str) -> OS:
 def _install(plan: WindowsBuildPlan, uri: str, progress: Progress, timeout: float) -> None:
     conn = connect(uri)
     try:
-        progress("starting the install domain")
-        dom = conn.createXML(render_install_domain_xml(plan), 0)  # transient: gone when off
+        # In the build's folder (keys/ is 0700) until the build ends.
+        password = vnc_password(plan.disk_path.parent, "install")
+        progress("starting the install domain; its screen: VNC on 127.0.0.1 (`virsh "
+                 f"vncdisplay`), password in {vnc_password_path(plan.disk_path.parent, 'install')}")
+        dom = start_install_domain(conn, plan, password, progress)
         try:
+            watch = SetupWatch(dom, plan.serial_log,
+                               ScreenRecorder(plan.serial_log.parent / "screens"), progress,
+                               _is_active)
             _press_enter_at_boot(dom, seconds=60)
-            progress("setup runs unattended; waiting for sysprep to power it off")
-            _wait_until_off(dom, timeout, progress)
+            progress("setup runs unattended; waiting for sysprep to power it off; "
+                     f"screenshots in {watch.screens.folder}")
+            _wait_until_off(watch, timeout, progress)
         except BaseException:
             if _is_active(dom):
                 dom.destroy()
             raise
     finally:
         conn.close()
+
+
+def start_install_domain(conn: libvirt.virConnect, plan: WindowsBuildPlan, vnc_password: str,
+                         progress: Progress) -> libvirt.virDomain:
+    """The transient install domain (gone when it powers off); without eVMCS when the host
+    refuses it (some Intel hosts without APICv)."""
+    try:
+        return conn.createXML(render_install_domain_xml(plan, vnc_password), 0)
+    except libvirt.libvirtError as exc:
+        if not (plan.evmcs and refuses_evmcs(exc)):
+            raise ImageBuildError(f"cannot start the install domain: {exc}") from None
+    progress("this host refuses eVMCS (Hyper-V's enlightened VMCS): installing without it")
+    try:
+        return conn.createXML(render_install_domain_xml(dataclasses.replace(plan, evmcs=False),
+                                                        vnc_password), 0)
+    except libvirt.libvirtError as exc:
+        raise ImageBuildError(f"cannot start the install domain: {exc}") from None
 
 
 def _press_enter_at_boot(dom: libvirt.virDomain, seconds: float) -> None:
@@ -176,11 +241,15 @@ def _is_active(dom: libvirt.virDomain) -> bool:
         return False  # a transient domain that powered off no longer exists
 
 
-def _wait_until_off(dom: libvirt.virDomain, timeout: float, progress: Progress) -> None:
-    started = time.monotonic()
-    wait_for(lambda: True if not _is_active(dom) else None, timeout=timeout, interval=10,
-             what="Windows setup (waiting for sysprep to power the install domain off)",
-             progress=lambda _why: progress(
-                 f"still installing ({(time.monotonic() - started) / 60:.0f} min)"),
-             note_every=60,
-             hint="Watch it with a VNC viewer on 127.0.0.1 (`virsh vncdisplay`) next time.")
+def _wait_until_off(watch: SetupWatch, timeout: float, progress: Progress) -> None:
+    """Until sysprep powers the domain off; each poll (every 10 s) also keeps a
+    screenshot, and ends the build early when it cannot succeed."""
+    try:
+        wait_for(watch.poll, timeout=timeout, interval=10,
+                 what="Windows setup (waiting for sysprep to power the install domain off)",
+                 progress=lambda last: progress(f"still installing: {last}"),
+                 note_every=NOTE_EVERY)
+    except WaitTimedOut:
+        raise watch.failure(f"not done after {timeout / 60:.0f} min",
+                            "Next time, watch it live with a VNC viewer on 127.0.0.1 "
+                            "(`virsh vncdisplay`).") from None

@@ -44,7 +44,7 @@ def require_ssh(ctx: LabContext, name: str) -> None:
                            hint=f"`nestlab exec {host.name} -- COMMAND` runs a command there.")
 
 
-def console_command(ctx: LabContext, name: str) -> list[str]:
+def console_command(ctx: LabContext, name: str) -> list[str] | str:
     host, guest = ctx.find(name)
     return driver_for(ctx, host).console(host, guest)
 

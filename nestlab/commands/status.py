@@ -160,7 +160,8 @@ def _ask_l1(ctx: LabContext, host: HostPlan, answer_timeout: float,
         try:
             session.wait_until_reachable(answer_timeout, cancel=cancel)
         except Unreachable as exc:
-            return L1Answer("booting", None, f"does not answer yet: {exc.message}")
+            return L1Answer("booting", None, f"does not answer yet: {exc.message}"
+                                             f"{_screen_note(driver.boot_screen(host))}")
         except Cancelled:
             raise
         except NestlabError as exc:
@@ -173,6 +174,18 @@ def _ask_l1(ctx: LabContext, host: HostPlan, answer_timeout: float,
             return L1Answer("running", None, f"its L2s cannot be read: {exc.message}")
     finally:
         session.close()
+
+
+def _screen_note(screen: Path | None) -> str:
+    """Where the latest screenshot of a booting L1 is, and how old it is (`up` takes them
+    while it waits; one taken by an `up` that ended may be old)."""
+    if screen is None:
+        return ""
+    try:
+        age = max(time.time() - screen.stat().st_mtime, 0.0)
+    except OSError:
+        return ""
+    return f"; latest screenshot ({age:.0f}s old): {screen}"
 
 
 def _lab_seen(ctx: LabContext, sandbox: SandboxSeen | None, networks: tuple[NetworkSeen, ...],

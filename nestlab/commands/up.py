@@ -10,6 +10,7 @@ steps without acting.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from nestlab.host.facts import HostFacts
 from nestlab.lab.model import Lab
 from nestlab.plan import HostPlan, Plan, make_plan
 from nestlab.progress import Reporter
-from nestlab.render import render_domain_xml, render_network_xml
+from nestlab.render import render_network_xml
 from nestlab.state.keys import ensure_lab_key
 from nestlab.state.record import (
     LabRecord,
@@ -48,6 +49,7 @@ from nestlab.state.seen import save_seen
 from nestlab.steps import Step, run_steps
 from nestlab.transport.base import Transport
 from nestlab.virt import disks, objects
+from nestlab.virt.connection import LibvirtError
 from nestlab.waiting import Cancelled
 
 __all__ = ["LabChanged", "Proof", "bring_back_host", "bring_up_host", "l0_steps", "l1_steps",
@@ -215,13 +217,22 @@ def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
 
     def define_and_start() -> bool:
         assert conn is not None
-        xml = render_domain_xml(plan, host)
+        xml = driver.domain_xml(host)
         if host.name in ctx.redefine:
             say(host.name, "redefined from the lab file: restarting it")
             dom, defined = objects.redefine_domain(conn, plan.lab, host.domain_name, xml), True
         else:
             dom, defined = objects.ensure_domain(conn, plan.lab, host.domain_name, xml)
-        done = objects.start_domain(dom)
+        try:
+            done = objects.start_domain(dom)
+        except LibvirtError as exc:
+            if not (host.evmcs and objects.refuses_evmcs(exc)):
+                raise
+            say(host.name, "this host refuses eVMCS (Hyper-V's enlightened VMCS): starting "
+                           "it without; Hyper-V runs, its L2s a little slower")
+            xml = driver.domain_xml(dataclasses.replace(host, evmcs=False))
+            dom, defined = objects.redefine_domain(conn, plan.lab, host.domain_name, xml), True
+            done = objects.start_domain(dom)
         if done == "resumed":
             say(host.name, "it was paused: resumed")
         return done is not None or defined
@@ -229,8 +240,10 @@ def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
     def reach() -> bool:
         # The L1's address is reserved by MAC: no need to wait for its lease; the service
         # answering is the proof that it booted.
-        session.wait_until_reachable(driver.timeouts().boot, lambda why: say(
-            host.name, f"waiting for {driver.reach_phase.upper()} ({why})"), cancel)
+        with driver.watch_boot(host, conn) as watch:
+            session.wait_until_reachable(driver.timeouts().boot, lambda why: say(
+                host.name, f"waiting for {driver.reach_phase.upper()} ({why}){watch.note()}"),
+                cancel)
         return False
 
     def prove(guest_name: str) -> bool:

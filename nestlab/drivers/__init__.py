@@ -10,13 +10,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from nestlab.drivers.base import ConsoleLog, L1Driver, Proof, Timeouts
+from nestlab.drivers.base import ConsoleLog, L1Driver, Proof, Shell, Timeouts
 from nestlab.plan import HostPlan
 
 if TYPE_CHECKING:
     from nestlab.commands.context import LabContext
 
-__all__ = ["ConsoleLog", "L1Driver", "Proof", "Timeouts", "driver_class", "driver_for"]
+__all__ = ["ConsoleLog", "L1Driver", "Proof", "Shell", "Timeouts", "driver_class", "driver_for"]
 
 # family -> (module, class)
 _REGISTRY = {

@@ -4,14 +4,18 @@ system. Commands ask the driver; they never look at the OS themselves."""
 from __future__ import annotations
 
 import abc
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, NoReturn
 
+import libvirt
+
 from nestlab.build.images import BuiltImage
 from nestlab.plan import GuestPlan, HostPlan
+from nestlab.render import render_domain_xml
 from nestlab.steps import Step
 from nestlab.transport.base import CommandResult, Transport
 
@@ -55,6 +59,28 @@ class Timeouts:
     reboot: float = 1200
 
 
+class Shell(abc.ABC):
+    """One guest's command session, kept open for many commands (the pytest plugin's
+    testinfra hosts): a shell command line in, its result out."""
+
+    @abc.abstractmethod
+    def run(self, command: str) -> CommandResult:
+        """Run one command line in the guest's own shell."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close the session (and the L1's, for an L2 reached through it)."""
+
+
+class BootWatch:
+    """What `up` shows of an L1 while it waits for its first answer, beyond the wait's own
+    words: nothing, unless its family has something to show (a Windows L1's screen)."""
+
+    def note(self) -> str:
+        """The end of each waiting line ('' for nothing)."""
+        return ""
+
+
 class L1Driver(abc.ABC):
     """One L1 operating-system family: how it is reached, provisioned, proven and emptied."""
 
@@ -70,6 +96,10 @@ class L1Driver(abc.ABC):
     @abc.abstractmethod
     def session(self, host: HostPlan) -> Transport:
         """A (not yet connected) session with the L1."""
+
+    def domain_xml(self, host: HostPlan) -> str:
+        """The L1's libvirt domain XML as ``up`` defines it (secrets in, where it has any)."""
+        return render_domain_xml(self.ctx.plan, host)
 
     @abc.abstractmethod
     def timeouts(self) -> Timeouts:
@@ -112,6 +142,21 @@ class L1Driver(abc.ABC):
     def run(self, host: HostPlan, guest: GuestPlan | None, argv: list[str]) -> CommandResult:
         """Run a command on the L1, or on one of its L2s (`exec`)."""
 
+    @abc.abstractmethod
+    def open_shell(self, host: HostPlan, guest: GuestPlan | None) -> Shell:
+        """A session for many commands on the L1 or one of its L2s (the pytest plugin)."""
+
+
+    def watch_boot(self, host: HostPlan, conn: libvirt.virConnect | None
+                   ) -> contextlib.AbstractContextManager[BootWatch]:
+        """Around `up`'s wait for the L1 to answer; may add to the wait's error. Nothing by
+        default: a Linux L1's serial console is logged instead."""
+        return contextlib.nullcontext(BootWatch())
+
+    def boot_screen(self, host: HostPlan) -> Path | None:
+        """The latest screenshot `up` kept of the L1's screen while it booted, if any."""
+        return None
+
     def guest_domain(self, guest: GuestPlan) -> str:
         """The name the L1's hypervisor knows the L2 by."""
         return guest.domain_name
@@ -125,8 +170,9 @@ class L1Driver(abc.ABC):
         return []
 
     @abc.abstractmethod
-    def console(self, host: HostPlan, guest: GuestPlan | None) -> list[str]:
-        """The command line that attaches to the guest's console."""
+    def console(self, host: HostPlan, guest: GuestPlan | None) -> list[str] | str:
+        """The command line that attaches to the guest's console, or (a guest with a
+        screen only) a text that says where its screen is and how to open it."""
 
     @abc.abstractmethod
     def read_console_log(self, host: HostPlan, guest: GuestPlan | None,

@@ -6,7 +6,15 @@ from __future__ import annotations
 import threading
 
 from nestlab.build.images import BuiltImage
-from nestlab.drivers.base import CONSOLE_LOG_BYTES, ConsoleLog, L1Driver, Proof, Say, Timeouts
+from nestlab.drivers.base import (
+    CONSOLE_LOG_BYTES,
+    ConsoleLog,
+    L1Driver,
+    Proof,
+    Say,
+    Shell,
+    Timeouts,
+)
 from nestlab.errors import NestlabError
 from nestlab.files import last_lines, read_tail_bytes
 from nestlab.plan import GuestPlan, HostPlan
@@ -94,6 +102,10 @@ class LinuxDriver(L1Driver):
         finally:
             l1.close()
 
+    def open_shell(self, host: HostPlan, guest: GuestPlan | None) -> Shell:
+        l1 = self.session(host)
+        return _SSHShell(l1, None if guest is None else self.l2_session(l1, guest))
+
     def proof_phase(self, host: HostPlan) -> str:
         return f"proven (SSH via {host.name})"
 
@@ -136,3 +148,18 @@ class LinuxDriver(L1Driver):
         cut = len(result.stdout.encode()) >= CONSOLE_LOG_BYTES
         return ConsoleLog(guest.name, host.name, guest.console_log,
                           last_lines(result.stdout, lines, cut))
+
+
+class _SSHShell(Shell):
+    """Commands over one SSH session (an L2's goes through its L1's, kept open too)."""
+
+    def __init__(self, l1: SSHTransport, l2: SSHTransport | None) -> None:
+        self._l1, self._l2 = l1, l2
+
+    def run(self, command: str) -> CommandResult:
+        return (self._l2 or self._l1).run(["sh", "-c", command])
+
+    def close(self) -> None:
+        if self._l2 is not None:
+            self._l2.close()
+        self._l1.close()

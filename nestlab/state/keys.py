@@ -9,6 +9,8 @@ a changed key later is refused.
 from __future__ import annotations
 
 import os
+import secrets
+import string
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -51,6 +53,31 @@ def existing_public_key(lab_dir: Path) -> str | None:
     if not os.path.exists(public):
         return None
     return read_bounded_text(public, 16 * 1024, "public key").strip()
+
+
+VNC_PASSWORD_LENGTH = 8  # VNC's own authentication uses the first 8 characters only
+
+
+def vnc_password_path(lab_dir: Path, host: str) -> Path:
+    return key_dir(lab_dir) / f"{host}.vnc"
+
+
+def vnc_password(lab_dir: Path, host: str) -> str:
+    """The password of one L1's VNC screen (made once, kept 0600 with the lab's keys).
+
+    VNC authentication is weak (8 characters, DES): it keeps other users of this host
+    out of a console where Windows was logged on; the screen listens on 127.0.0.1 only.
+    """
+    path = vnc_password_path(lab_dir, host)
+    if os.path.exists(path):
+        password = read_bounded_text(path, 1024, "VNC password").strip()
+        if len(password) == VNC_PASSWORD_LENGTH and password.isalnum():
+            return password
+    private_dir(key_dir(lab_dir))
+    alphabet = string.ascii_letters + string.digits
+    password = "".join(secrets.choice(alphabet) for _ in range(VNC_PASSWORD_LENGTH))
+    write_atomic(path, password + "\n")
+    return password
 
 
 def known_hosts_path(lab_dir: Path) -> Path:

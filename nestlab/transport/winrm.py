@@ -26,6 +26,9 @@ from nestlab.waiting import NotYet, WaitTimedOut, describe, wait_for
 T = TypeVar("T")
 Waiting = Callable[[str], None]
 WINRM_PORT = 5985
+FIRST_BOOT_401 = ("WinRM answers but refuses the lab's password: Windows is probably still "
+                  "setting it (first boot)")
+"""Why the wait goes on after a 401, as the progress line says it."""
 
 
 def wsman_options(username: str, password: str) -> dict[str, Any]:
@@ -96,6 +99,8 @@ class WinRMTransport(Transport):
         self.name = name
         self._factory = factory or RunspaceFactory(address, username, password)
         self._pool: Any = None
+        self._let_in_before = False
+        """Whether WinRM has accepted the password in this session (then a 401 is final)."""
         self._sleep = sleep
         self._worker = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"winrm-{name}",
@@ -107,15 +112,27 @@ class WinRMTransport(Transport):
     # -- connecting ---------------------------------------------------------------
     def wait_until_reachable(self, timeout: float, waiting: Waiting | None = None,
                              cancel: threading.Event | None = None) -> None:
+        """Open the session, retrying while the guest boots.
+
+        Until this session has once been let in, a refused password (401) is retried
+        too: Windows may answer WinRM before oobeSystem has set the L1's password
+        (a base image from an older nestlab leaves WinRM on at first boot). At the
+        deadline the error still names the credentials. Once let in, a 401 fails at
+        once: the password was set and accepted, so a refusal is a real change (and
+        retrying a wrong password could lock the account out), not the first boot.
+        """
+        refused = False
+
         def attempt() -> Any:
+            nonlocal refused
             try:
                 return self._call(self._factory.open)
             except Exception as exc:
-                if _is_auth_failure(exc):
-                    raise TransportError(
-                        f"{self.name}: WinRM refused the lab's Administrator credentials",
-                        hint="The L1 may have been installed by another lab; `nestlab down` "
-                             "and `up` again give it this lab's password.") from None
+                refused = _is_auth_failure(exc)
+                if refused and not self._let_in_before:
+                    raise NotYet(FIRST_BOOT_401) from None
+                if refused:
+                    raise self._credentials_refused() from None
                 if not _is_retryable(exc):
                     raise
                 raise NotYet(describe(exc)) from None
@@ -127,7 +144,17 @@ class WinRMTransport(Transport):
                 hint="`nestlab console NAME` shows the guest; `nestlab up` again continues "
                      "where this one stopped.")
         except WaitTimedOut as exc:  # a transport fails with its own error
+            if refused:
+                raise self._credentials_refused(f" until the deadline ({timeout:.0f}s)"
+                                                ) from None
             raise Unreachable(exc.message, hint=exc.hint) from None
+        self._let_in_before = True
+
+    def _credentials_refused(self, detail: str = "") -> TransportError:
+        return TransportError(
+            f"{self.name}: WinRM refused the lab's Administrator credentials{detail}",
+            hint="The L1 may have been installed by another lab; `nestlab down` "
+                 "and `up` again give it this lab's password.")
 
     def _session(self) -> Any:
         if self._pool is None:

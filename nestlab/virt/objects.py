@@ -184,6 +184,21 @@ def start_domain(dom: libvirt.virDomain) -> str | None:
     return "started"
 
 
+def vnc_port(dom: libvirt.virDomain) -> int | None:
+    """The port libvirt gave a running domain's VNC screen (None: it has none)."""
+    root = ET.fromstring(dom.XMLDesc(0))  # noqa: S314 - libvirt's own XML
+    graphics = root.find("devices/graphics[@type='vnc']")
+    port = int(graphics.get("port", "-1")) if graphics is not None else -1
+    return port if port > 0 else None
+
+
+def refuses_evmcs(exc: Exception) -> bool:
+    """Whether a start failed on eVMCS: some Intel hosts (no APICv, Atom-class) refuse it,
+    which libvirt says as "host doesn't support hyperv 'evmcs' feature" and QEMU as
+    "Hyper-V enlightened VMCS (hv-evmcs) is not supported by kernel"."""
+    return "evmcs" in str(exc).lower()
+
+
 def owned_domains(conn: libvirt.virConnect, lab: str) -> Iterator[tuple[libvirt.virDomain,
                                                                           dict[str, str]]]:
     try:

@@ -32,6 +32,28 @@ Which real behaviour each part copies, and from where:
 - The Hyper-V role: ``Install-WindowsFeature`` leaves it InstallPending, and it
   takes restarts (two on Server 2016 in a KVM guest) before it is Installed and
   the hypervisor runs.
+- The hypervisor: the L1 is a KVM guest, so ``HypervisorPresent`` is True from
+  the first boot, role or not (it is the CPUID "hypervisor present" bit, which
+  KVM sets). At each boot with the role Installed the hypervisor is launched:
+  it starts (System event 1 of Microsoft-Windows-Hyper-V-Hypervisor, "Hypervisor
+  successfully started.") only when the processor really has VMX and SLAT;
+  otherwise that boot logs the launch failure instead (event 41 "Hypervisor
+  launch failed; Either VMX not present or not enabled in BIOS.", event 59
+  "... Second Level Address Translation is required ...", hvservice.sys's
+  message table in libyal/winevt-kb). ``vmms`` runs whenever the role is
+  Installed, hypervisor or not (Hyper-V then refuses to start VMs: "the
+  hypervisor is not running"), and may be StartPending for a while after a
+  boot. What Win32_Processor reports (``wmi_vmx``/``wmi_slat``) can differ from
+  what the processor has: whether Windows in a KVM guest reports these flags is
+  unverified. All of this is modelled, not observed on a real L1.
+- An external switch (``New-VMSwitch -NetAdapterName``) takes the L1's own
+  adapter: its address moves to the switch's vEthernet adapter and the L1 is off
+  the network for a few seconds, so the WinRM session is lost, after the switch
+  is made: during the script, or (``switch_answers_before_drop``) at the next
+  call; every call fails until ``reconnect`` waits for the network to come
+  back. No other switch drops the session.
+  [inferred from the host adapter being rebound: blogs.technet.com/b/mrsnrub
+  "Hyper-V Virtual Networks", 2009; not observed on a real L1]
 - A VM: ``New-VM -NewVHDPath`` makes its disk (a file in its folder), which
   ``Remove-VM`` leaves behind; a new boot (``Restart-VM``, ``Start-VM``) has no
   heartbeat until its integration services start again. A script that ends in
@@ -69,6 +91,10 @@ class FakeHyperVL1:
     name: str = "hv1"
     vmx: bool = True
     slat: bool = True
+    """What the L1's processor really has (host-passthrough with nested KVM on L0)."""
+    wmi_vmx: bool | None = None
+    wmi_slat: bool | None = None
+    """What Win32_Processor reports, when it differs from ``vmx``/``slat``."""
     role: str = "Available"
     reboots_to_finish: int = 2
     """Hyper-V's role takes this many restarts before the hypervisor runs."""
@@ -76,6 +102,14 @@ class FakeHyperVL1:
     answers_after_restart: int = 1
     """How many calls still see the old boot after Restart-Computer (it goes down slowly)."""
     heartbeat_after_polls: int = 2
+    vmms_pending_polls: int = 0
+    """How many hyperv-state calls after a boot still see vmms StartPending."""
+    launches: dict[int, str] = field(default_factory=dict)
+    """Boot -> how its hypervisor launch went: "" started, else the failure's event text."""
+    session_lost: bool = False
+    """The L1 is off the network: every call fails until ``reconnect``."""
+    switch_answers_before_drop: bool = False
+    """Making an external switch answers, and the session is lost at the next call."""
     fail_once_at: str | None = None
     calls: list[str] = field(default_factory=list)
     answers: list[tuple[str, dict[str, Any], Any]] = field(default_factory=list)
@@ -94,6 +128,7 @@ class FakeHyperVL1:
     restarts: int = 0
     reconnects: int = 0
     _going_down: int = 0
+    _vmms_polls: int = 0
 
     # -- the PowerShellSession protocol ----------------------------------------------
     def run_script(self, name: str, script: str,
@@ -101,6 +136,9 @@ class FakeHyperVL1:
         parameters = parameters or {}
         self.calls.append(name)
         self._check_script(name, script, parameters)
+        if self.session_lost:
+            raise TransportError(f"{self.name}: lost the WinRM session during {name}: "
+                                 "the L1 is off the network (fake)")
         if self.fail_once_at == name:
             self.fail_once_at = None
             raise TransportError(f"{self.name}: lost the WinRM session during {name} (fake)")
@@ -124,12 +162,15 @@ class FakeHyperVL1:
         self.files[_key(remote)] = hashlib.sha256(local.read_bytes()).hexdigest().upper()
 
     def reconnect(self, timeout: float) -> None:
+        """WinRMTransport.reconnect waits until WinRM answers: the network is back."""
         self.reconnects += 1
+        self.session_lost = False
 
     # -- what the Windows driver also asks of a session (WinRMTransport) ---------------
     def wait_until_reachable(self, timeout: float, waiting: Any = None,
                              cancel: Any = None) -> None:
-        """WinRM answers at once: the fake L1 is always up."""
+        """WinRM answers at once: this fake L1's first boot is over (tests/fakes/firstboot.py
+        fakes the first boot, through the real WinRMTransport)."""
 
     def close(self) -> None:
         pass
@@ -148,18 +189,32 @@ class FakeHyperVL1:
         missing = mandatory - set(parameters)
         assert not missing, f"{name}.ps1 needs {missing}"
 
-    def _boot_time(self) -> str:
+    def _answering_boot(self) -> int:
         if self._going_down:
             self._going_down -= 1
-            return f"boot-{self.boot - 1}"
-        return f"boot-{self.boot}"
+            return self.boot - 1
+        return self.boot
 
     def _hyperv_state(self) -> dict[str, Any]:
-        return {"role": self.role, "hypervisor_present": self.role == "Installed",
-                "boot_time": self._boot_time()}
+        boot = self._answering_boot()
+        launch = self.launches.get(boot)
+        return {"role": self.role, "hypervisor_started": launch == "",
+                "hypervisor_error": launch or "", "vmms": self._vmms(boot),
+                "hypervisor_present": True,  # KVM's CPUID bit: true in any KVM guest
+                "boot_time": f"boot-{boot}"}
+
+    def _vmms(self, boot: int) -> str:
+        if self.role != "Installed":
+            return "absent"
+        if boot == self.boot:
+            self._vmms_polls += 1
+            if self._vmms_polls <= self.vmms_pending_polls:
+                return "StartPending"
+        return "Running"
 
     def _preflight(self) -> dict[str, Any]:
-        return {"vmx": self.vmx, "slat": self.slat}
+        return {"vmx": self.vmx if self.wmi_vmx is None else self.wmi_vmx,
+                "slat": self.slat if self.wmi_slat is None else self.wmi_slat}
 
     def _install_hyperv(self) -> dict[str, Any]:
         if self.role == "Available":
@@ -171,11 +226,23 @@ class FakeHyperVL1:
         self.restarts += 1
         self.boot += 1
         self._going_down = self.answers_after_restart
+        self._vmms_polls = 0
         if self.role == "InstallPending":
             self.reboots_to_finish -= 1
             if self.reboots_to_finish <= 0:
                 self.role = "Installed"
+        if self.role == "Installed":
+            self.launches[self.boot] = self._launch()
         raise TransportError(f"{self.name}: the session dropped (fake restart)")
+
+    def _launch(self) -> str:
+        """The hypervisor's launch at a boot: "" when it started, else the failure event."""
+        if not self.vmx:
+            return "Hypervisor launch failed; Either VMX not present or not enabled in BIOS."
+        if not self.slat:
+            return ("Hypervisor launch failed; Second Level Address Translation is required "
+                    "to launch the hypervisor.")
+        return ""
 
     def _require_hyperv(self) -> None:
         assert self.role == "Installed", "Hyper-V cmdlets used before the role runs"
@@ -189,6 +256,11 @@ class FakeHyperVL1:
             self.switches[Name] = {"mode": Mode}
             self.creations.append(f"switch {Name}")
             created.append("switch")
+            if Mode == "bridged":  # New-VMSwitch -NetAdapterName took the L1's adapter
+                self.session_lost = True
+                if not self.switch_answers_before_drop:
+                    raise TransportError(f"{self.name}: lost the WinRM session during "
+                                         "guest-network: the L1 is off the network (fake)")
         if Mode != "bridged" and HostAddress not in self.addresses:
             self.addresses.append(str(HostAddress))
             self.creations.append(f"address {HostAddress}/{PrefixLength}")

@@ -176,6 +176,22 @@ def test_help_of_every_command(venv: Path, elsewhere: Path) -> None:
         assert result.stdout.startswith("Usage: nestlab"), result.stdout
 
 
+def test_pytest_of_the_venv_has_nestlabs_plugin(venv: Path, elsewhere: Path) -> None:
+    """Installing nestlab is enough: its pytest11 entry point registers the plugin."""
+    out = sh(venv / "bin/pytest", "--help", cwd=elsewhere)
+    for option in ("--nestlab=FILE", "--nestlab-sandbox", "--nestlab-reuse", "--nestlab-keep"):
+        assert option in out
+    checks = sh(venv / "bin/python", "-I", "-c", "from nestlab.commands.verify import "
+                "checks_file; print(checks_file())", cwd=elsewhere).strip()
+    assert Path(checks).is_relative_to(venv) and Path(checks).is_file()
+
+
+def test_init_in_a_fresh_venv_writes_the_scaffold(venv: Path, elsewhere: Path) -> None:
+    out = sh(venv / "bin/nestlab", "init", "course", cwd=elsewhere)
+    assert "wrote course/Makefile" in out
+    assert (elsewhere / "course" / "tests" / "test_lab.py").is_file()
+
+
 @pytest.fixture
 def down_nosuch(venv: Path, elsewhere: Path) -> subprocess.CompletedProcess[str]:
     """``nestlab down --lab nosuch``: down imports the transports before it looks."""

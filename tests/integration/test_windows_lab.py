@@ -20,6 +20,7 @@ from nestlab.lab.labfile import load_lab
 from nestlab.plan import HostPlan
 from nestlab.progress import Reporter
 from nestlab.provision import windows
+from nestlab.virt import objects
 from tests.conftest import EXAMPLES, facts
 from tests.fakes.hyperv import FakeHyperVL1
 
@@ -33,8 +34,15 @@ def intel_host(_uri: str) -> HostFacts:
 @pytest.fixture
 def hyperv(monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect,
            home: Path) -> dict[str, FakeHyperVL1]:
-    """The FAKE Hyper-V L1s by name, and a cached Windows image; provisioning's waits
-    for reboots and heartbeats take no time."""
+    """The FAKE Hyper-V L1s by name after `up` of the example lab."""
+    return up_with_fake_l1s(monkeypatch, home, LAB_FILE)
+
+
+def up_with_fake_l1s(monkeypatch: pytest.MonkeyPatch, home: Path, lab_file: Path,
+                     reporter: Reporter | None = None) -> dict[str, FakeHyperVL1]:
+    """`up` of a Windows lab on the test driver, its L1s FAKE Hyper-V L1s (returned by
+    name), with a cached Windows image; provisioning's waits for reboots and heartbeats
+    take no time."""
     prime = find_image("prime")
     assert prime is not None
     for name in ("isolinux.bin", "ldlinux.c32"):  # stand-ins: the ISO is only copied
@@ -53,10 +61,10 @@ def hyperv(monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect,
 
     monkeypatch.setattr(WindowsDriver, "session", session)
     monkeypatch.setattr(windows, "_sleep", lambda _s: None)
-    lab = load_lab(LAB_FILE)
+    lab = load_lab(lab_file)
     lab_dir = home / "labs" / lab.name
-    up(lab, LAB_FILE, lab_dir, "test:///l0", False, intel_host,
-       Reporter(lab.name, lab_dir, "up", show=False))
+    up(lab, lab_file, lab_dir, "test:///l0", False, intel_host,
+       reporter or Reporter(lab.name, lab_dir, "up", show=False))
     return l1s
 
 
@@ -108,3 +116,82 @@ def test_restart_of_a_windows_l1_goes_through_ups_steps_again(
                       ("winrm", "ok"), ("L2 prime ISOs", "ok"), ("Hyper-V role", "ok"),
                       ("L2 network", "ok")]
     assert sorted(p["guest"] for p in result["proofs"]) == ["prime1", "prime2"]
+
+
+@pytest.fixture
+def host_refuses_evmcs(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]]:
+    """L0 refuses to start a domain with eVMCS on, as QEMU does on Intel hosts without
+    APICv; returns the names of the domains it refused and the progress lines of up."""
+    refused: list[str] = []
+    said: list[str] = []
+    monkeypatch.setattr(Reporter, "say", lambda _self, guest, msg: said.append(f"{guest}: {msg}"))
+    real_create = libvirt.virDomain.create
+
+    def create(dom: libvirt.virDomain) -> int:
+        if "<evmcs state='on'/>" in dom.XMLDesc(0):
+            refused.append(dom.name())
+            raise libvirt.libvirtError("internal error: process exited while connecting to "
+                                       "monitor: Hyper-V enlightened VMCS (hv-evmcs) is not "
+                                       "supported by kernel")
+        return real_create(dom)
+
+    monkeypatch.setattr(libvirt.virDomain, "create", create)
+    return refused, said
+
+
+def test_an_l1_the_host_refuses_evmcs_for_starts_without_it_and_says_so(
+        host_refuses_evmcs: tuple[list[str], list[str]], hyperv: dict[str, FakeHyperVL1],
+        l0: libvirt.virConnect) -> None:
+    refused, said = host_refuses_evmcs
+    assert refused == ["nestlab-windows-hyperv-hv1"]  # the plan asked for it
+    dom = l0.lookupByName("nestlab-windows-hyperv-hv1")
+    assert dom.isActive()
+    assert "evmcs" not in dom.XMLDesc(0)
+    assert "<vapic state='on'/>" in dom.XMLDesc(0)  # the other enlightenments stay
+    assert hyperv["hv1"].vms["prime1"].state == "Running"
+    assert any(line.startswith("hv1: this host refuses eVMCS") for line in said)
+
+
+def test_the_l1s_screen_has_the_labs_vnc_password_kept_0600(
+        hyperv: dict[str, FakeHyperVL1], l0: libvirt.virConnect, home: Path) -> None:
+    kept = home / "labs" / "windows-hyperv" / "keys" / "hv1.vnc"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    password = kept.read_text().strip()
+    assert len(password) == 8 and password.isalnum()
+    dom = l0.lookupByName("nestlab-windows-hyperv-hv1")
+    assert f"passwd='{password}'" in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+    assert password not in dom.XMLDesc(0)  # libvirt shows it to no one else
+
+
+def test_console_of_a_windows_l1_says_where_its_screen_is_and_its_password(
+        hyperv: dict[str, FakeHyperVL1], l0: libvirt.virConnect, home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # libvirt's test driver gives no VNC port (it shows -1): this one is what QEMU's
+    # autoport would give; reading it from real XML is tested in tests/unit.
+    monkeypatch.setattr(objects, "vnc_port", lambda dom: 5901 if dom.isActive() else None)
+    password = (home / "labs" / "windows-hyperv" / "keys" / "hv1.vnc").read_text().strip()
+    code, out, err = nestlab("console", "hv1")
+    assert code == 0, err
+    assert out.startswith(f"hv1: its screen is VNC on 127.0.0.1:5901, password {password} ")
+    assert "vncviewer 127.0.0.1:5901" in out
+    code, _, err = nestlab("console", "prime1")
+    assert code == 1 and "prime1: a Hyper-V L2 has no console nestlab reaches" in err
+    l0.lookupByName("nestlab-windows-hyperv-hv1").destroy()
+    code, _, err = nestlab("console", "hv1")
+    assert code == 1 and "hv1 is not running: it has no screen to show" in err
+
+
+def test_a_bridged_windows_lab_comes_up_through_the_session_its_switch_drops(
+        monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect, home: Path,
+        tmp_path: Path) -> None:
+    lab_file = tmp_path / "windows-bridged.yaml"
+    lab_file.write_text(LAB_FILE.read_text().replace(
+        "lab: windows-hyperv", "lab: windows-bridged").replace(
+        "      mode: nat\n      cidr: 192.168.100.0/24\n", "      mode: bridged\n"))
+    reporter = Reporter("windows-bridged", tmp_path, "up", show=False)
+    l1 = up_with_fake_l1s(monkeypatch, home, lab_file, reporter)["hv1"]
+    assert l1.switches == {"nestlab": {"mode": "bridged"}}
+    assert l1.calls.count("guest-network") == 2  # lost with the network, then confirmed
+    assert [(t["phase"], t["outcome"]) for t in reporter.timings
+            if t["guest"] == "hv1" and t["phase"] == "L2 network"] == [("L2 network", "changed")]
+    assert sorted(vm.state for vm in l1.vms.values()) == ["Running", "Running"]

@@ -94,12 +94,17 @@ def test_killed_up_is_resumed_and_a_second_up_refused(
     assert ("prime1", "proven (SSH via kvm1)") in phases
 
 
-def test_l1_and_l2_with_testinfra(nestlab: Nestlab, lab_dir: Path) -> None:
+def test_l1_and_l2_with_testinfra_through_the_plugin(
+        nestlab: Nestlab, lab_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pytest plugin's hosts (what a course's tests get), attached to the shared lab."""
+    from nestlab.testing import LabSession
+
+    monkeypatch.setenv("NESTLAB_HOME", nestlab.env["NESTLAB_HOME"])
     module = l1_vendor_module(nestlab)
-    config = nestlab.ok("ssh-config", "-f", LAB_FILE).stdout.strip()
-    l1 = testinfra.get_host("paramiko://kvm1", ssh_config=config)
-    l2 = testinfra.get_host("paramiko://prime1", ssh_config=config)
+    session = LabSession(Path(LAB_FILE), reuse=True)
+    lab = session.start()
     try:
+        l1, l2 = lab.host("kvm1"), lab.host("prime1")
         assert l1.check_output("hostname") == "kvm1"
         assert l1.check_output("stat -c %F /dev/kvm") == "character special file"
         nested = l1.file(f"/sys/module/{module}/parameters/nested").content_string.strip()
@@ -115,11 +120,28 @@ def test_l1_and_l2_with_testinfra(nestlab: Nestlab, lab_dir: Path) -> None:
             "192.168.100.10/24"
         assert "default via 192.168.100.1" in l2.check_output("ip route")
         assert l2.run("pidof dropbear").rc == 0  # busybox: no ps for testinfra's process module
+        assert lab.exec("prime1", "sh", "-c", "exit 3").exit_status == 3
     finally:
-        # Each connection runs `nestlab _proxy` as its ProxyCommand: close them here,
-        # not when pytest exits.
-        for host in (l1, l2):
-            host.backend.client.close()
+        session.stop()
+    assert (lab_dir / "hosts").exists()  # attached: the lab stays up
+
+
+def test_the_openssh_config_reaches_the_l2_through_the_l1(
+        nestlab: Nestlab, lab_dir: Path) -> None:
+    config = nestlab.ok("ssh-config", "-f", LAB_FILE).stdout.strip()
+    l2 = testinfra.get_host("paramiko://prime1", ssh_config=config)
+    try:
+        assert l2.check_output("hostname") == "prime1"
+    finally:
+        # The connection runs `nestlab _proxy` as its ProxyCommand: closed here, not when
+        # pytest exits.
+        l2.backend.client.close()
+
+
+def test_verify_runs_the_built_in_checks_on_the_lab(nestlab: Nestlab, lab_dir: Path) -> None:
+    report = json.loads(nestlab("verify", "-f", LAB_FILE, "--json").stdout)
+    assert report["ok"] is True, report["tests"]
+    assert report["counts"] == {"passed": 4, "failed": 0, "error": 0, "skipped": 0}
 
 
 def test_up_again_changes_nothing(nestlab: Nestlab, lab_dir: Path) -> None:

@@ -24,6 +24,7 @@ from nestlab.build.seed import read_seed_iso
 from nestlab.lab.model import OS, WINDOWS_IMAGES
 from nestlab.render import password_placeholder, powershell_script
 from tests.golden_cases import render_case
+from tests.powershell import script_parameters
 
 NS = {"u": "urn:schemas-microsoft-com:unattend"}
 WCM = "{http://schemas.microsoft.com/WMIConfig/2002/State}"
@@ -54,6 +55,7 @@ def test_install_answer_has_every_pass_and_component() -> None:
     assert set(found) == {
         ("windowsPE", "Microsoft-Windows-International-Core-WinPE"),
         ("windowsPE", "Microsoft-Windows-Setup"),
+        ("specialize", "Microsoft-Windows-Deployment"),
         ("specialize", "Microsoft-Windows-ServerManager-SvrMgrNc"),
         ("oobeSystem", "Microsoft-Windows-International-Core"),
         ("oobeSystem", "Microsoft-Windows-Shell-Setup"),
@@ -118,7 +120,9 @@ def test_l1_answer_sets_name_password_and_winrm() -> None:
     shell = found[("oobeSystem", "Microsoft-Windows-Shell-Setup")]
     assert shell.findtext("u:UserAccounts/u:AdministratorPassword/u:Value",
                           namespaces=NS) == encode_password("Per-L1-pw9", "AdministratorPassword")
-    assert "winrm.ps1" in (shell.findtext(".//u:CommandLine", namespaces=NS) or "")
+    command = shell.findtext(".//u:CommandLine", namespaces=NS) or ""
+    assert "'winrm.ps1'; if (Test-Path $p) { & $p -ComputerName hv1 }" in command
+    assert script_parameters(powershell_script("winrm"))["ComputerName"] is True
     assert "Per-L1-pw9" not in xml
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -185,3 +186,64 @@ def test_nestlab_reads_exactly_the_keys_the_script_prints(script: str) -> None:
     assert reads.get(script, set()) == printed[0], (
         f"{script}.ps1 prints {sorted(printed[0])}; nestlab reads "
         f"{sorted(reads.get(script, set()))}")
+
+
+# -- the role, the hypervisor and the switches -----------------------------------------------
+def state(l1: FakeHyperVL1) -> dict[str, object]:
+    return dict(json.loads(l1.run_script("hyperv-state", powershell_script("hyperv-state")).stdout))
+
+
+def restart(l1: FakeHyperVL1) -> None:
+    with pytest.raises(TransportError):
+        l1.run_script("restart", powershell_script("restart"))
+
+
+def test_a_kvm_guest_has_hypervisor_present_before_hyperv_runs() -> None:
+    l1 = FakeHyperVL1()
+    assert state(l1) == {"role": "Available", "hypervisor_started": False,
+                         "hypervisor_error": "", "vmms": "absent",
+                         "hypervisor_present": True, "boot_time": "boot-1"}
+
+
+def test_the_hypervisor_starts_at_a_boot_with_the_role_only_when_it_can() -> None:
+    for l1, error in ((FakeHyperVL1(answers_after_restart=0), ""),
+                      (FakeHyperVL1(vmx=False, wmi_vmx=True, answers_after_restart=0),
+                       "Hypervisor launch failed; Either VMX not present or not enabled in "
+                       "BIOS.")):
+        l1.run_script("install-hyperv", powershell_script("install-hyperv"))
+        restart(l1)
+        assert state(l1)["hypervisor_started"] is False  # InstallPending: no launch yet
+        restart(l1)
+        seen = state(l1)
+        assert (seen["role"], seen["hypervisor_started"], seen["hypervisor_error"]) == (
+            "Installed", not error, error)
+        assert seen["vmms"] == "Running"  # vmms runs with the role, hypervisor or not
+
+
+def test_only_an_external_switch_drops_the_session_until_reconnect() -> None:
+    network = powershell_script("guest-network")
+    l1 = FakeHyperVL1(role="Installed")
+    l1.run_script("guest-network", network, {"Name": "n", "Mode": "nat", "HostAddress": "10.0.0.1",
+                                             "PrefixLength": 24, "Prefix": "10.0.0.0/24"})
+    l1.run_script("guest-network", network, {"Name": "i", "Mode": "internal",
+                                             "HostAddress": "10.0.1.1", "PrefixLength": 24})
+    assert not l1.session_lost
+    with pytest.raises(TransportError, match="lost the WinRM session during guest-network"):
+        l1.run_script("guest-network", network, {"Name": "b", "Mode": "bridged"})
+    assert "b" in l1.switches  # made before the network went away
+    with pytest.raises(TransportError, match="off the network"):
+        state(l1)
+    l1.reconnect(60)
+    assert json.loads(l1.run_script("guest-network", network,
+                                    {"Name": "b", "Mode": "bridged"}).stdout) == {"created": []}
+
+
+def test_an_external_switch_may_answer_and_lose_the_session_at_the_next_call() -> None:
+    network = powershell_script("guest-network")
+    l1 = FakeHyperVL1(role="Installed", switch_answers_before_drop=True)
+    made = l1.run_script("guest-network", network, {"Name": "b", "Mode": "bridged"})
+    assert json.loads(made.stdout) == {"created": ["switch"]}
+    with pytest.raises(TransportError, match="off the network"):
+        state(l1)
+    l1.reconnect(60)
+    assert state(l1)["role"] == "Installed"

@@ -18,7 +18,10 @@ from nestlab.state.keys import (
     known_hosts_path,
     load_private_key,
     private_key_path,
+    vnc_password,
+    vnc_password_path,
 )
+from nestlab.virt.objects import vnc_port
 
 
 def test_key_pair_is_private_and_stable(tmp_path: Path) -> None:
@@ -93,3 +96,29 @@ def test_forgetting_host_keys_drops_only_those_guests(tmp_path: Path) -> None:
     assert forget_host_keys(tmp_path, ["prime1"]) == []
     known.unlink()
     assert forget_host_keys(tmp_path, ["kvm1"]) == []
+
+
+def test_an_l1s_vnc_password_is_made_once_kept_0600_and_remade_when_damaged(
+        tmp_path: Path) -> None:
+    first = vnc_password(tmp_path, "hv1")
+    assert len(first) == 8 and first.isalnum()
+    assert vnc_password(tmp_path, "hv1") == first
+    assert vnc_password(tmp_path, "hv2") != first
+    path = vnc_password_path(tmp_path, "hv1")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.write_text("")  # a damaged file: a new password, never an empty one
+    again = vnc_password(tmp_path, "hv1")
+    assert len(again) == 8 and again.isalnum()
+
+
+def test_the_vnc_port_is_read_from_the_running_domains_xml() -> None:
+    class Domain:
+        def __init__(self, graphics: str) -> None:
+            self.graphics = graphics
+
+        def XMLDesc(self, _flags: int) -> str:
+            return f"<domain><devices>{self.graphics}</devices></domain>"
+
+    assert vnc_port(Domain("<graphics type='vnc' port='5901' autoport='yes'/>")) == 5901
+    assert vnc_port(Domain("<graphics type='vnc' port='-1' autoport='yes'/>")) is None
+    assert vnc_port(Domain("<graphics type='spice' port='5930'/>")) is None

@@ -76,3 +76,10 @@ def test_winrm_allows_neither_basic_nor_unencrypted() -> None:
     assert "'WSMan:\\localhost\\Service\\Auth\\Basic' -Value $false" in script
     assert "Set-NetConnectionProfile -NetworkCategory Private" in script
     assert "Panther\\unattend.xml" in script  # the cached answer file is removed
+
+
+def test_build_and_first_boot_name_the_same_winrm_block_rule() -> None:
+    # build.ps1 blocks 5985 with this rule; winrm.ps1 opens WinRM by removing it.
+    assert "New-NetFirewallRule -Name 'nestlab-winrm-block'" in powershell_script("build")
+    assert "$BlockRule = 'nestlab-winrm-block'" in powershell_script("winrm")
+    assert "Remove-NetFirewallRule -Name $BlockRule" in powershell_script("winrm")

@@ -4,11 +4,13 @@ their proof; a crash and a second run; a processor without virtualization."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from nestlab.host.check import check_host
+from nestlab.lab.model import GuestNetworkMode
 from nestlab.plan import HostPlan, make_plan
 from nestlab.progress import Reporter
 from nestlab.provision import windows
@@ -138,12 +140,107 @@ def test_a_guest_that_never_answers_is_not_proven(host: HostPlan, isos: dict[str
         windows.prove(l1, host, host.guests[0], 0, lambda _m: None)
 
 
-def test_no_virtualization_in_the_l1_is_explained(host: HostPlan, isos: dict[str, Path],
-                                                  tmp_path: Path) -> None:
+def test_no_virtualization_in_the_l1_is_explained_by_the_failed_launch(
+        host: HostPlan, isos: dict[str, Path], tmp_path: Path) -> None:
     l1 = FakeHyperVL1(vmx=False)
-    with pytest.raises(windows.WindowsProvisionError, match="does not expose virtualization"):
+    with pytest.raises(windows.WindowsProvisionError) as caught:
         run(l1, host, isos, tmp_path)
-    assert l1.creations == []
+    assert str(caught.value) == (
+        "hv1: Hyper-V does not run: its hypervisor did not start in this boot (Hypervisor "
+        "launch failed; Either VMX not present or not enabled in BIOS.); HypervisorPresent "
+        "is True, as in any KVM guest: that is KVM, not Hyper-V")
+    assert "nestlab check" in (caught.value.hint or "")
+    assert l1.creations == ["role"]  # the preflight only warned
+    assert l1.restarts == 2  # a failed launch is not restarted again
+
+
+def test_hypervisor_present_in_a_kvm_guest_is_not_taken_for_hyperv() -> None:
+    # Windows reports VMX, the role installs, but the hypervisor cannot launch: the old
+    # check (role Installed and HypervisorPresent) passed here, as KVM sets that bit.
+    l1 = FakeHyperVL1(slat=False, wmi_slat=True)
+    with pytest.raises(windows.WindowsProvisionError,
+                       match=r"did not start in this boot \(Hypervisor launch failed; Second "
+                             r"Level Address Translation is required"):
+        windows.ensure_hyperv(l1, 600, lambda _m: None)
+    assert l1.role == "Installed"
+
+
+def test_a_role_installed_without_its_hypervisor_running_gets_a_restart() -> None:
+    l1 = FakeHyperVL1(role="Installed")  # e.g. a base image whose role came with it
+    assert windows.ensure_hyperv(l1, 600, lambda _m: None) is True
+    assert l1.restarts == 1
+    assert l1.launches == {2: ""}
+    assert windows.ensure_hyperv(l1, 600, lambda _m: None) is False  # now it runs
+
+
+def test_the_preflight_only_warns() -> None:
+    # Whether Windows in a KVM guest reports these flags is unverified: the launch decides.
+    l1 = FakeHyperVL1(wmi_vmx=False, wmi_slat=False)
+    heard: list[str] = []
+    assert windows.ensure_hyperv(l1, 600, heard.append) is True
+    assert heard[0] == (
+        "warning: Windows reports VMMonitorModeExtensions and "
+        "SecondLevelAddressTranslationExtensions False; under KVM this may be wrong, so the "
+        "role is installed anyway and its hypervisor's start decides")
+    assert l1.role == "Installed" and l1.launches[l1.boot] == ""
+
+
+def test_vmms_starting_late_is_waited_for_not_restarted() -> None:
+    l1 = FakeHyperVL1(vmms_pending_polls=2)
+    assert windows.ensure_hyperv(l1, 600, lambda _m: None) is True
+    assert l1.restarts == 2
+    assert l1.calls[-3:] == ["hyperv-state"] * 3  # StartPending twice, then Running
+
+
+def test_vmms_that_never_runs_is_not_hyperv_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(windows, "VMMS_TIMEOUT", 0)
+    l1 = FakeHyperVL1(vmms_pending_polls=10**6)
+    with pytest.raises(windows.WindowsProvisionError,
+                       match=r"hv1: Hyper-V's vmms service running: timed out after 0s "
+                             r"\(last: the vmms service is StartPending\)"):
+        windows.ensure_hyperv(l1, 600, lambda _m: None)
+
+
+def test_a_role_that_never_finishes_gets_max_reboots_restarts_no_more() -> None:
+    l1 = FakeHyperVL1(reboots_to_finish=10)
+    with pytest.raises(windows.WindowsProvisionError) as caught:
+        windows.ensure_hyperv(l1, 600, lambda _m: None)
+    assert l1.restarts == windows.MAX_REBOOTS == 3
+    assert str(caught.value).startswith(
+        "hv1: Hyper-V is still not running after 3 restarts: the role is InstallPending")
+
+
+def bridged(host: HostPlan) -> HostPlan:
+    network = replace(host.guest_network, mode=GuestNetworkMode.bridged, cidr=None,
+                      gateway=None, netmask=None)
+    return replace(host, guest_network=network)
+
+
+@pytest.mark.parametrize("answers_first", [False, True])
+def test_an_external_switch_drops_the_session_and_the_step_resumes(
+        answers_first: bool, host: HostPlan) -> None:
+    # The session is lost during the script, or (answers_first) at the next call.
+    l1 = FakeHyperVL1(switch_answers_before_drop=answers_first)
+    windows.ensure_hyperv(l1, 600, lambda _m: None)
+    reconnects = l1.reconnects
+    assert windows.ensure_guest_network(l1, bridged(host)) == ["switch"]
+    assert l1.reconnects == reconnects + 1
+    assert l1.calls[-2:] == ["guest-network", "guest-network"]  # made, then confirmed
+    assert not l1.session_lost
+    assert l1.creations.count("switch nestlab") == 1
+    assert windows.ensure_guest_network(l1, bridged(host)) == []
+    assert l1.reconnects == reconnects + 1
+
+
+@pytest.mark.parametrize("answers_first", [False, True])
+def test_a_bridged_l1_is_provisioned_in_one_run(answers_first: bool, host: HostPlan,
+                                                isos: dict[str, Path], tmp_path: Path) -> None:
+    l1 = FakeHyperVL1(switch_answers_before_drop=answers_first)
+    first = run(l1, bridged(host), isos, tmp_path)
+    assert first.counts() == {"changed": 4, "ok": 0, "skipped": 0, "failed": 0}
+    assert l1.switches == {"nestlab": {"mode": "bridged"}}
+    assert l1.vms["prime1"].parameters["MacSpoofing"] is True
+    assert run(l1, bridged(host), isos, tmp_path).summary() == "0 changed, 4 ok"
 
 
 def test_down_removes_the_guests(host: HostPlan, isos: dict[str, Path], tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pypsrp.exceptions import AuthenticationError, WinRMTransportError
 from pypsrp.wsman import WSMan
 
 from nestlab.transport import TransportError, Unreachable, transport_class
-from nestlab.transport.winrm import WinRMTransport, wsman_options
+from nestlab.transport.winrm import FIRST_BOOT_401, WinRMTransport, wsman_options
 from tests.fakes.runspace import FakeRunspaceFactory
 
 
@@ -46,15 +46,46 @@ def test_waits_while_the_guest_boots() -> None:
     t.close()
 
 
-def test_refused_credentials_fail_at_once() -> None:
-    for failure in (AuthenticationError("bad"), WinRMTransportError("http", 401, "denied")):
-        factory = FakeRunspaceFactory(open_failures=[failure])
-        t = transport(factory)
-        with pytest.raises(TransportError, match="hv1: WinRM refused the lab's Administrator"
-                           ) as refused:
-            t.wait_until_reachable(60)
-        assert not isinstance(refused.value, Unreachable)  # it answered: not "booting"
-        t.close()
+REFUSALS = [AuthenticationError("bad"), WinRMTransportError("http", 401, "denied")]
+
+
+@pytest.mark.parametrize("refusal", REFUSALS, ids=["AuthenticationError", "401"])
+def test_a_refused_password_at_first_boot_is_waited_out(refusal: Exception) -> None:
+    # Windows answers WinRM before oobeSystem has set the L1's password.
+    factory = FakeRunspaceFactory(open_failures=[refusal, refusal])
+    heard: list[str] = []
+    t = transport(factory)
+    t.wait_until_reachable(60, heard.append)
+    assert factory.opened == 1
+    assert heard == [FIRST_BOOT_401] * 2
+    assert "refuses the lab's password" in heard[0] and "first boot" in heard[0]
+    t.close()
+
+
+@pytest.mark.parametrize("refusal", REFUSALS, ids=["AuthenticationError", "401"])
+def test_refused_until_the_deadline_names_the_credentials(refusal: Exception) -> None:
+    factory = FakeRunspaceFactory(open_failures=[refusal] * 3)
+    t = transport(factory)
+    with pytest.raises(TransportError, match=r"hv1: WinRM refused the lab's Administrator "
+                                             r"credentials until the deadline \(0s\)") as refused:
+        t.wait_until_reachable(0)
+    assert not isinstance(refused.value, Unreachable)  # it answered: not "booting"
+    assert refused.value.hint and "`nestlab down`" in refused.value.hint
+    t.close()
+
+
+def test_once_let_in_a_refused_password_fails_at_once() -> None:
+    factory = FakeRunspaceFactory()
+    t = transport(factory)
+    t.wait_until_reachable(60)
+    factory.open_failures = [WinRMTransportError("http", 401, "denied"),
+                             requests.exceptions.ConnectionError("never tried")]
+    with pytest.raises(TransportError, match=r"hv1: WinRM refused the lab's Administrator "
+                                             r"credentials$") as refused:
+        t.reconnect(600)
+    assert not isinstance(refused.value, Unreachable)
+    assert len(factory.open_failures) == 1  # no second try
+    t.close()
 
 
 def test_unreachable_names_the_guest_and_the_last_error() -> None:
