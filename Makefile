@@ -14,7 +14,7 @@ ROOT   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -E)
 # build libvirt-python, QEMU, mmdebstrap and e2fsprogs for the images, dnsmasq
 # and iptables for libvirt's networks, iproute2 for namespaces, mount for the
 # sandbox, OpenSSH's client; for the tests xmllint (libxml2-utils: virt-xml-validate
-# runs it, libvirt only recommends it), cpio, pgrep (procps) and git.
+# runs it, libvirt only recommends it), cpio, pgrep (procps), git and make.
 # Installed with --no-install-recommends: a package that only a Recommends brings is
 # missing. nestlab/programs.py lists every program with its package;
 # tests/integration/test_debian_packages.py checks each is here or a Depends of these.
@@ -23,7 +23,7 @@ DEBS := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config gcc python3
         iproute2 mount openssh-client ovmf cpio procps libxml2-utils git make
 
 .PHONY: help system-deps venv test quick lint typecheck unit integration system check \
-        images demo demo-down acceptance-windows golden clean
+        images demo demo-down acceptance-windows acceptance-windows-os golden clean
 
 help:
 	@echo "make demo    install what it needs, build the images, bring up $(LAB) in a"
@@ -32,7 +32,8 @@ help:
 	@echo "             (the system tests boot real nested labs: root/sudo, ~25 min)"
 	@echo "make quick   lint, type-check, unit and integration tests only (no root)"
 	@echo "make check   run the host check on $(LAB)"
-	@echo "make acceptance-windows ISO=PATH   the Windows lab for real (KVM host, your ISO)"
+	@echo "make acceptance-windows ISO=PATH [OS=windows-server-2022]   a Windows lab for"
+	@echo "             real (KVM host, your Windows Server 2016/2019/2022 ISO; OS read from it)"
 	@echo "make golden  rewrite tests/golden from the current templates (review the diff!)"
 
 system-deps:
@@ -93,17 +94,32 @@ demo: images
 demo-down: venv
 	$(ROOT) $(BIN)/nestlab down -f $(LAB)
 
-# On a host with VT-x/AMD-V and nested KVM, with your own Windows Server 2016 ISO:
-#   make acceptance-windows ISO=/path/to/WindowsServer2016.iso
-WINLAB ?= examples/windows-hyperv.yaml
+# On a host with VT-x/AMD-V and nested KVM, with your own Windows Server 2016, 2019 or 2022
+# ISO (evaluation ISOs work). The version is read from the ISO's install.wim (`nestlab image
+# identify`), or given, and picks the example lab:
+#   make acceptance-windows ISO=/path/to/WindowsServer.iso [OS=windows-server-2022]
+WINLAB_windows-server-2016 := examples/windows-hyperv.yaml
+WINLAB_windows-server-2019 := examples/windows-server-2019.yaml
+WINLAB_windows-server-2022 := examples/windows-server-2022.yaml
+WINLAB = $(WINLAB_$(OS))
+
 acceptance-windows: venv
-	@[ -n "$(ISO)" ] || { echo "usage: make acceptance-windows ISO=/path/to/WS2016.iso"; exit 2; }
+	@[ -n "$(ISO)" ] || { echo "usage: make acceptance-windows ISO=/path/to/WindowsServer.iso" \
+	  "[OS=windows-server-2016|windows-server-2019|windows-server-2022]"; exit 2; }
+	@os="$(OS)"; [ -n "$$os" ] || os=$$($(BIN)/nestlab image identify --iso "$(ISO)") || exit 2; \
+	  echo "acceptance-windows: $$os from $(ISO)"; \
+	  $(MAKE) --no-print-directory acceptance-windows-os OS="$$os" ISO="$(ISO)"
+
+# The lab is named after its file; the acceptance tests find it by that name.
+acceptance-windows-os:
+	@[ -n "$(WINLAB)" ] || { echo "OS=$(OS): nestlab builds windows-server-2016," \
+	  "windows-server-2019 or windows-server-2022"; exit 2; }
 	$(BIN)/python -m pip install -q pywinrm
 	$(ROOT) $(BIN)/nestlab check -f $(WINLAB)
 	$(ROOT) $(BIN)/nestlab image build prime
-	$(ROOT) $(BIN)/nestlab image build windows-server-2016 --iso "$(ISO)"
+	$(ROOT) $(BIN)/nestlab image build $(OS) --iso "$(ISO)"
 	$(ROOT) $(BIN)/nestlab up -f $(WINLAB)
-	$(ROOT) $(BIN)/pytest -s tests/acceptance
+	$(ROOT) env NESTLAB_ACCEPTANCE_LAB=$(basename $(notdir $(WINLAB))) $(BIN)/pytest -s tests/acceptance
 	$(ROOT) $(BIN)/nestlab down -f $(WINLAB)
 
 check: venv

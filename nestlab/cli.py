@@ -30,7 +30,7 @@ from nestlab.errors import InputError, NestlabError, escape_control_chars, short
 from nestlab.host.check import check_host
 from nestlab.host.facts import HostFacts, load_facts, read_host_facts
 from nestlab.lab.labfile import DEFAULT_LAB_FILE, load_lab
-from nestlab.lab.model import Lab, human_size
+from nestlab.lab.model import WINDOWS_IMAGES, Lab, human_size
 from nestlab.plan import make_plan
 from nestlab.progress import ProgressLines, Reporter
 from nestlab.render import render_artifacts, write_artifacts
@@ -305,11 +305,11 @@ def image() -> None:
 
 @image.command("build", interrupted="The unfinished build was removed; `nestlab image build` "
                                     "again starts it over.")
-@click.argument("name", type=click.Choice([*recipe_names(), "windows-server-2016"]))
+@click.argument("name", type=click.Choice([*recipe_names(), *WINDOWS_IMAGES]))
 @click.option("--iso", type=click.Path(dir_okay=False, path_type=Path),
-              help="windows-server-2016: your Windows Server 2016 ISO (evaluation works).")
+              help="windows-server-*: your ISO of that Windows Server (evaluation works).")
 @click.option("--edition", type=click.Choice(["standard", "datacenter"]), default="standard",
-              show_default=True, help="windows-server-2016: the edition to install.")
+              show_default=True, help="windows-server-*: the edition to install.")
 @_quiet_option
 @_json_option
 @click.pass_context
@@ -319,21 +319,22 @@ def image_build(ctx: click.Context, name: str, iso: Path | None, edition: str, q
 
     debian-12 is the Linux L1 and prime the small L2 guest, both from Debian
     packages via mmdebstrap and this host's apt sources (root needed).
-    windows-server-2016 is installed unattended from --iso on a kvm host
-    (about 20-40 minutes) and generalized with sysprep.
+    windows-server-2016, -2019 and -2022 are installed unattended from --iso
+    on a kvm host (about 20-40 minutes) and generalized with sysprep.
     """
     lines = ProgressLines("quiet" if quiet else None)
 
     def progress(step: str) -> None:
         lines.say(name, step)
 
-    if name == "windows-server-2016":
+    if name in WINDOWS_IMAGES:
         from nestlab.build.winimage import build_windows_image
 
         if iso is None:
-            raise InputError("building windows-server-2016 needs --iso PATH")
+            raise InputError(f"building {name} needs --iso PATH")
         report = check_host(read_host_facts(ctx.obj["uri"], data_root()), daemon="host")
-        built_image, built = build_windows_image(iso, edition, ctx.obj["uri"], report, progress)
+        built_image, built = build_windows_image(name, iso, edition, ctx.obj["uri"], report,
+                                                 progress)
     else:
         built_image, built = build_image(name, progress)
     if as_json:
@@ -342,6 +343,24 @@ def image_build(ctx: click.Context, name: str, iso: Path | None, edition: str, q
         click.echo(f"built {name} in {built_image.seconds:.0f}s: {built_image.path}")
     else:
         click.echo(f"{name} is up to date: {built_image.path}")
+
+
+@image.command("identify", interrupted=READ_ONLY)
+@click.option("--iso", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A Windows Server setup ISO (evaluation works).")
+@_json_option
+def image_identify(iso: Path, as_json: bool) -> None:
+    """Name the base image a Windows ISO builds (windows-server-2016, -2019 or -2022),
+    read from the image names in its install.wim; `make acceptance-windows` asks it."""
+    from nestlab.build.winiso import base_image_of, read_windows_iso
+
+    found = read_windows_iso(iso)
+    name = base_image_of(found, iso)
+    if as_json:
+        click.echo(json.dumps({"image": name, "install_images": list(found.image_names)},
+                              indent=2))
+    else:
+        click.echo(name)
 
 
 @image.command("list", interrupted=READ_ONLY)

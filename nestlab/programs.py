@@ -105,6 +105,8 @@ PROGRAMS: tuple[Program, ...] = (
             "lists the files a clone has, from which the wheel test builds the wheel"),
     Program("pgrep", "procps", RunBy.TESTS, (Need.TESTS,),
             "finds processes a lab left behind"),
+    Program("make", "make", RunBy.TESTS, (Need.TESTS,),
+            "dry-runs `make acceptance-windows` to see which image and lab it picks"),
     Program("apt-cache", "apt", RunBy.TESTS, (Need.TESTS,),
             "lists the Depends of the Makefile's DEBS"),
     Program("dpkg", "dpkg", RunBy.TESTS, (Need.TESTS,),

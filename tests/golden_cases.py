@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from nestlab.build.winimage import build_plan, render_install_domain_xml
 from nestlab.host.check import check_host
+from nestlab.lab.model import OS
 from nestlab.plan import make_plan
 from nestlab.render import render_artifacts, write_artifacts
 from tests.conftest import example, facts
@@ -26,22 +27,27 @@ LAB_CASES = {
     "routed-pair-tcg": ("routed-pair", "this-machine-paravirtual-kvm", TEST_PUBLIC_KEY),
     "windows-hyperv-kvm-intel": ("windows-hyperv", "intel-nested-y", TEST_PUBLIC_KEY),
     "windows-hyperv-kvm-amd": ("windows-hyperv", "amd-nested-1", TEST_PUBLIC_KEY),
+    "windows-server-2019-kvm-intel": ("windows-server-2019", "intel-nested-y", TEST_PUBLIC_KEY),
+    "windows-server-2019-kvm-amd": ("windows-server-2019", "amd-nested-1", TEST_PUBLIC_KEY),
+    "windows-server-2022-kvm-intel": ("windows-server-2022", "intel-nested-y", TEST_PUBLIC_KEY),
+    "windows-server-2022-kvm-amd": ("windows-server-2022", "amd-nested-1", TEST_PUBLIC_KEY),
 }
-# case name -> recorded host facts, for the domain that installs the Windows base image
+# case name -> (recorded host facts, Windows Server), for the domain that installs a base image
 INSTALL_CASES = {
-    "windows-install-kvm-intel": "intel-nested-y",
-    "windows-install-kvm-amd": "amd-nested-1",
+    "windows-install-kvm-intel": ("intel-nested-y", OS.windows_server_2016),
+    "windows-install-kvm-amd": ("amd-nested-1", OS.windows_server_2016),
+    "windows-install-2022-kvm-amd": ("amd-nested-1", OS.windows_server_2022),
 }
 CASES = sorted([*LAB_CASES, *INSTALL_CASES])
 
 
 def render_case(case: str) -> dict[PurePosixPath, str]:
     if case in INSTALL_CASES:
-        report = check_host(facts(INSTALL_CASES[case]))
-        plan = build_plan(report, "0123456789abcdef", "standard",
-                          Path("/var/cache/nestlab/images/windows-server-2016/build"),
-                          Path("/srv/iso/WindowsServer2016.iso"),
-                          logs=Path("/var/cache/nestlab/images/windows-server-2016/log"))
+        facts_name, os = INSTALL_CASES[case]
+        images = Path("/var/cache/nestlab/images") / os.profile.default_image
+        plan = build_plan(check_host(facts(facts_name)), "0123456789abcdef", os, "standard",
+                          images / "build", Path(f"/srv/iso/{os.profile.product.replace(' ', '')}.iso"),
+                          logs=images / "log")
         return {PurePosixPath("l0/domains", f"{plan.name}.xml"): render_install_domain_xml(plan)}
     lab_name, facts_name, public_key = LAB_CASES[case]
     lab = example(lab_name)

@@ -15,6 +15,7 @@ from typing import Literal
 
 from nestlab.build.seed import write_seed_iso
 from nestlab.files import private_dir, read_bounded_text, write_atomic
+from nestlab.lab.model import OS
 from nestlab.render import (
     LOCALE,
     AnswerPassword,
@@ -24,10 +25,10 @@ from nestlab.render import (
     render_template,
 )
 
-EDITIONS = {
-    "standard": "Windows Server 2016 SERVERSTANDARD",
-    "datacenter": "Windows Server 2016 SERVERDATACENTER",
-}
+EDITIONS = {"standard": "SERVERSTANDARD", "datacenter": "SERVERDATACENTER"}
+"""The install.wim image of each edition with the Desktop Experience, after the version
+('Windows Server 2022 SERVERSTANDARD'); the Core images end in CORE. The same names on
+2016, 2019 and 2022 (docs/windows-versions.md)."""
 ANSWER_LABEL = "NLANSWER"
 
 
@@ -65,11 +66,18 @@ def l1_password(lab_dir: Path, host: str) -> str:
     return password
 
 
-def render_install_answer(edition: str, password: str) -> str:
+def install_image_name(version: OS, edition: str) -> str:
+    """The image of the ISO's install.wim that setup installs: 'Windows Server 2022
+    SERVERSTANDARD'. It is all that differs between the versions' answer files."""
+    return f"{version.profile.product} {EDITIONS[edition]}"
+
+
+def render_install_answer(version: OS, edition: str, password: str) -> str:
     """autounattend.xml for the base-image build (runs build.ps1, which sysprep-s)."""
     encoded = answer_password(password)
     return render_template(
-        "windows/autounattend.xml.j2", locale=LOCALE, image_name=EDITIONS[edition],
+        "windows/autounattend.xml.j2", locale=LOCALE,
+        image_name=install_image_name(version, edition),
         admin_password_value=encoded.administrator,
         autologon_password_value=encoded.autologon, script="build.ps1")
 
@@ -79,8 +87,8 @@ def render_l1_answer(computer_name: str, password: str) -> str:
     return render_l1_answer_xml(computer_name, answer_password(password))
 
 
-def write_install_medium(path: Path, edition: str, password: str) -> None:
-    write_seed_iso(path, {"autounattend.xml": render_install_answer(edition, password),
+def write_install_medium(path: Path, version: OS, edition: str, password: str) -> None:
+    write_seed_iso(path, {"autounattend.xml": render_install_answer(version, edition, password),
                           "build.ps1": powershell_script("build")},
                    label=ANSWER_LABEL, mode=0o600)
 

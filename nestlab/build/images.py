@@ -23,6 +23,7 @@ from pathlib import Path
 from nestlab import programs
 from nestlab.errors import InputError, NestlabError
 from nestlab.files import read_bounded_text, write_atomic
+from nestlab.lab.model import WINDOWS_IMAGES
 from nestlab.programs import Need
 from nestlab.state.paths import cache_root
 
@@ -30,9 +31,7 @@ Progress = Callable[[str], None]
 SUITE = "bookworm"  # Debian 12; packages come from the host's configured apt sources
 L1_DISK_SIZE = 3 * 1024**3
 # Images built from something the user provides, with how to build them.
-EXTERNAL_IMAGES = {
-    "windows-server-2016": "nestlab image build windows-server-2016 --iso PATH",
-}
+EXTERNAL_IMAGES = {name: f"nestlab image build {name} --iso PATH" for name in WINDOWS_IMAGES}
 
 
 class ImageBuildError(NestlabError):

@@ -1,5 +1,5 @@
-"""``nestlab image build windows-server-2016 --iso PATH``: install Windows unattended
-from the user's own ISO and keep the generalized disk as a base image.
+"""``nestlab image build windows-server-2016 --iso PATH`` (or -2019, -2022): install
+Windows unattended from the user's own ISO and keep the generalized disk as a base image.
 
 A transient install domain boots the ISO (Enter is pressed for it at "Press any
 key to boot from CD") with an answer medium as a second CD; setup installs,
@@ -30,7 +30,12 @@ from pathlib import Path
 
 import libvirt
 
-from nestlab.build.answerfile import EDITIONS, generate_password, write_install_medium
+from nestlab.build.answerfile import (
+    EDITIONS,
+    generate_password,
+    install_image_name,
+    write_install_medium,
+)
 from nestlab.build.images import (
     BuiltImage,
     ImageBuildError,
@@ -39,10 +44,11 @@ from nestlab.build.images import (
     write_manifest,
 )
 from nestlab.build.setupwatch import SetupWatch
+from nestlab.build.winiso import check_iso_holds
 from nestlab.errors import HostCannotRunLab, NestlabError
 from nestlab.files import private_dir
 from nestlab.host.check import HostReport
-from nestlab.lab.model import GiB
+from nestlab.lab.model import OS, WINDOWS_IMAGES, GiB
 from nestlab.plan import CpuPlan
 from nestlab.render import (
     VNC_PASSWORD_PLACEHOLDER,
@@ -56,7 +62,6 @@ from nestlab.virt.objects import refuses_evmcs
 from nestlab.virt.screens import ScreenRecorder
 from nestlab.waiting import WaitTimedOut, wait_for
 
-NAME = "windows-server-2016"
 DISK_SIZE = 40 * GiB
 BUILD_MEMORY = 4 * GiB
 BUILD_CPUS = 2
@@ -71,6 +76,8 @@ class WindowsBuildPlan:
     """What the install-time domain template needs."""
 
     name: str
+    product: str
+    """'Windows Server 2022', as the domain's title says."""
     edition: str
     cpus: int
     memory: int
@@ -95,21 +102,22 @@ def image_key(iso: Path, edition: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_plan(report: HostReport, key: str, edition: str, folder: Path,
+def build_plan(report: HostReport, key: str, version: OS, edition: str, folder: Path,
                iso: Path, *, logs: Path) -> WindowsBuildPlan:
     flag = "vmx" if report.vendor == "intel" else "svm"
     disable = ("hle", "rtm") if report.vendor == "intel" else ()
     return WindowsBuildPlan(
-        name=f"nestlab-build-{NAME}-{key[:8]}", edition=edition, cpus=BUILD_CPUS,
+        name=f"nestlab-build-{version.profile.default_image}-{key[:8]}",
+        product=version.profile.product, edition=edition, cpus=BUILD_CPUS,
         memory=BUILD_MEMORY, disk_path=folder / "disk.qcow2", iso_path=iso,
         answer_path=folder / "answer.iso", serial_log=logs / "serial.log",
         cpu=CpuPlan(mode="host-passthrough", model=None, require=(flag,), disable=disable),
         evmcs=report.evmcs)
 
 
-def build_logs(key: str) -> Path:
+def build_logs(name: str, key: str) -> Path:
     """A fresh folder for one build's serial log and screenshots, kept when it fails."""
-    folder = images_root() / NAME / f"{key}.log"
+    folder = images_root() / name / f"{key}.log"
     shutil.rmtree(folder, ignore_errors=True)
     return private_dir(folder)
 
@@ -120,18 +128,23 @@ def render_install_domain_xml(plan: WindowsBuildPlan,
                            vnc_password=vnc_password)
 
 
-def build_windows_image(iso: Path, edition: str, uri: str, report: HostReport,
+def build_windows_image(name: str, iso: Path, edition: str, uri: str, report: HostReport,
                         progress: Progress, timeout: float = 3 * 3600) -> tuple[BuiltImage, bool]:
-    """Install, generalize and store the base image (a no-op when this ISO's is cached)."""
+    """Install, generalize and store base image ``name`` (windows-server-2022, ...) from
+    the ISO (a no-op when this ISO's is cached)."""
+    version = windows_os(name)
     if edition not in EDITIONS:
         raise NestlabError(f"unknown edition {edition!r}; choose {', '.join(EDITIONS)}")
     if not iso.is_file():
         raise NestlabError(f"{iso}: no such ISO file")
+    note = check_iso_holds(iso, install_image_name(version, edition))
+    if note:
+        progress(note)
     if report.accel != "kvm":
         raise HostCannotRunLab("installing Windows needs kvm with nesting; this host offers "
                                f"{report.accel}", hint="`nestlab check` says what is missing.")
     key = image_key(iso, edition)
-    final = images_root() / NAME / key
+    final = images_root() / name / key
     cached = read_manifest(final / "manifest.json")
     if cached is not None:
         return cached, False
@@ -142,15 +155,15 @@ def build_windows_image(iso: Path, edition: str, uri: str, report: HostReport,
     partial.chmod(0o711)
     started = time.monotonic()
     try:
-        logs = build_logs(key)
-        plan = build_plan(report, key, edition, partial, iso.resolve(), logs=logs)
+        logs = build_logs(name, key)
+        plan = build_plan(report, key, version, edition, partial, iso.resolve(), logs=logs)
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(plan.disk_path),
                         str(DISK_SIZE)], check=True)
-        write_install_medium(plan.answer_path, edition, generate_password())
+        write_install_medium(plan.answer_path, version, edition, generate_password())
         _install(plan, uri, progress, timeout)
         plan.answer_path.unlink()
         shutil.rmtree(key_dir(partial))  # the install's VNC password
-        image = BuiltImage(name=NAME, key=key, path=final, kernel=None, initrd=None,
+        image = BuiltImage(name=name, key=key, path=final, kernel=None, initrd=None,
                            disk=final / "disk.qcow2",
                            size=plan.disk_path.stat().st_size,
                            seconds=round(time.monotonic() - started, 1),
@@ -162,6 +175,14 @@ def build_windows_image(iso: Path, edition: str, uri: str, report: HostReport,
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+
+
+def windows_os(image: str) -> OS:
+    """The Windows Server a base image name stands for (windows-server-2022 -> its OS)."""
+    if image not in WINDOWS_IMAGES:
+        raise NestlabError(f"{image!r} is not a Windows base image",
+                           hint=f"Choose one of: {', '.join(WINDOWS_IMAGES)}.")
+    return WINDOWS_IMAGES[image]
 
 
 def _install(plan: WindowsBuildPlan, uri: str, progress: Progress, timeout: float) -> None:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from nestlab.errors import HostCannotRunLab
 from nestlab.host.facts import HostFacts
-from nestlab.lab.model import Accel, GiB, Lab, human_size
+from nestlab.lab.model import OS, Accel, GiB, Lab, human_size
 from nestlab.programs import RUNTIME_NEEDS, Need, install_command, runtime_programs
 
 AccelChoice = Literal["kvm", "tcg", "none"]
@@ -279,6 +279,29 @@ def _program_checks(facts: HostFacts) -> list[Check]:
     return checks
 
 
+def _vendor_check(facts: HostFacts, evmcs: bool, versions: list[OS]) -> Check:
+    """Microsoft supports nested Hyper-V on Intel from Windows Server 2016 on, on AMD from
+    2022 on, both with Hyper-V below (docs/windows-versions.md). Under KVM that is no
+    promise either way: an older version on AMD is flagged, and every L1 proves itself by
+    starting its L2s."""
+    if facts.cpu.vendor != "amd":
+        return Check("windows-vendor", Status.ok,
+                     "Intel host: eVMCS is available to L1" if evmcs else "Intel host")
+    unsupported = [v for v in versions if not v.profile.nested_hyperv_on_amd]
+    if not unsupported:
+        return Check("windows-vendor", Status.ok,
+                     f"AMD host: Microsoft supports nested Hyper-V on AMD from Windows Server "
+                     f"2022 on ({', '.join(v.profile.product for v in versions)}); nestlab "
+                     "still proves it on KVM by starting the L2s, and never enables eVMCS on AMD")
+    older = ", ".join(v.profile.product for v in unsupported)
+    return Check("windows-vendor", Status.warn,
+                 f"AMD host: Hyper-V in a {older} L1 on AMD KVM is unproven (Microsoft "
+                 "supports nested Hyper-V on AMD only from Windows Server 2022 on, and no "
+                 f"source found shows {older} L2s starting on AMD KVM); nestlab proves it by "
+                 "starting the L2s, and never enables eVMCS on AMD",
+                 "os: windows-server-2022 is the version Microsoft supports nested on AMD.")
+
+
 def _passthrough_checks(facts: HostFacts) -> list[Check]:
     caps = facts.libvirt.kvm_caps
     if caps is None:
@@ -331,29 +354,25 @@ def _lab_checks(facts: HostFacts, lab: Lab, accel: AccelChoice, evmcs: bool) -> 
                             "sometimes hangs an L1 at its first KVM use (about 1 run in 10)",
                             "Leave hosts[].cpus unset (1 under tcg) unless you need more."))
 
-    if any(h.os.profile.runs_hyperv for h in lab.hosts):
-        checks += _windows_checks(facts, accel, evmcs)
+    versions = [os for os in OS if os.profile.runs_hyperv and any(h.os is os for h in lab.hosts)]
+    if versions:
+        checks += _windows_checks(facts, accel, evmcs, versions)
     return checks
 
 
-def _windows_checks(facts: HostFacts, accel: AccelChoice, evmcs: bool) -> list[Check]:
+def _windows_checks(facts: HostFacts, accel: AccelChoice, evmcs: bool,
+                    versions: list[OS]) -> list[Check]:
     checks = []
+    products = ", ".join(v.profile.product for v in versions)
     if accel != "kvm":
         checks.append(Check("windows-accel", Status.fail,
-                            "a Windows Server 2016 L1 with Hyper-V needs kvm with nesting; "
+                            f"a Windows L1 with Hyper-V ({products}) needs kvm with nesting; "
                             "under emulation (tcg) Hyper-V would itself run emulated, which is "
                             "not practical (hours per boot) and is not supported",
                             "Run this lab on a host with VT-x/AMD-V and nested KVM "
                             "(see the checks above)."))
         return checks
-    if facts.cpu.vendor == "amd":
-        checks.append(Check("windows-vendor", Status.warn,
-                            "AMD host: Hyper-V in a Windows Server 2016 L1 on AMD KVM is "
-                            "unproven (no source shows WS2016 L2s starting there); nestlab "
-                            "proves it by starting the L2s, and never enables eVMCS on AMD"))
-    else:
-        checks.append(Check("windows-vendor", Status.ok, "Intel host: eVMCS is available to L1"
-                            if evmcs else "Intel host"))
+    checks.append(_vendor_check(facts, evmcs, versions))
     caps = facts.libvirt.kvm_caps
     if caps is None or caps.hyperv_features is None:
         checks.append(Check("hyperv-features", Status.warn,

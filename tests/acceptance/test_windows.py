@@ -1,10 +1,12 @@
-"""Acceptance on a real KVM host with a Windows Server 2016 ISO: `make acceptance-windows`.
+"""Acceptance on a real KVM host with a Windows Server 2016, 2019 or 2022 ISO:
+`make acceptance-windows ISO=... [OS=...]`.
 
-Checks the lab `examples/windows-hyperv.yaml` after `nestlab up`, through
-pytest-testinfra's WinRM backend (NTLM; pywinrm encrypts the messages over
-HTTP): the Hyper-V role, the hypervisor, the NAT switch, and both L2 primes
-running with a heartbeat. Not part of `make test`: no Windows runs on the
-project's own machines.
+Checks the example lab of that version (`examples/windows-hyperv.yaml` for 2016,
+`examples/windows-server-2019.yaml`, `examples/windows-server-2022.yaml`; the lab named
+by NESTLAB_ACCEPTANCE_LAB) after `nestlab up`, through pytest-testinfra's WinRM backend
+(NTLM; pywinrm encrypts the messages over HTTP): the Windows version the lab asked for,
+the Hyper-V role, the hypervisor, the NAT switch, and both L2 primes running with a
+heartbeat. Not part of `make test`: no Windows runs on the project's own machines.
 """
 
 from __future__ import annotations
@@ -26,11 +28,17 @@ LAB = os.environ.get("NESTLAB_ACCEPTANCE_LAB", "windows-hyperv")
 
 
 @pytest.fixture(scope="module")
-def hv1() -> Any:
+def ctx() -> LabContext:
     directory = lab_dir(LAB)
     if not (directory / "lab.json").exists():
-        pytest.fail(f"lab {LAB} is not up: run `nestlab up -f examples/windows-hyperv.yaml`")
-    ctx = LabContext.load(directory)
+        pytest.fail(f"lab {LAB} is not up: run `make acceptance-windows ISO=...`, or "
+                    f"`nestlab up -f` its example (NESTLAB_ACCEPTANCE_LAB names another lab)")
+    return LabContext.load(directory)
+
+
+@pytest.fixture(scope="module")
+def hv1(ctx: LabContext) -> Any:
+    directory = lab_dir(LAB)
     host = ctx.plan.host("hv1")
     password = quote(l1_password(Path(directory), "hv1"), safe="")
     return testinfra.get_host(
@@ -41,6 +49,12 @@ def powershell(host: Any, script: str) -> Any:
     result = host.run(f"powershell -NoProfile -Command \"{script} | ConvertTo-Json\"")
     assert result.rc == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def test_the_l1_runs_the_windows_server_its_lab_asks_for(ctx: LabContext, hv1: Any) -> None:
+    # "Microsoft Windows Server 2022 Standard Evaluation"
+    caption = powershell(hv1, "(Get-CimInstance Win32_OperatingSystem).Caption")
+    assert ctx.plan.host("hv1").os.profile.product in caption
 
 
 def test_hyperv_role_and_hypervisor(hv1: Any) -> None:

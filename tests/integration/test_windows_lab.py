@@ -47,13 +47,16 @@ def up_with_fake_l1s(monkeypatch: pytest.MonkeyPatch, home: Path, lab_file: Path
     assert prime is not None
     for name in ("isolinux.bin", "ldlinux.c32"):  # stand-ins: the ISO is only copied
         (prime.path / name).write_bytes(name.encode() * 512)
-    folder = images_root() / "windows-server-2016" / "eval"
-    folder.mkdir(parents=True)
-    disk = folder / "disk.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
-    write_manifest(folder, BuiltImage(name="windows-server-2016", key="eval", path=folder,
-                                      kernel=None, initrd=None, disk=disk, size=1, seconds=0.0,
-                                      built="2026-01-01T00:00:00Z"))
+    lab = load_lab(lab_file)
+    for image in sorted({host.base_image for host in lab.hosts}):
+        folder = images_root() / image / "eval"
+        folder.mkdir(parents=True)
+        disk = folder / "disk.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"],
+                       check=True)
+        write_manifest(folder, BuiltImage(name=image, key="eval", path=folder, kernel=None,
+                                          initrd=None, disk=disk, size=1, seconds=0.0,
+                                          built="2026-01-01T00:00:00Z"))
     l1s: dict[str, FakeHyperVL1] = {}
 
     def session(_self: WindowsDriver, host: HostPlan) -> FakeHyperVL1:
@@ -61,11 +64,24 @@ def up_with_fake_l1s(monkeypatch: pytest.MonkeyPatch, home: Path, lab_file: Path
 
     monkeypatch.setattr(WindowsDriver, "session", session)
     monkeypatch.setattr(windows, "_sleep", lambda _s: None)
-    lab = load_lab(lab_file)
     lab_dir = home / "labs" / lab.name
     up(lab, lab_file, lab_dir, "test:///l0", False, intel_host,
        reporter or Reporter(lab.name, lab_dir, "up", show=False))
     return l1s
+
+
+def test_up_of_a_windows_server_2022_lab_boots_that_base_image(
+        monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect, home: Path) -> None:
+    l1s = up_with_fake_l1s(monkeypatch, home, EXAMPLES / "windows-server-2022.yaml")
+    assert {n: vm.state for n, vm in l1s["hv1"].vms.items()} == {"prime1": "Running",
+                                                                "prime2": "Running"}
+    disk = home / "labs" / "windows-server-2022" / "hosts" / "hv1" / "disk.qcow2"
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(disk)],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert info["backing-filename"] == str(images_root() / "windows-server-2022" / "eval" /
+                                           "disk.qcow2")
+    xml = l0.lookupByName("nestlab-windows-server-2022-hv1").XMLDesc(0)
+    assert "(Windows Server 2022, Hyper-V)</title>" in xml
 
 
 def nestlab(*args: str) -> tuple[int, str, str]:

@@ -21,6 +21,7 @@ from nestlab.build.answerfile import (
     write_l1_medium,
 )
 from nestlab.build.seed import read_seed_iso
+from nestlab.lab.model import OS, WINDOWS_IMAGES
 from nestlab.render import password_placeholder, powershell_script
 from tests.golden_cases import render_case
 from tests.powershell import script_parameters
@@ -48,7 +49,7 @@ def test_password_encoding_matches_worked_examples() -> None:
 
 
 def test_install_answer_has_every_pass_and_component() -> None:
-    xml = render_install_answer("standard", "S3cret-pw")
+    xml = render_install_answer(OS.windows_server_2016, "standard", "S3cret-pw")
     assert xml.startswith('<?xml version="1.0" encoding="utf-8"?>\n<unattend')
     found = components(xml)
     assert set(found) == {
@@ -85,7 +86,30 @@ def test_install_answer_has_every_pass_and_component() -> None:
 
 
 def test_datacenter_edition() -> None:
-    assert "Windows Server 2016 SERVERDATACENTER" in render_install_answer("datacenter", "x")
+    assert "Windows Server 2016 SERVERDATACENTER" in render_install_answer(
+        OS.windows_server_2016, "datacenter", "x")
+
+
+# The install.wim image names of each version's evaluation ISO, as rgl/windows-vagrant's and
+# StefanScherer/packer-windows's answer files install them (docs/windows-versions.md).
+@pytest.mark.parametrize(("os", "edition", "image"), [
+    (OS.windows_server_2016, "standard", "Windows Server 2016 SERVERSTANDARD"),
+    (OS.windows_server_2019, "standard", "Windows Server 2019 SERVERSTANDARD"),
+    (OS.windows_server_2019, "datacenter", "Windows Server 2019 SERVERDATACENTER"),
+    (OS.windows_server_2022, "standard", "Windows Server 2022 SERVERSTANDARD"),
+    (OS.windows_server_2022, "datacenter", "Windows Server 2022 SERVERDATACENTER"),
+])
+def test_each_version_installs_its_own_image(os: OS, edition: str, image: str) -> None:
+    setup = components(render_install_answer(os, edition, "Pw-1x"))[
+        ("windowsPE", "Microsoft-Windows-Setup")]
+    assert setup.findtext(".//u:MetaData/u:Value", namespaces=NS) == image
+    assert setup.find(".//u:ProductKey/u:Key", NS) is None  # evaluation media of each: no key
+
+
+def test_the_versions_answer_files_differ_only_in_the_image_name() -> None:
+    answers = {os: render_install_answer(os, "standard", "Pw-1x") for os in WINDOWS_IMAGES.values()}
+    assert len(answers) == 3
+    assert len({text.replace(os.profile.product, "VERSION") for os, text in answers.items()}) == 1
 
 
 def test_l1_answer_sets_name_password_and_winrm() -> None:
@@ -121,7 +145,7 @@ def test_l1_password_is_kept_0600_and_stable(tmp_path: Path) -> None:
 def test_answer_medium_read_back(tmp_path: Path, kind: str) -> None:
     medium = tmp_path / "answer.iso"
     if kind == "install":
-        write_install_medium(medium, "standard", "pw-A1b2c3")
+        write_install_medium(medium, OS.windows_server_2022, "standard", "pw-A1b2c3")
         script = "build.ps1"
     else:
         write_l1_medium(medium, "hv1", "pw-A1b2c3")

@@ -14,6 +14,7 @@ from nestlab.host.check import check_host
 from nestlab.host.facts import HostFacts
 from nestlab.lab.labfile import load_lab
 from tests.conftest import EXAMPLES, FACTS
+from tests.fakes.windows_iso import image_names, wim_with_images, write_windows_iso
 
 LINUX = str(EXAMPLES / "linux-nested.yaml")
 WINDOWS = str(EXAMPLES / "windows-hyperv.yaml")
@@ -199,3 +200,43 @@ def test_plan_json_for_a_recorded_host(tmp_path: Path, monkeypatch: pytest.Monke
     assert steps[("L0", "network nestlab-windows-hyperv-lab")] == "unknown"  # not this host
     assert sum(preview["counts"].values()) == len(preview["steps"])
     assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("year", [2019, 2022])
+def test_a_lab_of_a_later_windows_server_uses_its_own_base_image(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, year: int) -> None:
+    monkeypatch.setenv("NESTLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path / "cache"))
+    code, out, err = run("plan", "-f", str(EXAMPLES / f"windows-server-{year}.yaml"),
+                         "--facts", str(FACTS / "amd-nested-1.json"), "--json")
+    assert code == 0, err
+    steps = {(s["guest"], s["step"]): s["state"] for s in json.loads(out)["steps"]}
+    assert steps[("L0", f"image windows-server-{year}")] == "create"
+    assert ("L0", "image windows-server-2016") not in steps
+
+
+@pytest.mark.parametrize("name", ["windows-server-2019", "windows-server-2022"])
+def test_image_build_of_a_windows_server_needs_its_iso(name: str) -> None:
+    code, _, err = run("image", "build", name)
+    assert code == 2
+    assert err.startswith(f"nestlab: error: building {name} needs --iso PATH")
+
+
+def test_image_identify_names_the_base_image_an_iso_builds(tmp_path: Path) -> None:
+    iso = write_windows_iso(tmp_path / "eval.iso",
+                            wim_with_images(image_names("Windows Server 2022")))
+    assert run("image", "identify", "--iso", str(iso)) == (0, "windows-server-2022\n", "")
+    code, out, _ = run("image", "identify", "--iso", str(iso), "--json")
+    assert code == 0
+    assert json.loads(out) == {"image": "windows-server-2022",
+                               "install_images": image_names("Windows Server 2022")}
+
+
+def test_image_identify_of_no_windows_iso_is_exit_2_with_a_hint(tmp_path: Path) -> None:
+    not_iso = tmp_path / "notes.txt"
+    not_iso.write_text("hello\n" * 1000)
+    code, out, err = run("image", "identify", "--iso", str(not_iso))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"nestlab: error: {not_iso}: not an ISO image that can be read")
+    assert "OS=windows-server-2022" in err
+    assert "Traceback" not in err

@@ -138,6 +138,47 @@ def test_windows_on_amd_is_flagged_unproven() -> None:
     assert "unproven" in detail
 
 
+def test_windows_server_2019_on_amd_is_unproven_too() -> None:
+    report = check_host(facts("amd-nested-1"), example("windows-server-2019"))
+    status, detail, fix = by_name(report)["windows-vendor"]
+    assert report.can_run
+    assert status is Status.warn
+    assert detail.startswith("AMD host: Hyper-V in a Windows Server 2019 L1 on AMD KVM is "
+                             "unproven (Microsoft supports nested Hyper-V on AMD only from "
+                             "Windows Server 2022 on")
+    assert fix and "windows-server-2022" in fix
+
+
+def test_windows_server_2022_on_amd_is_what_microsoft_supports() -> None:
+    report = check_host(facts("amd-nested-1"), example("windows-server-2022"))
+    status, detail, fix = by_name(report)["windows-vendor"]
+    assert report.can_run
+    assert status is Status.ok and fix is None
+    assert "Microsoft supports nested Hyper-V on AMD from Windows Server 2022 on" in detail
+    assert "by starting the L2s" in detail  # under KVM it is still proven, not assumed
+
+
+def test_a_lab_with_2016_and_2022_l1s_on_amd_names_the_unproven_one() -> None:
+    text = example_text("windows-server-2022").replace(
+        "    guests:\n", "    guests: []\n  - name: hv2\n    os: windows-server-2016\n"
+        "    memory: 4GiB\n    networks: [lab]\n    guests:\n", 1)
+    report = check_host(facts("amd-nested-1"), parse_lab(text))
+    status, detail, _ = by_name(report)["windows-vendor"]
+    assert status is Status.warn
+    assert "a Windows Server 2016 L1 on AMD KVM is unproven" in detail
+    assert "2022" not in detail.split("(")[0]
+
+
+def test_every_windows_version_on_intel_is_ok_and_needs_kvm() -> None:
+    for name in ("windows-hyperv", "windows-server-2019", "windows-server-2022"):
+        assert by_name(check_host(facts("intel-nested-y"), example(name)))[
+            "windows-vendor"][0] is Status.ok
+    report = check_host(facts("this-machine-paravirtual-kvm"), example("windows-server-2022"))
+    status, detail, _ = by_name(report)["windows-accel"]
+    assert status is Status.fail
+    assert detail.startswith("a Windows L1 with Hyper-V (Windows Server 2022) needs kvm")
+
+
 def test_not_enough_memory_fails() -> None:
     report = check_host(facts("intel-small-memory"), example("windows-hyperv"))
     status, detail, _ = by_name(report)["memory"]

@@ -91,10 +91,11 @@ def test_a_manifest_naming_files_elsewhere_or_of_the_wrong_type_is_no_image(
     assert find_image("prime") is None
 
 
-def test_an_image_from_the_users_iso_is_found_not_built(tmp_path: Path,
+@pytest.mark.parametrize("name", ["windows-server-2016", "windows-server-2019",
+                                  "windows-server-2022"])
+def test_an_image_from_the_users_iso_is_found_not_built(tmp_path: Path, name: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path))
-    with pytest.raises(NestlabError, match="image windows-server-2016 is not built") as info:
-        build_image("windows-server-2016")
-    assert info.value.hint == (
-        "Build it: nestlab image build windows-server-2016 --iso PATH")
+    with pytest.raises(NestlabError, match=f"image {name} is not built") as info:
+        build_image(name)
+    assert info.value.hint == f"Build it: nestlab image build {name} --iso PATH"

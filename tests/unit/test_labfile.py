@@ -155,6 +155,16 @@ def test_bridged_l2_network_on_a_linux_l1_is_refused() -> None:
     assert message.startswith("lab.yaml:11: hosts[0].guest_network.mode: bridged L2 networks")
 
 
+@pytest.mark.parametrize("year", [2016, 2019, 2022])
+def test_each_windows_server_is_an_l1_os_with_its_own_base_image(year: int) -> None:
+    text = GOOD.replace("os: debian-12", f"os: windows-server-{year}").replace(
+        "memory: 3GiB", "memory: 2GiB")
+    assert (f"lab.yaml:8: hosts[0].memory: a Windows Server {year} L1 with Hyper-V needs at "
+            "least 4GiB, got 2GiB") in problems(text)
+    host = parse_lab(text.replace("memory: 2GiB", "memory: 8GiB")).hosts[0]
+    assert host.base_image == f"windows-server-{year}"
+
+
 def test_windows_computer_names_fit_netbios() -> None:
     text = GOOD.replace("os: debian-12", "os: windows-server-2016").replace(
         "memory: 3GiB", "memory: 8GiB").replace("name: kvm1", "name: hyperv-host-0001")
@@ -183,8 +193,8 @@ def test_every_problem_is_reported_at_once() -> None:
     text = GOOD.replace("memory: 3GiB", "memory: 3").replace("os: debian-12", "os: plan9")
     messages = problems(text)
     assert len(messages) == 2
-    assert any("hosts[0].os: Input should be 'windows-server-2016' or 'debian-12'" in m
-               for m in messages)
+    assert any("hosts[0].os: Input should be 'windows-server-2016', 'windows-server-2019', "
+               "'windows-server-2022' or 'debian-12'" in m for m in messages)
 
 
 def test_yaml_syntax_error_gives_a_line() -> None:

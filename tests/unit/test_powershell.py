@@ -7,6 +7,7 @@ import re
 import pytest
 
 from nestlab.build.answerfile import render_install_answer, render_l1_answer
+from nestlab.lab.model import WINDOWS_IMAGES
 from nestlab.render import powershell_script, powershell_script_names
 from tests.fakes.hyperv import FakeHyperVL1
 from tests.golden_cases import CASES, render_case
@@ -52,8 +53,11 @@ def test_the_check_catches_broken_powershell() -> None:
     assert syntax_errors("New-VM -Name 'a' -Path \"C:\\x")
 
 
-@pytest.mark.parametrize("answer", [render_install_answer("standard", "Pw-1x"),
-                                    render_l1_answer("hv1", "Pw-1x"), *RENDERED_ANSWERS])
+INSTALL_ANSWERS = [render_install_answer(os, "standard", "Pw-1x") for os in WINDOWS_IMAGES.values()]
+
+
+@pytest.mark.parametrize("answer", [*INSTALL_ANSWERS, render_l1_answer("hv1", "Pw-1x"),
+                                    *RENDERED_ANSWERS])
 def test_first_logon_command_lines_parse(answer: str) -> None:
     commands = re.findall(r"<CommandLine>powershell [^\"]*\"(.*)\"</CommandLine>", answer)
     assert commands

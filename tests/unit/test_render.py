@@ -110,6 +110,15 @@ def test_windows_intel_domain_preset() -> None:
     assert {t.get("bus") for t in root.findall("devices/disk/target")} == {"sata"}
 
 
+@pytest.mark.parametrize(("case", "product"), [
+    ("windows-hyperv-kvm-intel", "Windows Server 2016"),
+    ("windows-server-2019-kvm-amd", "Windows Server 2019"),
+    ("windows-server-2022-kvm-intel", "Windows Server 2022")])
+def test_a_windows_domain_names_its_version(case: str, product: str) -> None:
+    xml = next(v for k, v in render_case(case).items() if str(k).startswith("l0/domains/"))
+    assert ET.fromstring(xml).findtext("title", "").endswith(f"({product}, Hyper-V)")
+
+
 def test_windows_amd_domain_has_no_evmcs() -> None:
     xml = next(v for k, v in render_case("windows-hyperv-kvm-amd").items()
                if str(k).startswith("l0/domains/"))

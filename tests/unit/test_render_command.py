@@ -25,6 +25,7 @@ from nestlab.render import (
     render_guest_domain_xml,
 )
 from tests.conftest import EXAMPLES, FACTS, facts
+from tests.powershell import syntax_errors
 
 LINUX = str(EXAMPLES / "linux-nested.yaml")
 THIS_MACHINE = str(FACTS / "this-machine-paravirtual-kvm.json")
@@ -128,18 +129,29 @@ WINDOWS = str(EXAMPLES / "windows-hyperv.yaml")
 KVM_HOST = str(FACTS / "intel-nested-y.json")
 
 
-def test_windows_render_writes_the_l1s_medium_and_scripts(tmp_path: Path) -> None:
-    code, out, _ = render(tmp_path / "out", WINDOWS, KVM_HOST)
+@pytest.mark.parametrize(("lab", "host_facts"), [
+    ("windows-hyperv", KVM_HOST),
+    ("windows-server-2019", str(FACTS / "amd-nested-1.json")),
+    ("windows-server-2022", KVM_HOST),
+    ("windows-server-2022", str(FACTS / "amd-nested-1.json"))])
+def test_windows_render_writes_the_l1s_medium_and_scripts(tmp_path: Path, lab: str,
+                                                          host_facts: str) -> None:
+    code, out, _ = render(tmp_path / "out", str(EXAMPLES / f"{lab}.yaml"), host_facts)
     assert code == 0
     written = sorted(p.relative_to(tmp_path / "out").as_posix()
                      for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert written == sorted([
-        "l0/domains/nestlab-windows-hyperv-hv1.xml",
-        "l0/networks/nestlab-windows-hyperv-lab.xml",
+        f"l0/domains/nestlab-{lab}-hv1.xml",
+        f"l0/networks/nestlab-{lab}-lab.xml",
         "l1/hv1/answer-medium/autounattend.xml",
         "l1/hv1/answer-medium/winrm.ps1",
         *(f"l1/hv1/windows/{name}.ps1" for name in WINDOWS_PROVISION_SCRIPTS)])
     assert f"wrote {len(written)} files" in out
+    for script in (tmp_path / "out" / "l1").rglob("*.ps1"):
+        assert syntax_errors(script.read_text()) == [], script
+    answer = (tmp_path / "out/l1/hv1/answer-medium/autounattend.xml").read_text()
+    ET.fromstring(answer)
+    assert "&lt;password of hv1: generated at the first up" in answer  # a placeholder
 
 
 def test_windows_render_never_reads_the_password(tmp_path: Path, _lab_home: Path) -> None:

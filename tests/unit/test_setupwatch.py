@@ -14,6 +14,7 @@ from nestlab.build import winimage
 from nestlab.build.answerfile import render_install_answer
 from nestlab.build.images import ImageBuildError
 from nestlab.build.setupwatch import STALL, STEP_LIMIT, SetupWatch, parse_markers
+from nestlab.lab.model import OS
 from nestlab.render import powershell_script
 from nestlab.virt.screens import ScreenRecorder
 from tests.fakes.winsetup import FakeInstall, Moment, installing, marker, prompt
@@ -173,7 +174,7 @@ def test_the_markers_the_guest_writes_are_the_ones_the_build_reads() -> None:
     sent = re.findall(r"Send-Marker ['\"]([a-z-]+)", script)
     assert sent == ["first-logon", "sysprep-start", "setuperr", "sysprep-failed",
                     "sysprep-done"]
-    answer = render_install_answer("standard", "S3cret-pw")
+    answer = render_install_answer(OS.windows_server_2016, "standard", "S3cret-pw")
     echoed = re.findall(r"cmd /c echo (nestlab-build: [a-z-]+)&gt;COM1", answer)
     assert echoed == ["nestlab-build: specialize"]
     assert parse_markers(echoed[0] + "\r\n").last == "specialize"

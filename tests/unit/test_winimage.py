@@ -14,6 +14,7 @@ import pytest
 from nestlab.build import winimage
 from nestlab.build.images import ImageBuildError, images_root
 from nestlab.host.check import check_host
+from nestlab.lab.model import OS
 from tests.conftest import facts
 
 
@@ -36,10 +37,10 @@ def test_a_failed_build_keeps_its_logs_and_screenshots_not_its_disk(
 
     monkeypatch.setattr(winimage, "_install", install)
     with pytest.raises(ImageBuildError):
-        winimage.build_windows_image(iso, "standard", "test:///default",
+        winimage.build_windows_image("windows-server-2016", iso, "standard", "test:///default",
                                      check_host(facts("intel-nested-y")), lambda _s: None)
     assert seen == {"folder mode": 0o711, "disk": True}
-    folder = images_root() / winimage.NAME
+    folder = images_root() / "windows-server-2016"
     [logs] = list(folder.iterdir())
     assert logs.name.endswith(".log") and stat.S_IMODE(logs.stat().st_mode) == 0o700
     assert (logs / "serial.log").read_bytes() == b"nestlab-build: specialize\r\n"
@@ -62,7 +63,7 @@ class RefusesEvmcs:
 
 def test_an_install_the_host_refuses_evmcs_for_starts_without_it(tmp_path: Path) -> None:
     report = check_host(facts("intel-nested-y"))
-    plan = winimage.build_plan(report, "01234567", "standard", tmp_path,
+    plan = winimage.build_plan(report, "01234567", OS.windows_server_2016, "standard", tmp_path,
                                tmp_path / "ws.iso", logs=tmp_path / "logs")
     assert plan.evmcs
     conn, said = RefusesEvmcs(), []
@@ -74,7 +75,8 @@ def test_an_install_the_host_refuses_evmcs_for_starts_without_it(tmp_path: Path)
 
 
 def test_an_install_that_cannot_start_for_another_reason_says_why(tmp_path: Path) -> None:
-    plan = winimage.build_plan(check_host(facts("intel-nested-y")), "01234567", "standard",
+    plan = winimage.build_plan(check_host(facts("intel-nested-y")), "01234567",
+                               OS.windows_server_2016, "standard",
                                tmp_path, tmp_path / "ws.iso", logs=tmp_path / "logs")
 
     class NoMemory:

@@ -1,0 +1,2 @@
+# Restart the L1 (after the Hyper-V role). The WinRM session drops with it.
+Restart-Computer -Force
