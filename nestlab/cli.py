@@ -477,8 +477,9 @@ def verify(lab_file: Path, tests: tuple[Path, ...], junit: Path | None, no_built
 @click.option("--name", metavar="NAME", help="The lab's name [default: from FOLDER's name].")
 def init(folder: Path, template: str, name: str | None) -> None:
     """Start a course or project in FOLDER: nestlab.yaml, a Makefile (make lab, verify,
-    ssh HOST=..., status, down, clean: each prints the command it runs), example checks
-    in tests/ and a README for students. Writes only new files."""
+    ssh HOST=..., status, down, clean; for a course seats N=..., reset SEAT=..., handouts,
+    and verify of every seat: each prints the command it runs), example checks in tests/
+    and a README for students. Writes only new files."""
     from nestlab.commands.init import init as scaffold
 
     for path in scaffold(folder, template, name):
