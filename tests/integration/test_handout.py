@@ -4,8 +4,10 @@ with FAKE L1s: two seats of one course, each handout opening its own seat only."
 from __future__ import annotations
 
 import json
+import socket
 import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import libvirt
@@ -134,6 +136,50 @@ def test_openssh_reads_the_config_as_meant(tmp_path: Path, seats: dict[str, Path
         assert options["hostkeyalias"] == name
         assert options["stricthostkeychecking"] == "true"
         assert options["identitiesonly"] == "yes"
+
+
+def banner_server() -> tuple[int, threading.Thread]:
+    """A loopback port that answers as an SSH server would start to, then hangs up: enough
+    for ssh to load its identities, and reports which it found (``ssh -v``)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(10)
+
+    def serve() -> None:
+        with server:
+            connection, _ = server.accept()
+            with connection:
+                connection.sendall(b"SSH-2.0-banner\r\n")
+                connection.recv(256)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server.getsockname()[1], thread
+
+
+def identities_loaded(argv: list[str], cwd: Path) -> list[str]:
+    port, thread = banner_server()
+    run = subprocess.run([*argv, "-v", "-o", "HostName=127.0.0.1", "-o", f"Port={port}",
+                          "-o", "BatchMode=yes", "kvm1", "true"], cwd=cwd, capture_output=True,
+                         text=True, timeout=30)
+    thread.join(10)
+    return [line.split(":", 1)[1].strip() for line in run.stderr.splitlines()
+            if line.startswith("debug1: identity file id_ed25519 type")]
+
+
+def test_openssh_finds_the_handouts_key_from_its_folder_or_through_connect_sh(
+        tmp_path: Path, seats: dict[str, Path]) -> None:
+    """OpenSSH opens a relative IdentityFile from the current folder (not the config's):
+    from elsewhere `ssh -F` misses the key, connect.sh finds it. Loopback only: the
+    guest's address is overridden on the command line."""
+    out = handout(tmp_path, "course-s01")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert identities_loaded(["ssh", "-F", "ssh_config"], out) == [
+        "identity file id_ed25519 type 3"]  # 3: an ed25519 key was read
+    assert identities_loaded(["ssh", "-F", str(out / "ssh_config")], elsewhere) == [
+        "identity file id_ed25519 type -1"]  # -1: none there
+    assert identities_loaded([str(out / "connect.sh")], elsewhere) == [
+        "identity file id_ed25519 type 3"]
 
 
 def test_json_names_the_folder_its_files_and_guests(tmp_path: Path,
