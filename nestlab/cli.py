@@ -496,8 +496,9 @@ def verify(lab_file: Path, tests: tuple[Path, ...], junit: Path | None, no_built
 @click.option("--name", metavar="NAME", help="The lab's name [default: from FOLDER's name].")
 def init(folder: Path, template: str, name: str | None) -> None:
     """Start a course or project in FOLDER: nestlab.yaml, a Makefile (make lab, verify,
-    ssh HOST=..., status, down, clean: each prints the command it runs), example checks
-    in tests/ and a README for students. Writes only new files."""
+    ssh HOST=..., status, down, clean; for a course seats N=..., reset SEAT=..., handouts,
+    and verify of every seat: each prints the command it runs), example checks in tests/
+    and a README for students. Writes only new files."""
     from nestlab.commands.init import init as scaffold
 
     for path in scaffold(folder, template, name):
@@ -687,6 +688,41 @@ def _guest_done(result: GuestResult, verb: str, reporter: Reporter, as_json: boo
         click.echo(f"L2 {proof.guest} ({proof.address}) in {proof.l1}: proven: "
                    f"{proof.evidence}")
     click.echo(f"{result.level} {result.guest} {verb} ({elapsed:.0f}s): {reporter.summary()}")
+
+
+@main.command(interrupted="Nothing of the unfinished handout is left: run it again.")
+@_lab_selector
+@click.option("--out", "out_dir", required=True, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="A new (or empty) folder for the handout.")
+@click.option("--jump", metavar="USER@HOST[:PORT]",
+              help="Your host as students reach it with their own account there: SSH to "
+                   "the L1s goes through it (ProxyJump).")
+@_json_option
+def handout(lab_file: Path, lab_name: str | None, out_dir: Path, jump: str | None,
+            as_json: bool) -> None:
+    """Write what a student needs to reach the lab into DIR: an OpenSSH config (L1s by
+    address, through --jump; L2s through their L1; host keys pinned), the lab's own SSH
+    key (0600), a Windows L1's Administrator password, and README.txt (machines,
+    addresses, how to connect, what not to do). It opens this lab only.
+
+    A lab in a sandbox is refused: its guests are reachable only inside its namespace.
+    """
+    from nestlab.commands.context import LabContext
+    from nestlab.commands.handout import parse_jump, write_handout
+
+    hop = parse_jump(jump) if jump is not None else None
+    written = write_handout(LabContext.load(_selected_lab_dir(lab_file, lab_name)), out_dir,
+                            hop)
+    if as_json:
+        click.echo(json.dumps({"lab": written.lab, "folder": str(written.folder),
+                               "files": written.files, "ssh": written.ssh_guests,
+                               "windows": written.windows_l1s}, indent=2))
+        return
+    click.echo(f"handout of lab {written.lab} in {written.folder}: {', '.join(written.files)}")
+    if written.ssh_guests:
+        click.echo(f"  students: cd {shlex.quote(written.folder.name)} && ssh -F ssh_config "
+                   f"{written.ssh_guests[0]}")
 
 
 @main.command(name="_proxy", hidden=True)

@@ -51,14 +51,18 @@ def generate_password() -> str:
         string.ascii_lowercase) + secrets.choice(string.digits) + secrets.choice("-_.+")
 
 
+def l1_password_path(lab_dir: Path, host: str) -> Path:
+    return lab_dir / "keys" / f"{host}.password"
+
+
 def l1_password(lab_dir: Path, host: str) -> str:
     """The Administrator password of one Windows L1 of the lab (created once, 0600).
 
     Written atomically: a crash leaves no file or a whole one. An empty file (left
     by an older nestlab) is regenerated: nothing can have used an empty password.
     """
-    folder = private_dir(lab_dir / "keys")
-    path = folder / f"{host}.password"
+    private_dir(lab_dir / "keys")
+    path = l1_password_path(lab_dir, host)
     password = read_bounded_text(path, 1024, "password file").strip() if path.exists() else ""
     if not password:
         password = generate_password()

@@ -46,6 +46,19 @@ class ConsoleLog:
     lines: list[str]
 
 
+@dataclass(frozen=True)
+class RemoteAccess:
+    """What a person reaching the L1 from elsewhere (a student's handout) needs besides the
+    lab's SSH key: the lab's secret files for it and the TCP ports it serves."""
+
+    secrets: dict[str, Path]
+    """A file name in the handout -> the lab's file it is copied from."""
+    ports: tuple[tuple[str, int], ...]
+    """(what, port on the L1's address)."""
+    screen_port: int | None = None
+    """The port of its screen (VNC on 127.0.0.1 of this host), when it has one now."""
+
+
 CONSOLE_LOG_BYTES = 1024 * 1024
 """At most this much of a console log's end is read, however many lines are asked for."""
 
@@ -168,6 +181,10 @@ class L1Driver(abc.ABC):
     def ssh_names(self, host: HostPlan) -> list[str]:
         """The guests OpenSSH reaches (`ssh`, `ssh-config`); none unless a driver says so."""
         return []
+
+    def remote_access(self, host: HostPlan) -> RemoteAccess:
+        """Secrets and ports beyond SSH (`ssh_names`) a handout gives: none by default."""
+        return RemoteAccess({}, ())
 
     @abc.abstractmethod
     def console(self, host: HostPlan, guest: GuestPlan | None) -> list[str] | str:

@@ -13,9 +13,18 @@ from typing import cast
 
 import libvirt
 
-from nestlab.build.answerfile import l1_password
+from nestlab.build.answerfile import l1_password, l1_password_path
 from nestlab.build.images import BuiltImage
-from nestlab.drivers.base import BootWatch, ConsoleLog, L1Driver, Proof, Say, Shell, Timeouts
+from nestlab.drivers.base import (
+    BootWatch,
+    ConsoleLog,
+    L1Driver,
+    Proof,
+    RemoteAccess,
+    Say,
+    Shell,
+    Timeouts,
+)
 from nestlab.errors import NestlabError
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.provision import windows
@@ -181,6 +190,19 @@ class WindowsDriver(L1Driver):
                          f"{port}:127.0.0.1:{port} root@THIS-HOST, then vncviewer "
                          f"localhost:{port}")
         return "\n".join(lines)
+
+    def remote_access(self, host: HostPlan) -> RemoteAccess:
+        """Administrator's password and WinRM (HTTP 5985, NTLM with message encryption, as
+        winrm.ps1 opens it); the screen (VNC) with its password while the L1 runs. RDP is
+        not enabled by nestlab."""
+        screen = None
+        with contextlib.suppress(NestlabError, libvirt.libvirtError):
+            screen = _vnc_port(self.ctx.libvirt(), self.ctx.plan.lab, host)
+        return RemoteAccess(
+            secrets={f"{host.name}.password": l1_password_path(self.ctx.lab_dir, host.name),
+                     f"{host.name}.vnc": vnc_password_path(self.ctx.lab_dir, host.name)},
+            ports=(("WinRM (HTTP, NTLM with message encryption)", 5985),),
+            screen_port=screen)
 
     def read_console_log(self, host: HostPlan, guest: GuestPlan | None,
                          lines: int) -> ConsoleLog:

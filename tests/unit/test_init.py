@@ -38,6 +38,16 @@ def test_the_scaffold_is_a_lab_file_a_makefile_checks_and_a_readme(
     ("down", "nestlab down -f nestlab.yaml"),
     ("clean", "nestlab down -f nestlab.yaml --purge"),
     ("lab UP_FLAGS=--sandbox", "nestlab up -f nestlab.yaml --sandbox"),
+    ("seats N=12", "nestlab up -f nestlab.yaml --seats 12"),
+    ("seats N=2 UP_FLAGS=-q", "nestlab up -f nestlab.yaml --seats 2 -q"),
+    ("reset SEAT=3", "nestlab reset -f nestlab.yaml --seat 3"),
+    ("handouts SEATS=2", "nestlab handout -f nestlab.yaml --seat 2 --out handouts/seat-2"),
+    ("handouts SEATS=2 JUMP=me@lab.example.edu",
+     "nestlab handout -f nestlab.yaml --seat 1 --out handouts/seat-1 --jump me@lab.example.edu"),
+    ("handout SEAT=4", "nestlab handout -f nestlab.yaml --seat 4 --out handouts/seat-4"),
+    ("verify SEATS=2", "nestlab verify -f nestlab.yaml --seat 2 tests --junit junit-s2.xml "
+                       "> verify-s2.txt 2>&1; echo $? > verify-s2.rc"),
+    ("clean", "rm -rf junit.xml junit-s*.xml verify-s*.txt verify-s*.rc handouts"),
 ])
 def test_each_make_target_prints_and_runs_one_nestlab_command(
         tmp_path: Path, target: str, command: str) -> None:
@@ -47,11 +57,69 @@ def test_each_make_target_prints_and_runs_one_nestlab_command(
     assert command in [line.strip() for line in run.stdout.splitlines()]
 
 
-def test_make_ssh_without_a_host_says_how(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("target", "usage"), [
+    ("ssh", "usage: make ssh HOST=NAME"), ("seats", "usage: make seats N=COUNT"),
+    ("reset", "usage: make reset SEAT=K"), ("handouts", "usage: make handouts SEATS=COUNT"),
+    ("handout", "usage: make handout SEAT=K"),
+])
+def test_a_make_target_without_its_variable_says_how(tmp_path: Path, target: str,
+                                                     usage: str) -> None:
     init(tmp_path, "linux", "course")
-    run = subprocess.run(["make", "ssh"], cwd=tmp_path, capture_output=True, text=True)
+    run = subprocess.run(["make", target], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 2
-    assert "usage: make ssh HOST=NAME" in run.stdout
+    assert usage in run.stdout
+
+
+def make_n(folder: Path, *args: str) -> list[str]:
+    run = subprocess.run(["make", "-n", *args], cwd=folder, capture_output=True, text=True,
+                         check=True)
+    return [line.strip() for line in run.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("template", ["linux", "windows"])
+def test_the_lab_files_seats_make_verify_and_handouts_cover_every_seat(
+        tmp_path: Path, template: str) -> None:
+    init(tmp_path, template, "course")
+    lab_file = tmp_path / "nestlab.yaml"
+    assert "nestlab verify -f nestlab.yaml tests --junit junit.xml" in make_n(tmp_path, "verify")
+    lab_file.write_text(lab_file.read_text() + "seats: 3  # one per student\n")
+    verify = [line for line in make_n(tmp_path, "verify") if line.startswith("nestlab ")]
+    assert verify == [f"nestlab verify -f nestlab.yaml --seat {k} tests --junit junit-s{k}.xml "
+                      f"> verify-s{k}.txt 2>&1; echo $? > verify-s{k}.rc" for k in (1, 2, 3)]
+    handouts = [line for line in make_n(tmp_path, "handouts") if line.startswith("nestlab ")]
+    assert handouts == [f"nestlab handout -f nestlab.yaml --seat {k} --out handouts/seat-{k}"
+                        for k in (1, 2, 3)]
+    assert "nestlab up -f nestlab.yaml --seats 3" in make_n(tmp_path, "seats")
+
+
+FAKE_NESTLAB = """#!/bin/sh
+# A stand-in for nestlab verify --seat K: seat 2 fails one test, seat 3 is not up.
+case "$5" in
+  1) echo "passed  test_lab.py::test_kvm_inside[kvm1]"
+     echo "lab course-s01: 3 passed in 1.0 s; JUnit XML in junit-s1.xml"; exit 0 ;;
+  2) echo "failed  test_lab.py::test_kvm_inside[kvm1]"
+     echo "lab course-s02: 2 passed, 1 failed in 1.0 s; JUnit XML in junit-s2.xml"; exit 1 ;;
+  *) echo "nestlab: error: no such lab 'course-s03'" >&2; echo "hint: bring it up" >&2; exit 2 ;;
+esac
+"""
+
+
+def test_make_verify_runs_every_seat_and_prints_one_line_per_seat(tmp_path: Path) -> None:
+    init(tmp_path, "linux", "course")
+    fake = tmp_path / "fake-nestlab"
+    fake.write_text(FAKE_NESTLAB)
+    fake.chmod(0o755)
+    run = subprocess.run(["make", "verify", "SEATS=3", f"NESTLAB={fake}"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode != 0  # a seat failed
+    seats = [line for line in run.stdout.splitlines() if line.startswith("seat ")]
+    assert seats == [
+        "seat 1: ok      lab course-s01: 3 passed in 1.0 s; JUnit XML in junit-s1.xml",
+        "seat 2: FAILED  lab course-s02: 2 passed, 1 failed in 1.0 s; JUnit XML in "
+        "junit-s2.xml (exit 1; all of it in verify-s2.txt)",
+        "seat 3: FAILED  nestlab: error: no such lab 'course-s03' (exit 2; all of it in "
+        "verify-s3.txt)"]
+    assert f"{fake} verify -f nestlab.yaml --seat 3 tests --junit junit-s3.xml" in run.stdout
 
 
 def test_nothing_that_exists_is_overwritten(tmp_path: Path) -> None:
