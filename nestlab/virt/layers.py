@@ -141,8 +141,10 @@ def backing_file(path: Path) -> Path | None:
 
 
 def dependents(host: HostPlan, layer: Path) -> list[Path]:
-    """The L1's files (its disk, its other snapshots) directly backed by ``layer``."""
-    files = [host.disk_path, *(snapshot_path(host, n) for n in snapshot_names(host))]
+    """The L1's files (its disk, its baseline, its other snapshots) directly backed by
+    ``layer``."""
+    files = [host.disk_path, baseline_path(host),
+             *(snapshot_path(host, n) for n in snapshot_names(host))]
     return [f for f in files if f != layer and f.exists() and backing_file(f) == layer]
 
 
@@ -152,15 +154,22 @@ def remove_snapshot_layer(host: HostPlan, name: str) -> bool:
     layer = snapshot_path(host, name)
     if not layer.exists():
         return False
+    refuse_in_use(host, name)
+    layer.unlink()
+    return True
+
+
+def refuse_in_use(host: HostPlan, name: str) -> None:
+    """``LayerInUse`` when a file of the L1 is backed by its layer of snapshot ``name``."""
+    layer = snapshot_path(host, name)
     users = dependents(host, layer)
     if users:
-        shown = ", ".join("its current disk" if u == host.disk_path else f"snapshot {u.stem}"
+        shown = ", ".join("its current disk" if u == host.disk_path else
+                          "its baseline" if u == baseline_path(host) else f"snapshot {u.stem}"
                           for u in users)
         raise LayerInUse(f"{host.name}: snapshot {name} is the layer under {shown}",
                          hint="Delete the later snapshots first; `nestlab reset` (or restoring "
                               "another snapshot) moves the current disk off it.")
-    layer.unlink()
-    return True
 
 
 @dataclass(frozen=True)
