@@ -64,7 +64,7 @@ def list_snapshots(lab_dir: Path) -> list[SnapshotInfo]:
         files = {h.name: layers.layer_file(layers.snapshot_path(h, name))
                  for h in ctx.plan.hosts if layers.snapshot_path(h, name).exists()}
         found.append(SnapshotInfo(
-            name, iso_utc(max(f.mtime for f in files.values())),
+            name, iso_utc(max(f.frozen for f in files.values())),
             sum(f.bytes_on_disk for f in files.values()), sorted(files),
             [h.name for h in ctx.plan.hosts if h.name not in files]))
     return sorted(found, key=lambda s: (s.saved, s.name))

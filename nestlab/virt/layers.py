@@ -94,7 +94,6 @@ def freeze_top(host: HostPlan, layer: Path) -> None:
         layer.parent.mkdir(parents=True, exist_ok=True)
         layer.parent.chmod(disk.parent.stat().st_mode & 0o777)  # QEMU must reach it
         os.link(disk, layer)
-        os.utime(layer)  # when it was frozen: what `snapshot list` shows
     layer.chmod(_FROZEN_MODE)
     new_top(host, layer)
 
@@ -176,13 +175,15 @@ def refuse_in_use(host: HostPlan, name: str) -> None:
 class LayerFile:
     path: Path
     bytes_on_disk: int
-    mtime: float
+    frozen: float
+    """When it was frozen: its inode's change time (the link and chmod that froze it; its
+    content, and so its mtime, is never written again)."""
 
 
 def layer_file(path: Path) -> LayerFile:
     """A layer's size on disk (allocated blocks, not its virtual size) and time."""
     st = path.stat()
-    return LayerFile(path, st.st_blocks * 512, st.st_mtime)
+    return LayerFile(path, st.st_blocks * 512, st.st_ctime)
 
 
 def _same_file(a: Path, b: Path) -> bool:
