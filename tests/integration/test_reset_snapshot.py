@@ -20,6 +20,7 @@ from nestlab.commands.reset import make_baseline
 from nestlab.errors import NestlabError
 from nestlab.progress import Reporter
 from nestlab.virt import layers
+from tests.conftest import facts
 from tests.fakes.lab import inventory
 from tests.fakes.linux import FakeLinuxL1, FakePrime
 from tests.integration.conftest import LAB_FILE, bring_up
@@ -207,3 +208,22 @@ def test_down_leaves_nothing_of_the_layers(
     assert not (lab.lab_dir / "hosts").exists()
     assert not [d for d in inventory(l0)["domains"]  # type: ignore[attr-defined]
                 if str(d).startswith("nestlab-linux-nested")]
+
+
+def test_up_with_baseline_keeps_it_once_and_says_so(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from nestlab import cli
+
+    monkeypatch.setattr(cli, "read_host_facts", lambda _uri, _root: facts("amd-nested-1"))
+    argv = ["--connect", "test:///l0", "up", "-f", str(LAB_FILE), "--baseline"]
+    first = CliRunner().invoke(main, [*argv, "--json"])
+    assert first.exit_code == 0, first.stderr
+    assert json.loads(first.stdout)["baseline"] == ["kvm1"]
+    host = LabContext.load(home / "labs" / "linux-nested").plan.host("kvm1")
+    assert layers.has_baseline(host)
+    kept = fingerprint(layers.baseline_path(host))
+    second = CliRunner().invoke(main, argv)
+    assert second.exit_code == 0, second.stderr
+    assert "baseline kept" not in second.stdout and "0 changed" in second.stdout
+    assert fingerprint(layers.baseline_path(host)) == kept
