@@ -10,7 +10,9 @@ L2s (nestlab's L2s do not autostart: up's `define + start` step starts them,
 as after any reboot of an L1) and prove them.
 
 `reset` powers each L1 off (its top layer is thrown away, so nothing on it needs
-to be saved), puts a new empty top on its baseline, and ends the same way: the
+to be saved), puts a new empty top on its baseline, pins the SSH host keys its
+guests had when the baseline was kept (an L2 rebuilt since had another), and
+ends the same way: the
 L1 boots the baseline's state, its L2s are started (they were shut down cleanly
 in it) and proven. Nothing is provisioned again: every other step of `up` finds
 its work done. A reset cut short is finished by `reset` again, or by `up`.
@@ -27,8 +29,10 @@ from nestlab.commands.up import bring_back_hosts
 from nestlab.drivers import Proof, driver_for
 from nestlab.drivers.base import Say
 from nestlab.errors import InputError, NestlabError
+from nestlab.files import KiB, read_bounded_text, write_atomic
 from nestlab.plan import HostPlan
 from nestlab.progress import Reporter
+from nestlab.state.keys import pinned_host_keys, repin_host_keys
 from nestlab.state.record import lab_lock
 from nestlab.steps import Step, run_steps
 from nestlab.virt import layers, objects
@@ -113,7 +117,12 @@ def freeze_l1(ctx: LabContext, host: HostPlan, layer: Path, say: Say,
     finally:
         conn.close()
     layers.freeze_top(host, layer)
+    write_atomic(layers.pins_path(layer), pinned_host_keys(ctx.lab_dir, _names(host)))
     return True
+
+
+def _names(host: HostPlan) -> list[str]:
+    return [host.name, *(g.name for g in host.guests)]
 
 
 def _stop_l2s(ctx: LabContext, host: HostPlan, say: Say, notes: list[str]) -> None:
@@ -143,4 +152,8 @@ def put_top_on(ctx: LabContext, host: HostPlan, layer: Path) -> bool:
     finally:
         conn.close()
     layers.new_top(host, layer)
+    pins = layers.pins_path(layer)
+    if pins.exists():  # the layer's guests are back with their keys of then
+        repin_host_keys(ctx.lab_dir, _names(host),
+                        read_bounded_text(pins, 1024 * KiB, "pinned host keys"))
     return True

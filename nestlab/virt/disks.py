@@ -122,8 +122,10 @@ def rebuild_files(host: HostPlan) -> list[Path]:
     follows the old one's lines."""
     return [host.disk_path, host.disk_path.with_suffix(".partial"), host.kernel, host.initrd,
             host.seed_path, *(prime_iso_path(host, guest) for guest in host.guests),
-            *(layers.snapshot_path(host, name) for name in layers.snapshot_names(host)),
-            layers.baseline_path(host)]
+            *(layer for name in layers.snapshot_names(host) for layer in (
+                layers.snapshot_path(host, name),
+                layers.pins_path(layers.snapshot_path(host, name)))),
+            layers.baseline_path(host), layers.pins_path(layers.baseline_path(host))]
 
 
 def remove_rebuild_files(host: HostPlan) -> list[Path]:

@@ -74,6 +74,11 @@ def snapshot_names(host: HostPlan) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.qcow2") if SNAPSHOT_NAME.fullmatch(p.stem))
 
 
+def pins_path(layer: Path) -> Path:
+    """The SSH host keys pinned when ``layer`` was frozen (its guests have those keys)."""
+    return layer.with_suffix(".known_hosts")
+
+
 def has_baseline(host: HostPlan) -> bool:
     """A finished baseline: the file, and a top layer that is not that same file."""
     path = baseline_path(host)
@@ -155,6 +160,7 @@ def remove_snapshot_layer(host: HostPlan, name: str) -> bool:
         return False
     refuse_in_use(host, name)
     layer.unlink()
+    pins_path(layer).unlink(missing_ok=True)
     return True
 
 

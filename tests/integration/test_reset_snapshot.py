@@ -19,6 +19,7 @@ from nestlab.commands.context import LabContext
 from nestlab.commands.reset import make_baseline
 from nestlab.errors import NestlabError
 from nestlab.progress import Reporter
+from nestlab.state.keys import known_hosts_path
 from nestlab.virt import layers
 from tests.conftest import facts
 from tests.fakes.lab import inventory
@@ -227,3 +228,26 @@ def test_up_with_baseline_keeps_it_once_and_says_so(
     assert second.exit_code == 0, second.stderr
     assert "baseline kept" not in second.stdout and "0 changed" in second.stdout
     assert fingerprint(layers.baseline_path(host)) == kept
+
+
+def test_reset_pins_the_host_keys_the_baseline_s_guests_have(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path) -> None:
+    """An L2 rebuilt after the baseline was pinned with a new key; after a reset the old L2
+    (and its old key) is back, so its old pin must be too. Other pins stay."""
+    bring_up(LAB_FILE, home)
+    lab_dir = home / "labs" / "linux-nested"
+    pins = known_hosts_path(lab_dir)
+    pins.write_text("kvm1 ssh-ed25519 AAAAkvm1\nprime1 ssh-ed25519 AAAAprime1\n")
+    make_baseline(lab_dir, Reporter("linux-nested", lab_dir, "up", show=False))
+    pins.write_text("kvm1 ssh-ed25519 AAAAkvm1\nother ssh-ed25519 AAAAother\n"
+                    "prime1 ssh-ed25519 AAAArebuilt\n")
+    nestlab_json("reset")
+    assert sorted(pins.read_text().splitlines()) == [
+        "kvm1 ssh-ed25519 AAAAkvm1", "other ssh-ed25519 AAAAother",
+        "prime1 ssh-ed25519 AAAAprime1"]
+    nestlab_json("snapshot", "save", "a")
+    host = LabContext.load(lab_dir).plan.host("kvm1")
+    assert layers.pins_path(layers.snapshot_path(host, "a")).exists()
+    nestlab_json("reset")
+    nestlab_json("snapshot", "delete", "a")
+    assert not layers.pins_path(layers.snapshot_path(host, "a")).exists()
