@@ -217,14 +217,17 @@ def test_up_with_baseline_keeps_it_once_and_says_so(
     from nestlab import cli
 
     monkeypatch.setattr(cli, "read_host_facts", lambda _uri, _root: facts("amd-nested-1"))
-    argv = ["--connect", "test:///l0", "up", "-f", str(LAB_FILE), "--baseline"]
-    first = CliRunner().invoke(main, [*argv, "--json"])
+    def up(*args: str) -> Any:
+        return CliRunner().invoke(main, ["--connect", "test:///l0", "up", "-f", str(LAB_FILE),
+                                         "--baseline", *args])
+
+    first = up("--json")
     assert first.exit_code == 0, first.stderr
     assert json.loads(first.stdout)["baseline"] == ["kvm1"]
     host = LabContext.load(home / "labs" / "linux-nested").plan.host("kvm1")
     assert layers.has_baseline(host)
     kept = fingerprint(layers.baseline_path(host))
-    second = CliRunner().invoke(main, argv)
+    second = up()
     assert second.exit_code == 0, second.stderr
     assert "baseline kept" not in second.stdout and "0 changed" in second.stdout
     assert fingerprint(layers.baseline_path(host)) == kept
