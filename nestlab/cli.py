@@ -38,6 +38,7 @@ from nestlab.state.paths import data_root, lab_dir, labs_root
 from nestlab.virt import DEFAULT_URI
 
 if TYPE_CHECKING:
+    from nestlab.commands.reset import LayerResult
     from nestlab.commands.restart import GuestResult
 
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -397,10 +398,15 @@ def _selected_lab_dir(lab_file: Path, lab_name: str | None) -> Path:
 @_lab_option(required=True)
 @click.option("--sandbox", is_flag=True,
               help="Run the lab in nestlab's own libvirtd inside a network namespace (root).")
+@click.option("--baseline", is_flag=True,
+              help="Once every L2 is proven, keep the lab as it is now (L2s and L1s shut "
+                   "down cleanly, disks frozen, started again): what `nestlab reset` returns "
+                   "to. An L1 that has a baseline keeps it.")
 @_quiet_option
 @_json_option
 @click.pass_context
-def up(ctx: click.Context, lab_file: Path, sandbox: bool, quiet: bool, as_json: bool) -> None:
+def up(ctx: click.Context, lab_file: Path, sandbox: bool, baseline: bool, quiet: bool,
+       as_json: bool) -> None:
     """Bring the lab up: L1 guests, their hypervisor, and their L2 guests, proven running.
 
     Every step first checks whether it is already done: running `up` again on
@@ -413,13 +419,24 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, quiet: bool, as_json: 
     reporter = Reporter(lab.name, directory, "up", show=False if quiet else None)
     proofs = bring_up(lab, lab_file, directory, ctx.obj["uri"], sandbox,
                       lambda uri: read_host_facts(uri, data_root()), reporter)
+    kept: list[str] = []
+    if baseline:
+        from nestlab.commands.reset import make_baseline
+
+        made = make_baseline(directory, reporter)
+        kept, proofs = made.hosts, made.proofs or proofs
+        for note in made.notes:
+            reporter.say("L0", f"note: {note}")
     elapsed = round(time.monotonic() - reporter.started, 1)
     if as_json:
         click.echo(json.dumps({"lab": lab.name, "seconds": elapsed, **reporter.counts(),
                                "proofs": [asdict(p) for p in proofs],
+                               **({"baseline": kept} if baseline else {}),
                                "timings": reporter.timings}, indent=2))
         return
     report.print_timings(reporter.timings)
+    if kept:
+        click.echo(f"baseline kept for {', '.join(kept)}: `nestlab reset` returns to it")
     for proof in proofs:
         click.echo(f"L2 {proof.guest} ({proof.address}) in {proof.l1}: proven: "
                    f"{proof.evidence}")
@@ -750,3 +767,128 @@ def ssh_config(lab_file: Path, lab_name: str | None) -> None:
     from nestlab.commands.context import LabContext
 
     click.echo(str(write_ssh_config(LabContext.load(_selected_lab_dir(lab_file, lab_name)))))
+
+
+@main.command(interrupted="The lab may be half reset: `nestlab reset` again (or `nestlab up`) "
+                           "finishes it.")
+@_lab_selector
+@_quiet_option
+@_json_option
+def reset(lab_file: Path, lab_name: str | None, quiet: bool, as_json: bool) -> None:
+    """Return every L1 and its L2s to the lab's baseline, then prove the L2s.
+
+    The baseline is what `nestlab up --baseline` kept once `up` had proven the
+    L2s. Each L1 is powered off, its disk's top layer (everything written since)
+    is thrown away and a new empty one put on the baseline; then up's own steps
+    start the L1s and their L2s and prove them. Nothing is provisioned again.
+    """
+    from nestlab.commands.reset import reset as reset_lab
+
+    directory = _selected_lab_dir(lab_file, lab_name)
+    reporter = Reporter(directory.name, directory, "reset", show=False if quiet else None)
+    _layers_done(reset_lab(directory, reporter), f"lab {directory.name} reset", reporter,
+                 as_json)
+
+
+@main.group()
+def snapshot() -> None:
+    """Named states of a whole lab (every L1 with its L2s): save, restore, list, delete.
+
+    A snapshot is taken with the L2s shut down cleanly inside their L1s and the
+    L1s shut down; it costs no copy (the L1's disk becomes a read-only layer).
+    """
+
+
+@snapshot.command(name="save", interrupted="The snapshot may be incomplete: `nestlab up` "
+                                            "starts the lab; `nestlab snapshot delete NAME` "
+                                            "removes what was saved.")
+@_lab_selector
+@click.argument("name")
+@_quiet_option
+@_json_option
+def snapshot_save(lab_file: Path, lab_name: str | None, name: str, quiet: bool,
+                  as_json: bool) -> None:
+    """Keep the lab as it is now as snapshot NAME (letters, digits, - and _)."""
+    from nestlab.commands import snapshot as snapshots
+
+    directory = _selected_lab_dir(lab_file, lab_name)
+    reporter = Reporter(directory.name, directory, "snapshot", show=False if quiet else None)
+    _layers_done(snapshots.save(directory, name, reporter), f"snapshot {name} saved",
+                 reporter, as_json)
+
+
+@snapshot.command(name="restore", interrupted="The lab may be half restored: the same "
+                                               "command again finishes it.")
+@_lab_selector
+@click.argument("name")
+@_quiet_option
+@_json_option
+def snapshot_restore(lab_file: Path, lab_name: str | None, name: str, quiet: bool,
+                     as_json: bool) -> None:
+    """Return the lab to snapshot NAME (what was not saved is lost), then prove the L2s."""
+    from nestlab.commands import snapshot as snapshots
+
+    directory = _selected_lab_dir(lab_file, lab_name)
+    reporter = Reporter(directory.name, directory, "snapshot", show=False if quiet else None)
+    _layers_done(snapshots.restore(directory, name, reporter), f"snapshot {name} restored",
+                 reporter, as_json)
+
+
+@snapshot.command(name="list", interrupted=READ_ONLY)
+@_lab_selector
+@_json_option
+def snapshot_list(lab_file: Path, lab_name: str | None, as_json: bool) -> None:
+    """List the lab's snapshots: name, when saved, size on disk, and whether complete."""
+    from nestlab.commands import snapshot as snapshots
+
+    found = snapshots.list_snapshots(_selected_lab_dir(lab_file, lab_name))
+    if as_json:
+        click.echo(json.dumps([asdict(s) for s in found], indent=2))
+        return
+    if not found:
+        click.echo("no snapshots")
+        return
+    click.echo(f"{'NAME':<24} {'SAVED':<21} {'SIZE':>10}  L1s")
+    for snap in found:
+        where = ", ".join(snap.hosts) + (f" (missing: {', '.join(snap.missing)})"
+                                         if snap.missing else "")
+        click.echo(f"{snap.name:<24} {snap.saved:<21} {_disk_size(snap.bytes_on_disk):>10}  "
+                   f"{where}")
+
+
+@snapshot.command(name="delete", interrupted="`nestlab snapshot delete NAME` again deletes "
+                                              "what is left of it.")
+@_lab_selector
+@click.argument("name")
+@_json_option
+def snapshot_delete(lab_file: Path, lab_name: str | None, name: str, as_json: bool) -> None:
+    """Delete snapshot NAME; refused while a later snapshot or an L1's disk builds on it."""
+    from nestlab.commands import snapshot as snapshots
+
+    result = snapshots.delete(_selected_lab_dir(lab_file, lab_name), name)
+    if as_json:
+        click.echo(json.dumps(asdict(result), indent=2))
+        return
+    click.echo(f"snapshot {name} deleted ({', '.join(result.hosts)})")
+
+
+def _disk_size(size: int) -> str:
+    """Bytes on disk for people: a fresh layer is a few hundred KiB."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if size >= scale:
+            return f"{size / scale:.1f}{unit}"
+    return f"{size / 1024:.0f}KiB"
+
+
+def _layers_done(result: LayerResult, done: str, reporter: Reporter, as_json: bool) -> None:
+    elapsed = round(time.monotonic() - reporter.started, 1)
+    if as_json:
+        click.echo(json.dumps(asdict(result) | {"seconds": elapsed, **reporter.counts(),
+                                                "timings": reporter.timings}, indent=2))
+        return
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    for proof in result.proofs:
+        click.echo(f"L2 {proof.guest} ({proof.address}) in {proof.l1}: proven: "
+                   f"{proof.evidence}")
+    click.echo(f"{done} ({elapsed:.0f}s): {reporter.summary()}")

@@ -91,6 +91,8 @@ PROGRAMS: tuple[Program, ...] = (
             "validates the rendered XML against libvirt's schemas"),
     Program("xmllint", "libxml2-utils", RunBy.TESTS, (Need.TESTS,),
             "run by virt-xml-validate (libvirt-clients only recommends it)"),
+    Program("qemu-io", "qemu-utils", RunBy.TESTS, (Need.TESTS,),
+            "writes and reads guest data through a disk's layers (tests/unit/test_layers.py)"),
     Program("blkid", "util-linux", RunBy.TESTS, (Need.TESTS,),
             "reads the labels of the generated seed and answer media"),
     Program("cpio", "cpio", RunBy.TESTS, (Need.TESTS,),

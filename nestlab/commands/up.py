@@ -52,8 +52,8 @@ from nestlab.virt import disks, objects
 from nestlab.virt.connection import LibvirtError
 from nestlab.waiting import Cancelled
 
-__all__ = ["LabChanged", "Proof", "bring_back_host", "bring_up_host", "l0_steps", "l1_steps",
-           "lab_hash", "up"]
+__all__ = ["LabChanged", "Proof", "bring_back_host", "bring_back_hosts", "bring_up_host",
+           "l0_steps", "l1_steps", "lab_hash", "up"]
 
 FactsReader = Callable[[str], HostFacts]
 
@@ -171,6 +171,18 @@ def bring_back_host(ctx: LabContext, host: HostPlan, reporter: Reporter) -> list
         images: dict[str, BuiltImage] = {}
         run_steps(l0_steps(ctx, conn, images, reporter.say), reporter)
         return bring_up_host(ctx, conn, host, images, reporter, threading.Event())
+    finally:
+        conn.close()
+
+
+def bring_back_hosts(ctx: LabContext, reporter: Reporter) -> list[Proof]:
+    """Every L1 of a lab that is up through up's own steps, all at once: how `reset` and
+    `snapshot save|restore` end (each step that finds its work done changes nothing)."""
+    conn = ctx.libvirt()
+    try:
+        images: dict[str, BuiltImage] = {}
+        run_steps(l0_steps(ctx, conn, images, reporter.say), reporter)
+        return _bring_up_hosts(ctx, conn, images, reporter)
     finally:
         conn.close()
 

@@ -143,6 +143,12 @@ class L1Driver(abc.ABC):
         """Stop and remove the L2s inside a running L1 (`down`, L2s first)."""
 
     @abc.abstractmethod
+    def stop_guests(self, host: HostPlan, session: Transport, timeout: float) -> list[str]:
+        """Shut the L1's L2s down cleanly (their own shutdown, for at most ``timeout``
+        seconds, then powered off), so that the L1's disk holds them consistent: before a
+        baseline or a snapshot. Returns the L2s that had to be powered off."""
+
+    @abc.abstractmethod
     def restart_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> None:
         """Power one L2 off and on again (`restart`): a new boot of the same disk."""
 

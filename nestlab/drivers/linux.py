@@ -83,6 +83,10 @@ class LinuxDriver(L1Driver):
     def remove_guests(self, host: HostPlan, session: Transport) -> None:
         linux.remove_guests(session, host)
 
+    def stop_guests(self, host: HostPlan, session: Transport, timeout: float) -> list[str]:
+        forced = linux.stop_guests(session, [g.domain_name for g in host.guests], timeout)
+        return [g.name for g in host.guests if g.domain_name in forced]
+
     def restart_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> None:
         linux.restart_guest(session, host, guest)
 

@@ -149,6 +149,9 @@ class WindowsDriver(L1Driver):
     def remove_guests(self, host: HostPlan, session: Transport) -> None:
         windows.remove_guests(_ps(session), host)
 
+    def stop_guests(self, host: HostPlan, session: Transport, timeout: float) -> list[str]:
+        return windows.stop_guests(_ps(session), host, timeout)
+
     def restart_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> None:
         windows.restart_guest(_ps(session), guest)
 

@@ -16,6 +16,7 @@ from nestlab.render import render_guest_domain_xml, render_guest_network_xml, wi
 from nestlab.steps import Step
 from nestlab.transport import Transport
 from nestlab.transport.base import CommandResult
+from nestlab.waiting import NotYet, WaitTimedOut, wait_for
 
 Say = Callable[[str, str], None]
 
@@ -210,6 +211,37 @@ def remove_guests(t: Transport, host: HostPlan) -> None:
         if _virsh(t, "dominfo", guest.domain_name).ok:
             _virsh(t, "destroy", guest.domain_name)
             _virsh(t, "undefine", guest.domain_name)
+
+
+def stop_guests(t: Transport, domains: list[str], timeout: float,
+                interval: float = 1.0) -> list[str]:
+    """Shut the running ones of ``domains`` down through their own shutdown (ACPI, `virsh
+    shutdown`), wait up to ``timeout`` seconds for them to be off, then power off
+    (`destroy`) those still running; returns those. One `virsh list` per poll."""
+    states = guest_states(t, domains)
+    running = [d for d, s in states.items() if s != "shut off"]
+    for name in running:
+        if states[name] == "paused":
+            _virsh_check(t, "resume", name)  # a paused guest cannot act on ACPI
+        _virsh(t, "shutdown", name)
+    try:
+        wait_for(lambda: _all_off(t, running), timeout=timeout, interval=interval,
+                 what="the L2s' shutdown")
+        return []
+    except WaitTimedOut:
+        forced = [d for d, s in guest_states(t, running).items() if s != "shut off"]
+        for name in forced:
+            _virsh_check(t, "destroy", name)
+        return forced
+    finally:
+        t.run(["sync"])  # what the L2s wrote is on the L1's disk before the L1 stops
+
+
+def _all_off(t: Transport, domains: list[str]) -> bool:
+    still = [d for d, s in guest_states(t, domains).items() if s != "shut off"]
+    if still:
+        raise NotYet(f"{', '.join(still)} still running")
+    return True
 
 
 def restart_guest(t: Transport, host: HostPlan, guest: GuestPlan) -> None:

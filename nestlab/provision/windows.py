@@ -343,6 +343,14 @@ def remove_guests(t: PowerShellSession, host: HostPlan) -> None:
         raise WindowsProvisionError(f"{t.name}: removing L2s failed: {result.stderr.strip()}")
 
 
+def stop_guests(t: PowerShellSession, host: HostPlan, timeout: float) -> list[str]:
+    """Shut the L2 VMs down through Hyper-V's shutdown integration service (`Stop-VM`),
+    turning off those that are not Off within ``timeout`` seconds; returns those."""
+    value = run_json(t, "guests-stop", Names=[g.name for g in host.guests],
+                     Seconds=int(timeout))
+    return [str(name) for name in value.get("turnedOff") or []]
+
+
 def restart_guest(t: PowerShellSession, guest: GuestPlan) -> None:
     """Turn the L2's VM off (when it runs) and start it again: a new boot."""
     state = run_json(t, "guest-restart", Name=guest.name)["state"]

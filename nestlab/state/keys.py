@@ -174,3 +174,28 @@ def forget_host_keys(lab_dir: Path, names: Iterable[str]) -> list[str]:
     if forgotten:
         write_atomic(path, "".join(kept))
     return sorted(forgotten)
+
+
+def pinned_host_keys(lab_dir: Path, names: Iterable[str]) -> str:
+    """The known_hosts lines of these guests (kept with a disk layer: the keys its guests
+    have)."""
+    path = known_hosts_path(lab_dir)
+    if not path.exists():
+        return ""
+    wanted = set(names)
+    return "".join(line for line in read_bounded_text(path, 1024 * KiB, "known_hosts")
+                   .splitlines(keepends=True)
+                   if (fields := line.split(maxsplit=1)) and not fields[0].startswith("#")
+                   and set(fields[0].split(",")) & wanted)
+
+
+def repin_host_keys(lab_dir: Path, names: Iterable[str], pinned: str) -> None:
+    """Pin these guests' keys as ``pinned`` says (a disk layer's guests are back, with the
+    keys they had then: an L2 rebuilt since had another)."""
+    names = list(names)
+    forget_host_keys(lab_dir, names)
+    path = known_hosts_path(lab_dir)
+    kept = read_bounded_text(path, 1024 * KiB, "known_hosts") if path.exists() else ""
+    if kept and not kept.endswith("\n"):
+        kept += "\n"
+    write_atomic(path, kept + pinned)

@@ -16,6 +16,7 @@ from nestlab.build.seed import write_seed_iso
 from nestlab.errors import NestlabError
 from nestlab.files import write_atomic
 from nestlab.plan import GuestPlan, HostPlan
+from nestlab.virt import layers
 
 
 def ensure_host_dir(host: HostPlan, mode: int) -> bool:
@@ -30,9 +31,14 @@ def ensure_host_dir(host: HostPlan, mode: int) -> bool:
 
 def ensure_overlay(host: HostPlan, base: BuiltImage) -> bool:
     """Create the overlay (0600: it will hold the L1's host keys or its SAM) if missing;
-    True when created. An existing one is kept as is."""
+    True when created. An existing one is kept as is (a freeze cut short is finished:
+    the L1 never runs on a frozen layer). On an L1 with a baseline (``layers``) a
+    missing top is made on the baseline, not on the base image."""
     if host.disk_path.exists():
-        return False
+        return layers.finish_interrupted(host)
+    if layers.baseline_path(host).exists():
+        layers.new_top(host, layers.baseline_path(host))
+        return True
     if base.disk is None:
         raise NestlabError(f"image {base.name} has no disk to boot {host.name} from")
     tmp = host.disk_path.with_suffix(".partial")
@@ -111,10 +117,15 @@ def ensure_prime_iso(host: HostPlan, guest: GuestPlan, image: BuiltImage,
 
 def rebuild_files(host: HostPlan) -> list[Path]:
     """The L1's files on L0 that a rebuild makes anew: its overlay (and a partial one),
-    kernel and initrd, seed or answer medium, its L2s' prime ISOs. Its console log is
-    kept: the new L1's boot follows the old one's lines."""
+    its baseline and snapshot layers (they hold the old L1), kernel and initrd, seed or
+    answer medium, its L2s' prime ISOs. Its console log is kept: the new L1's boot
+    follows the old one's lines."""
     return [host.disk_path, host.disk_path.with_suffix(".partial"), host.kernel, host.initrd,
-            host.seed_path, *(prime_iso_path(host, guest) for guest in host.guests)]
+            host.seed_path, *(prime_iso_path(host, guest) for guest in host.guests),
+            *(layer for name in layers.snapshot_names(host) for layer in (
+                layers.snapshot_path(host, name),
+                layers.pins_path(layers.snapshot_path(host, name)))),
+            layers.baseline_path(host), layers.pins_path(layers.baseline_path(host))]
 
 
 def remove_rebuild_files(host: HostPlan) -> list[Path]:

@@ -16,6 +16,7 @@ import libvirt
 from nestlab.plan import METADATA_NS, NAME_PREFIX
 from nestlab.render import with_uuid
 from nestlab.virt.connection import LibvirtError
+from nestlab.waiting import NotYet, WaitTimedOut, wait_for
 
 
 def _uri(conn: libvirt.virConnect) -> str:
@@ -161,6 +162,40 @@ def restart_domain(dom: libvirt.virDomain) -> None:
         dom.create()
     except libvirt.libvirtError as exc:
         raise LibvirtError(f"cannot restart {dom.name()}: {exc}") from None
+
+
+def shut_down_domain(dom: libvirt.virDomain, timeout: float, interval: float = 1.0) -> bool:
+    """Ask the guest to shut down (ACPI) and wait up to ``timeout`` seconds for it to be
+    off; power it off after that. True when it shut down by itself."""
+    try:
+        if not dom.isActive():
+            return True
+        if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            dom.resume()
+        dom.shutdown()
+    except libvirt.libvirtError as exc:
+        raise LibvirtError(f"cannot shut down {dom.name()}: {exc}") from None
+
+    def off() -> bool:
+        if dom.isActive():
+            raise NotYet("still running")
+        return True
+
+    try:
+        wait_for(off, timeout=timeout, interval=interval, what=f"{dom.name()}: shutdown")
+        return True
+    except WaitTimedOut:
+        power_off_domain(dom)
+        return False
+
+
+def power_off_domain(dom: libvirt.virDomain) -> None:
+    """Off at once (libvirt's destroy), when it runs: what is not on its disk is lost."""
+    try:
+        if dom.isActive():
+            dom.destroy()
+    except libvirt.libvirtError as exc:
+        raise LibvirtError(f"cannot power off {dom.name()}: {exc}") from None
 
 
 def domain_running(conn: libvirt.virConnect, name: str) -> bool:

@@ -125,6 +125,8 @@ class FakeHyperVL1:
         "c:\\users\\administrator"})
     """Folders that exist (lower case, no trailing backslash)."""
     creations: list[str] = field(default_factory=list)
+    ignores_shutdown: set[str] = field(default_factory=set)
+    """L2 VMs that do not shut down when Stop-VM asks (their guest runs no service)."""
     restarts: int = 0
     reconnects: int = 0
     _going_down: int = 0
@@ -312,6 +314,19 @@ class FakeHyperVL1:
         vm.state = "Running"
         vm.boots += 1
         vm.polls = 0  # no heartbeat until the new boot's integration services run
+
+    def _guests_stop(self, Names: list[str], Seconds: int = 120) -> dict[str, Any]:
+        """Stop-VM asks each running VM's shutdown service; one in ``ignores_shutdown``
+        (no integration services running) is turned off when the time is up."""
+        turned_off = []
+        for name in Names:
+            vm = self.vms.get(name)
+            if vm is None or vm.state == "Off":
+                continue
+            if name in self.ignores_shutdown:
+                turned_off.append(name)
+            vm.state = "Off"
+        return {"turnedOff": turned_off}
 
     def _guest_restart(self, Name: str) -> dict[str, Any]:
         vm = self.vms.get(Name)

@@ -9,6 +9,7 @@ real qcow2 files and stand-in kernels.
 
 from __future__ import annotations
 
+import struct
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -68,16 +69,36 @@ def fake_l1s(monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect | None = No
 
 
 def l0_boot(l0: libvirt.virConnect, host: HostPlan) -> tuple[object, int] | None:
-    """(the L1's disk, its domain's id) while its domain runs on L0; None otherwise. A new
-    overlay is a new file (inode) written anew (mtime); a new start is a new id."""
+    """(the L1's disk, its domain's id) while its domain runs on L0; None otherwise. The
+    disk is its chain of layers, top first, each a file (inode) written anew (mtime); a
+    new start is a new id."""
     try:
         dom = l0.lookupByName(host.domain_name)
     except libvirt.libvirtError:
         return None
     if not dom.isActive():
         return None
-    disk = host.disk_path.stat()
-    return (disk.st_ino, disk.st_mtime_ns), int(dom.ID())
+    return disk_chain(host.disk_path), int(dom.ID())
+
+
+def disk_chain(path: Path) -> tuple[tuple[int, int], ...]:
+    """Each layer of a qcow2 chain as (inode, mtime), top first, from the images' headers
+    (QEMU's qcow2 spec: the backing file's name at the offset in bytes 8-15, of the
+    length in bytes 16-19, both big-endian). A file that is no qcow2 has no backing."""
+    chain = []
+    current: Path | None = path
+    while current is not None:
+        st = current.stat()
+        chain.append((st.st_ino, st.st_mtime_ns))
+        with current.open("rb") as image:
+            header = image.read(20)
+            name = ""
+            if len(header) == 20 and header.startswith(b"QFI\xfb"):
+                offset, size = struct.unpack(">QI", header[8:20])
+                image.seek(offset)
+                name = image.read(size).decode() if offset else ""
+        current = (current.parent / name) if name else None
+    return tuple(chain)
 
 
 def inventory(conn: libvirt.virConnect) -> dict[str, object]:

@@ -24,6 +24,15 @@ tests. What they copy from the real thing, and where:
   libvirt starts only autostart domains at boot), and a boot from another
   disk is a new L1 (nothing of the old one's files or domains is left).
 - ``tail -c N`` prints the file's last N bytes, as coreutils does.
+- What lives on the L1's disk (its files and folders, its libvirt's networks and
+  domains, and the files its L2s write, whose disks are inside the L1's) is
+  kept per disk layer, keyed by the layer file's identity (inode and mtime;
+  ``booted_from`` gives the chain of layers, top first). Booting a new top on
+  a layer it knows is booting what that layer held when the L1 last ran on it
+  (nestlab freezes a layer only with the L1 off): autostart networks active,
+  L2s off, no routes. A chain it knows nothing of is a new L1. L2s still running
+  in a layer that was frozen (the L1 stopped under them) are recorded in
+  ``torn``: a real L2 could lose what it had not written.
 """
 
 from __future__ import annotations
@@ -71,6 +80,14 @@ class FakeLinuxL1(Transport):
     """Seconds that connecting and each command take, as over a real network (0: none)."""
     visits: list[tuple[float, float]] = field(default_factory=list)
     """(connect began, session closed) per session, in ``time.monotonic()`` seconds."""
+    ignores_acpi: set[str] = field(default_factory=set)
+    """L2 domains that do not shut down when `virsh shutdown` asks (no ACPI in them)."""
+    l2_files: dict[str, set[str]] = field(default_factory=dict)
+    """Files each L2 (by domain) wrote on its disk, which lives on the L1's."""
+    layers: dict[object, _DiskState] = field(default_factory=dict)
+    """What each disk layer the L1 ran on held when it last ran on it."""
+    torn: list[tuple[object, list[str]]] = field(default_factory=list)
+    """(layer, L2 domains that ran when the L1 stopped on it) per booted copy of a layer."""
     _began: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -124,7 +141,7 @@ class FakeLinuxL1(Transport):
         if now is None:
             raise NotYet("No route to host: its domain on L0 is not running (fake)")
         if self.boots and now[0] != self.boots[-1][0]:
-            self._new_disk()
+            self._boot_disk(now[0])
         elif self.boots and now[1] != self.boots[-1][1]:
             self._booted_again()
         if not self.boots or now != self.boots[-1]:
@@ -137,12 +154,37 @@ class FakeLinuxL1(Transport):
 
     def _new_disk(self) -> None:
         """A fresh L1 from the base image: no L2 files, networks or domains yet."""
-        self.conn.close()
-        self.conn = libvirt.open(f"test://{TESTDRIVER}")
-        self.files.clear()
-        self.folders.clear()
-        self.folders.update({"/", "/var", "/var/lib"})
-        self.libvirtd_active = False
+        self._load(_DiskState(libvirt.open(f"test://{TESTDRIVER}")))
+
+    def _boot_disk(self, chain: object) -> None:
+        """The L1 booted another disk: keep what the one it left holds, then boot what the
+        new one's nearest known layer holds (or a new L1)."""
+        left = self.boots[-1][0]
+        self.layers[_top(left)] = self._state()
+        layers = chain if isinstance(chain, tuple) else (chain,)
+        known = next((layer for layer in layers if layer in self.layers), None)
+        if known is None:
+            self._new_disk()
+            return
+        frozen = self.layers[known]
+        running = [d.name() for d in frozen.conn.listAllDomains(
+            libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
+        if running:
+            self.torn.append((known, running))
+        if known == layers[0]:
+            self._load(frozen)
+            self._booted_again()
+        else:
+            self._load(frozen.booted_copy())
+
+    def _state(self) -> _DiskState:
+        return _DiskState(self.conn, self.files, self.folders, self.libvirtd_active,
+                          self.routes, self.l2_files)
+
+    def _load(self, state: _DiskState) -> None:
+        self.conn, self.files, self.folders = state.conn, state.files, state.folders
+        self.libvirtd_active, self.routes, self.l2_files = (state.libvirtd_active, state.routes,
+                                                            state.l2_files)
 
     def _write(self, remote: str, data: bytes) -> None:
         parent = str(PurePosixPath(remote).parent)
@@ -187,6 +229,13 @@ class FakeLinuxL1(Transport):
                 return 0, (f"{cidr} via {via} dev enp1s0 \n" if via else ""), ""
             case ["ip", "-4", "route", "replace", cidr, "via", via]:
                 self.routes[cidr] = via
+                return 0, "", ""
+            case ["touch", path]:
+                if str(PurePosixPath(path).parent) not in self.folders:
+                    return 1, "", f"touch: cannot touch '{path}': No such file or directory\n"
+                self.files.setdefault(path, b"")
+                return 0, "", ""
+            case ["sync"]:
                 return 0, "", ""
             case ["rm", "-f", path]:
                 self.files.pop(path, None)
@@ -243,6 +292,14 @@ class FakeLinuxL1(Transport):
             case ["resume", name]:
                 conn.lookupByName(name).resume()
                 return 0, "", ""
+            case ["shutdown", name]:
+                dom = conn.lookupByName(name)
+                if not dom.isActive():
+                    return 1, "", "error: Requested operation is not valid: domain is not " \
+                                  "running\n"
+                if name not in self.ignores_acpi:
+                    dom.shutdown()
+                return 0, f"Domain '{name}' is being shutdown\n\n", ""
             case ["destroy", name]:
                 conn.lookupByName(name).destroy()
                 return 0, "", ""
@@ -261,6 +318,39 @@ class FakeLinuxL1(Transport):
             return _STATES[self.conn.lookupByName(name).state()[0]]
         except libvirt.libvirtError:
             return None
+
+
+@dataclass
+class _DiskState:
+    """What an L1's disk holds, as the fake models it."""
+
+    conn: libvirt.virConnect
+    files: dict[str, bytes] = field(default_factory=dict)
+    folders: set[str] = field(default_factory=lambda: {"/", "/var", "/var/lib"})
+    libvirtd_active: bool = False
+    routes: dict[str, str] = field(default_factory=dict)
+    l2_files: dict[str, set[str]] = field(default_factory=dict)
+
+    def booted_copy(self) -> _DiskState:
+        """A new top layer on this one, booted: the same files; the L1's libvirt starts
+        its autostart networks and domains only; routes are not kept across a boot."""
+        conn = libvirt.open(f"test://{TESTDRIVER}")
+        for net in self.conn.listAllNetworks(0):
+            copy = conn.networkDefineXML(net.XMLDesc(0))
+            if net.autostart():
+                copy.setAutostart(1)
+                copy.create()
+        for dom in self.conn.listAllDomains(0):
+            copy_dom = conn.defineXML(dom.XMLDesc(0))
+            if dom.autostart():
+                copy_dom.setAutostart(1)
+                copy_dom.create()
+        return _DiskState(conn, dict(self.files), set(self.folders), self.libvirtd_active, {},
+                          {d: set(f) for d, f in self.l2_files.items()})
+
+
+def _top(chain: object) -> object:
+    return chain[0] if isinstance(chain, tuple) else chain
 
 
 def _domain_table(conn: libvirt.virConnect) -> str:
@@ -313,6 +403,13 @@ class FakePrime(Transport):
     def run(self, argv: list[str], timeout: float = 600.0) -> CommandResult:
         if argv[:2] == ["sh", "-c"] and len(argv) == 3:  # a command line (the pytest plugin)
             return self.run(shlex.split(argv[2]), timeout)
+        files = self.l1.l2_files.setdefault(self.domain, set())
+        match argv:
+            case ["touch", path]:
+                files.add(path)
+                return CommandResult(shlex.join(argv), 0, "", "")
+            case ["test", "-e", path]:
+                return CommandResult(shlex.join(argv), 0 if path in files else 1, "", "")
         answers = {("uname", "-r"): "6.1.0-fake-amd64\n", ("cat", "/proc/uptime"): "3.50 1.00\n",
                    ("hostname",): f"{self.name}\n"}
         out = answers.get(tuple(argv))

@@ -46,3 +46,31 @@ def test_a_new_boot_leaves_the_l2s_off_and_a_new_disk_is_a_new_l1(
     l1.wait_until_reachable(5)
     assert l1.domain_state(L2) is None
     assert l1.files == {} and not l1.libvirtd_active
+
+
+def test_a_new_top_on_a_layer_boots_what_the_layer_held_and_a_torn_l2_is_recorded(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path) -> None:
+    """The layer model the tests of reset and snapshots stand on: what was written is on
+    the layer the L1 ran on; a new top on it starts from that (L2s off, the autostart
+    network on); an L1 stopped under a running L2 is recorded as torn."""
+    from nestlab.virt import layers
+
+    bring_up(LAB_FILE, home)
+    l1 = guests["kvm1"]
+    host = LabContext.load(home / "labs" / "linux-nested").plan.host("kvm1")
+    dom = l0.lookupByName("nestlab-linux-nested-kvm1")
+    assert l1.run(["touch", "/var/lib/kept"]).ok
+    dom.destroy()  # the L2 still runs in it: not what nestlab does
+    layers.freeze_top(host, layers.baseline_path(host))
+    dom.create()
+    l1.wait_until_reachable(5)
+    assert "/var/lib/kept" in l1.files
+    assert l1.domain_state(L2) == "shut off"
+    assert l1.conn.networkLookupByName("nestlab-nat").isActive()
+    assert [names for _layer, names in l1.torn] == [[L2]]
+    assert l1.run(["touch", "/var/lib/later"]).ok
+    dom.destroy()
+    layers.new_top(host, layers.baseline_path(host))
+    dom.create()
+    l1.wait_until_reachable(5)
+    assert "/var/lib/kept" in l1.files and "/var/lib/later" not in l1.files

@@ -105,6 +105,7 @@ def answered(tmp_path_factory: pytest.TempPathFactory) -> FakeHyperVL1:
         windows.provision(l1, host, isos, Reporter(lab.name, tmp, "up", show=False), 600)
         windows.prove(l1, host, host.guests[0], 600, lambda _m: None)
     windows.run_json(l1, "guest-states", Names=[g.name for g in host.guests])
+    windows.stop_guests(l1, host, 30)
     windows.restart_guest(l1, host.guests[0])
     windows.remove_guest(l1, host.guests[1])
     windows.remove_guests(l1, host)

@@ -284,3 +284,14 @@ def test_a_removed_l2_is_made_again_from_a_new_disk(host: HostPlan, isos: dict[s
     assert l1.creations[-1] == "vm prime1"
     assert l1.vms[guest.name].state == "Running"
     assert not any(c.startswith("put ") for c in l1.calls[seen:])  # the ISO is still there
+
+
+def test_l2s_are_shut_down_before_a_baseline_and_a_stubborn_one_turned_off(
+        host: HostPlan, isos: dict[str, Path], tmp_path: Path) -> None:
+    l1 = FakeHyperVL1()
+    run(l1, host, isos, tmp_path)
+    stubborn = host.guests[1].name
+    l1.ignores_shutdown.add(stubborn)
+    assert windows.stop_guests(l1, host, 30) == [stubborn]
+    assert {vm.state for vm in l1.vms.values()} == {"Off"}
+    assert windows.stop_guests(l1, host, 30) == []  # nothing running: nothing to do
