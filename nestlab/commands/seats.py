@@ -13,9 +13,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from nestlab.build.images import build_image
 from nestlab.commands.context import LabContext
 from nestlab.commands.down import DownResult, down
 from nestlab.commands.status import LabStatus, cached_status, lab_status
@@ -75,9 +77,23 @@ def up_seats(lab: Lab, lab_file: Path, seats: int | None, uri: str, want_sandbox
     if not want_sandbox:
         refuse_network_clashes(uri, labs)
     at_once = seats_at_once(facts, counted, decision.accel, len(pending) or 1)
+    build_images(lab, lines)
     jobs = [_seat_up_job(number, seat, lab_file, uri, want_sandbox, facts, lines)
             for number, seat in enumerate(labs, start=1)]
     return run_seats(jobs, at_once), at_once
+
+
+def build_images(lab: Lab, lines: ProgressLines) -> None:
+    """The lab's images, built (once) before any seat starts: seats that each built a
+    missing image at the same time would race to put it in the cache."""
+    names = sorted({h.base_image for h in lab.hosts} | {
+        g.image for h in lab.hosts for g in h.guests})
+    for name in names:
+        build_image(name, partial(_say_image, lines, name))
+
+
+def _say_image(lines: ProgressLines, name: str, step: str) -> None:
+    lines.say("L0", f"image {name}: {step}")
 
 
 def _seat_up_job(number: int, seat: Lab, lab_file: Path, uri: str, want_sandbox: bool,
