@@ -254,13 +254,16 @@ def print_labs(labs: list[LabSummary], root: str) -> None:
         console.print(f"no labs in {_shown(root)}; bring one up with `nestlab up -f LABFILE`")
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("lab", "state", "where", "accel", "L1s", "L2s", "last up"):
+    seats = any(lab.seat_of for lab in labs)
+    for column in ("lab", *(("seat",) if seats else ()), "state", "where", "accel", "L1s",
+                   "L2s", "last up"):
         table.add_column(column)
     for lab in labs:
         where = "sandbox" if lab.sandbox else (lab.uri or "")
         last = f"{iso_utc(lab.last_up)} ({lab.last_up_outcome})" if lab.last_up else ""
         state = {"up": "[green]up[/]", "down": "down", "damaged": "[red]damaged[/]"}[lab.state]
-        table.add_row(_shown(lab.name), state, _shown(where), lab.accel or "",
+        seat = (f"{lab.seat} of {_shown(lab.seat_of)}" if lab.seat_of else "",) if seats else ()
+        table.add_row(_shown(lab.name), *seat, state, _shown(where), lab.accel or "",
                       _count(lab.l1s), _count(lab.l2s), last)
     console.print(table)
     for lab in labs:

@@ -209,3 +209,15 @@ def test_up_seats_overrides_the_file_and_a_lab_without_seats_is_unchanged(
     code, out, _ = nestlab("up", "-f", str(course), "--json", "-q")  # no seats: as before
     assert code == 0 and out["lab"] == "course" and "seats" not in out
     assert inventory(l0)["domains"] == ["nestlab-course-kvm1"]
+
+
+def test_ls_says_whose_seat_each_lab_is(
+        l0: libvirt.virConnect, seat_l1s: dict[str, FakeLinuxL1], home: Path,
+        course: Path) -> None:
+    assert nestlab("up", "-f", str(course), "-q")[0] == 0
+    code, out, _ = nestlab("ls", "--json")
+    assert code == 0
+    assert [(lab["name"], lab["state"], lab["seat_of"], lab["seat"]) for lab in out] == [
+        ("course-s01", "up", "course", 1), ("course-s02", "up", "course", 2)]
+    code, text, _ = nestlab("ls")
+    assert "1 of course" in text and "2 of course" in text
