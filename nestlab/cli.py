@@ -530,9 +530,10 @@ def status(lab_file: Path, lab_name: str | None, seat: int | None, cached: bool,
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Write JUnit XML (xunit2) of every test to FILE.")
 @click.option("--no-builtin", is_flag=True, help="Run only TESTS, not nestlab's own checks.")
+@_seat_option
 @_json_option
 def verify(lab_file: Path, tests: tuple[Path, ...], junit: Path | None, no_builtin: bool,
-           as_json: bool) -> None:
+           seat: int | None, as_json: bool) -> None:
     """Check the lab that is up: nestlab's built-in checks (each L1 runs its hypervisor
     with nesting on, each L2 runs and answers) and your own pytest/testinfra files TESTS,
     through nestlab's pytest plugin. Prints one line per test; exits 1 when any fails.
@@ -540,11 +541,16 @@ def verify(lab_file: Path, tests: tuple[Path, ...], junit: Path | None, no_built
     The built-in checks are ordinary testinfra tests: `python -c "import nestlab.checks,
     os; print(os.path.dirname(nestlab.checks.__file__))"` shows where to read them.
     """
+    from nestlab.commands.selection import labs_of_file
     from nestlab.commands.verify import result_json
     from nestlab.commands.verify import verify as run_checks
 
-    lab = load_lab(lab_file)
-    result = run_checks(lab.name, lab_file, list(tests), junit, builtin=not no_builtin)
+    labs = labs_of_file(load_lab(lab_file), seat, str(lab_file))
+    if len(labs) > 1:
+        raise InputError(f"lab {labs[0].name[:-len('-s01')]} has {len(labs)} seats: verify "
+                         "checks one", hint="Say which with --seat N.")
+    result = run_checks(labs[0].name, lab_file, list(tests), junit, builtin=not no_builtin,
+                        seat=seat)
     if as_json:
         click.echo(json.dumps(result_json(result), indent=2))
     else:

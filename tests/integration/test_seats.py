@@ -221,3 +221,18 @@ def test_ls_says_whose_seat_each_lab_is(
         ("course-s01", "up", "course", 1), ("course-s02", "up", "course", 2)]
     code, text, _ = nestlab("ls")
     assert "1 of course" in text and "2 of course" in text
+
+
+def test_verify_checks_one_seat(
+        l0: libvirt.virConnect, seat_l1s: dict[str, FakeLinuxL1], home: Path,
+        course: Path, tmp_path: Path) -> None:
+    assert nestlab("up", "-f", str(course), "-q")[0] == 0
+    tests = tmp_path / "test_seat.py"
+    tests.write_text("def test_its_l1(nestlab_lab):\n"
+                     "    assert nestlab_lab.status()['lab'] == 'course-s02'\n")
+    code, _, err = nestlab("verify", "-f", str(course), "--no-builtin", str(tests))
+    assert code == 2 and "lab course has 2 seats: verify checks one" in err
+    code, out, _ = nestlab("verify", "-f", str(course), "--seat", "2", "--no-builtin",
+                           str(tests), "--json")
+    assert code == 0, out
+    assert out["lab"] == "course-s02" and out["counts"]["passed"] == 1

@@ -131,3 +131,14 @@ def test_images_are_built_once_before_the_seats(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(seats_module, "build_image", build)
     build_images(parse_lab(COURSE + "seats: 3\n"), ProgressLines("quiet"))
     assert built == ["debian-12", "prime"]
+
+
+def test_a_test_run_uses_one_seat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nestlab.testing import LabSession
+
+    monkeypatch.setenv("NESTLAB_HOME", str(tmp_path / "home"))
+    with pytest.raises(InputError, match=r"lab course has 3 seats: a test run uses one"):
+        LabSession(lab_file(tmp_path, 3))
+    session = LabSession(lab_file(tmp_path, 3), seat=2)
+    assert (session.lab.name, session.lab_dir.name) == ("course-s02", "course-s02")
+    assert LabSession(lab_file(tmp_path, None)).lab.name == "course"
