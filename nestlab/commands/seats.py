@@ -78,9 +78,10 @@ def up_seats(lab: Lab, lab_file: Path, seats: int | None, uri: str, want_sandbox
         refuse_network_clashes(uri, labs)
     at_once = seats_at_once(facts, counted, decision.accel, len(pending) or 1)
     build_images(lab, lines)
-    jobs = [_seat_up_job(number, seat, lab_file, uri, want_sandbox, facts, lines)
+    cancel = threading.Event()
+    jobs = [_seat_up_job(number, seat, lab_file, uri, want_sandbox, facts, lines, cancel)
             for number, seat in enumerate(labs, start=1)]
-    return run_seats(jobs, at_once), at_once
+    return run_seats(jobs, at_once, cancel), at_once
 
 
 def build_images(lab: Lab, lines: ProgressLines) -> None:
@@ -97,7 +98,8 @@ def _say_image(lines: ProgressLines, name: str, step: str) -> None:
 
 
 def _seat_up_job(number: int, seat: Lab, lab_file: Path, uri: str, want_sandbox: bool,
-                 facts: HostFacts, lines: ProgressLines) -> Callable[[], SeatUp]:
+                 facts: HostFacts, lines: ProgressLines,
+                 cancel: threading.Event) -> Callable[[], SeatUp]:
     def bring_up() -> SeatUp:
         result = SeatUp(number, seat.name)
         directory = lab_dir(seat.name)
@@ -105,7 +107,7 @@ def _seat_up_job(number: int, seat: Lab, lab_file: Path, uri: str, want_sandbox:
         started = time.monotonic()
         try:
             result.proofs = up(seat, lab_file, directory, uri, want_sandbox,
-                               lambda _uri: facts, reporter)
+                               lambda _uri: facts, reporter, cancel)
             result.outcome = "up"
         except NestlabError as exc:
             result.outcome, result.error, result.hint = "failed", exc.message, exc.hint
@@ -118,10 +120,12 @@ def _seat_up_job(number: int, seat: Lab, lab_file: Path, uri: str, want_sandbox:
     return bring_up
 
 
-def run_seats(jobs: list[Callable[[], Result]], at_once: int) -> list[Result]:
+def run_seats(jobs: list[Callable[[], Result]], at_once: int,
+              cancel: threading.Event | None = None) -> list[Result]:
     """Run the jobs, ``at_once`` at a time, in order of the list; their results in that
-    order. The workers are daemon threads: Ctrl-C ends the command at once, and what a
-    seat's `up` leaves is what Ctrl-C leaves any `up` (`up` again continues)."""
+    order. On Ctrl-C no job is started any more and ``cancel`` is set, which stops the
+    waits of the seats' `up`s; it ends once they have stopped (`up` again continues
+    each). The workers are daemon threads, so a second Ctrl-C ends the command."""
     results: dict[int, Result] = {}
     todo = list(enumerate(jobs))
     lock, stop = threading.Lock(), threading.Event()
@@ -136,16 +140,23 @@ def run_seats(jobs: list[Callable[[], Result]], at_once: int) -> list[Result]:
 
     workers = [threading.Thread(target=work, name=f"seat-{n}", daemon=True)
                for n in range(max(1, min(at_once, len(jobs))))]
-    for worker in workers:
-        worker.start()
     try:
         for worker in workers:
-            while worker.is_alive():
-                worker.join(0.2)  # a join with a timeout lets Ctrl-C through
+            worker.start()
+        _join(workers)
     except BaseException:
         stop.set()
+        if cancel is not None:
+            cancel.set()
+        _join(workers)
         raise
     return [results[i] for i in range(len(jobs))]
+
+
+def _join(workers: list[threading.Thread]) -> None:
+    for worker in workers:
+        while worker.is_alive():
+            worker.join(0.2)  # a join with a timeout lets Ctrl-C through
 
 
 def was_up(directory: Path) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 import threading
 from functools import partial
 from pathlib import Path
@@ -142,3 +143,19 @@ def test_a_test_run_uses_one_seat(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     session = LabSession(lab_file(tmp_path, 3), seat=2)
     assert (session.lab.name, session.lab_dir.name) == ("course-s02", "course-s02")
     assert LabSession(lab_file(tmp_path, None)).lab.name == "course"
+
+
+def test_ctrl_c_cancels_the_running_seats_and_starts_no_more() -> None:
+    cancel = threading.Event()
+    started: list[int] = []
+
+    def job(number: int) -> bool:
+        started.append(number)
+        if number == 0:  # Ctrl-C while the first seat waits for its L1
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            return cancel.wait(60)
+        return True
+
+    with pytest.raises(KeyboardInterrupt):
+        run_seats([partial(job, n) for n in range(3)], 1, cancel)
+    assert cancel.is_set() and started == [0]
