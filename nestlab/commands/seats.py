@@ -78,10 +78,17 @@ def up_seats(lab: Lab, lab_file: Path, seats: int | None, uri: str, want_sandbox
         refuse_network_clashes(uri, labs)
     at_once = seats_at_once(facts, counted, decision.accel, len(pending) or 1)
     build_images(lab, lines)
-    cancel = threading.Event()
+    # One event per seat: a seat whose L1 fails cancels its own lab's waits, never
+    # another seat's; Ctrl-C sets them all.
+    cancels = [threading.Event() for _ in labs]
     jobs = [_seat_up_job(number, seat, lab_file, uri, want_sandbox, facts, lines, cancel)
-            for number, seat in enumerate(labs, start=1)]
-    return run_seats(jobs, at_once, cancel), at_once
+            for (number, seat), cancel in zip(enumerate(labs, start=1), cancels, strict=True)]
+    return run_seats(jobs, at_once, on_interrupt=partial(_set_all, cancels)), at_once
+
+
+def _set_all(events: list[threading.Event]) -> None:
+    for event in events:
+        event.set()
 
 
 def build_images(lab: Lab, lines: ProgressLines) -> None:
@@ -121,10 +128,10 @@ def _seat_up_job(number: int, seat: Lab, lab_file: Path, uri: str, want_sandbox:
 
 
 def run_seats(jobs: list[Callable[[], Result]], at_once: int,
-              cancel: threading.Event | None = None) -> list[Result]:
+              on_interrupt: Callable[[], None] | None = None) -> list[Result]:
     """Run the jobs, ``at_once`` at a time, in order of the list; their results in that
-    order. On Ctrl-C no job is started any more and ``cancel`` is set, which stops the
-    waits of the seats' `up`s; it ends once they have stopped (`up` again continues
+    order. On Ctrl-C no job is started any more and ``on_interrupt`` is called (it stops
+    the waits of the seats' `up`s); it ends once they have stopped (`up` again continues
     each). The workers are daemon threads, so a second Ctrl-C ends the command."""
     results: dict[int, Result] = {}
     todo = list(enumerate(jobs))
@@ -146,8 +153,8 @@ def run_seats(jobs: list[Callable[[], Result]], at_once: int,
         _join(workers)
     except BaseException:
         stop.set()
-        if cancel is not None:
-            cancel.set()
+        if on_interrupt is not None:
+            on_interrupt()
         _join(workers)
         raise
     return [results[i] for i in range(len(jobs))]

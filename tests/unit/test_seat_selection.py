@@ -157,5 +157,5 @@ def test_ctrl_c_cancels_the_running_seats_and_starts_no_more() -> None:
         return True
 
     with pytest.raises(KeyboardInterrupt):
-        run_seats([partial(job, n) for n in range(3)], 1, cancel)
+        run_seats([partial(job, n) for n in range(3)], 1, on_interrupt=cancel.set)
     assert cancel.is_set() and started == [0]
