@@ -278,8 +278,9 @@ class Lab(Frozen):
     hosts: tuple[Host, ...] = Field(max_length=MAX_ITEMS)
     seats: int | None = Field(
         default=None, ge=1, le=MAX_SEATS, strict=True,
-        description="copies of the lab, one per student: seat k is the lab <lab>-s0k, "
-                    "its networks the k-th blocks of their size from the lab's own")
+        description="copies of the lab, one per student: seat k is the lab <lab>-sNN "
+                    "(course-s01...), each L0 network moved up by k-1 blocks of its own "
+                    "size (seat 1 keeps the lab file's CIDRs)")
 
     @property
     def name(self) -> str:
