@@ -120,7 +120,8 @@ def _seat_up_job(number: int, seat: Lab, lab_file: Path, uri: str, want_sandbox:
             result.outcome, result.error, result.hint = "failed", exc.message, exc.hint
         except Exception as exc:  # a bug in one seat's `up`: the others go on, it is reported
             result.outcome, result.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
-            result.hint = "This is a bug in nestlab; `nestlab up --seat N --debug` shows it."
+            result.hint = ("This is a bug in nestlab; please report it with the seat's "
+                           f"events.jsonl ({directory}), which names the step.")
         result.seconds = round(time.monotonic() - started, 1)
         result.counts = reporter.counts()
         return result

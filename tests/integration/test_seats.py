@@ -236,3 +236,24 @@ def test_verify_checks_one_seat(
                            str(tests), "--json")
     assert code == 0, out
     assert out["lab"] == "course-s02" and out["counts"]["passed"] == 1
+
+
+class Buggy(FakeLinuxL1):
+    """nestlab's own bug while it reaches this L1 (a plain exception, not a NestlabError)."""
+
+    def wait_until_reachable(self, timeout: float, waiting: Callable[[str], None] | None = None,
+                             cancel: threading.Event | None = None) -> None:
+        raise RuntimeError("a bug in reaching kvm1")
+
+
+def test_a_bug_in_one_seat_is_reported_and_the_other_comes_up(
+        l0: libvirt.virConnect, seat_l1s: dict[str, FakeLinuxL1], home: Path,
+        course: Path) -> None:
+    seat_l1s[S1] = Buggy("kvm1")
+    code, out, _ = nestlab("up", "-f", str(course), "--json", "-q")
+    assert code == 1
+    one, two = out["seats"]
+    assert one["outcome"] == "failed"
+    assert one["error"] == "internal error: RuntimeError: a bug in reaching kvm1"
+    assert "course-s01" in one["hint"] and "events.jsonl" in one["hint"]
+    assert two["outcome"] == "up" and len(two["proofs"]) == 1
