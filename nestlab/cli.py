@@ -30,7 +30,7 @@ from nestlab.errors import InputError, NestlabError, escape_control_chars, short
 from nestlab.host.check import check_host
 from nestlab.host.facts import HostFacts, load_facts, read_host_facts
 from nestlab.lab.labfile import DEFAULT_LAB_FILE, load_lab
-from nestlab.lab.model import WINDOWS_IMAGES, Lab, human_size
+from nestlab.lab.model import MAX_SEATS, WINDOWS_IMAGES, Lab, human_size
 from nestlab.plan import make_plan
 from nestlab.progress import ProgressLines, Reporter
 from nestlab.render import render_artifacts, write_artifacts
@@ -167,6 +167,12 @@ _facts_option = click.option(
     "--facts", "facts_file", type=click.Path(dir_okay=False, path_type=Path),
     help="Decide from a recorded `nestlab facts --json` file instead of this machine.",
 )
+_seat_option = click.option(
+    "--seat", type=click.IntRange(1, MAX_SEATS), metavar="N",
+    help="Seat N of a lab with seats (the lab <lab>-sNN) [default: every seat, where the "
+         "command can act on several; else required].")
+
+
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 _quiet_option = click.option(
     "-q", "--quiet", is_flag=True,
@@ -237,38 +243,57 @@ def _optional_lab(lab_file: Path | None) -> Lab | None:
 @click.option("--out", "out_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the rendered files into.")
+@_seat_option
 @_json_option
 @click.pass_context
 def render(ctx: click.Context, lab_file: Path, facts_file: Path | None, out_dir: Path,
-           as_json: bool) -> None:
+           seat: int | None, as_json: bool) -> None:
     """Write every file `up` would define or send (libvirt XML for L0 and inside each L1).
 
     Nothing is defined or started: read the files before anything happens.
     L2s carry the lab's SSH public key once its first `up` has made it, a
     placeholder before; a Windows L1's password is never written, only where
-    it is kept.
+    it is kept. A lab with seats: each seat into its own folder (OUT/LAB-s01, ...),
+    or seat N alone into OUT with --seat N.
     """
-    from nestlab.state.keys import existing_public_key, public_key_path
+    from nestlab.commands.selection import labs_of_file
 
     lab = load_lab(lab_file)
+    labs = labs_of_file(lab, seat, str(lab_file))
+    if len(labs) == 1:
+        described: Any = _render_lab(ctx, labs[0], facts_file, out_dir, as_json)
+    else:
+        described = {"lab": lab.name, "seats": [
+            _render_lab(ctx, one, facts_file, out_dir / one.name, as_json) for one in labs]}
+    if as_json:
+        click.echo(json.dumps(described, indent=2))
+
+
+def _render_lab(ctx: click.Context, lab: Lab, facts_file: Path | None, out_dir: Path,
+                as_json: bool) -> dict[str, Any]:
+    """Render one lab (or seat) into ``out_dir``; the JSON it is described by, printed
+    here unless ``as_json`` (the caller prints one document)."""
+    from nestlab.state.keys import existing_public_key, public_key_path
+
     report = check_host(_host_facts(ctx, facts_file), lab)
     directory = lab_dir(lab.name)
     public = public_key_path(directory)
     key = existing_public_key(directory)
     plan = make_plan(lab, report.decide(lab.name), directory, key)
     written = write_artifacts(render_artifacts(plan), out_dir)
+    described = {"lab": lab.name, "accel": plan.accel,
+                 "public_key": str(public) if key else None,
+                 "files": [str(p) for p in written]}
     if as_json:
-        click.echo(json.dumps({"lab": lab.name, "accel": plan.accel,
-                               "public_key": str(public) if key else None,
-                               "files": [str(p) for p in written]}, indent=2))
-    else:
-        click.echo(f"lab {lab.name} ({plan.accel}): wrote {len(written)} files to {out_dir}")
-        if any(h.guests for h in plan.hosts):
-            click.echo(f"  L2s get the lab's SSH key from {public}" if key else
-                       "  the lab has no SSH key yet (its first `up` makes it): the L2 XML "
-                       "shows a placeholder")
-        for path in written:
-            click.echo(f"  {path}")
+        return described
+    click.echo(f"lab {lab.name} ({plan.accel}): wrote {len(written)} files to {out_dir}")
+    if any(h.guests for h in plan.hosts):
+        click.echo(f"  L2s get the lab's SSH key from {public}" if key else
+                   "  the lab has no SSH key yet (its first `up` makes it): the L2 XML "
+                   "shows a placeholder")
+    for path in written:
+        click.echo(f"  {path}")
+    return described
 
 
 @main.command(name="plan", interrupted=READ_ONLY)
@@ -276,27 +301,36 @@ def render(ctx: click.Context, lab_file: Path, facts_file: Path | None, out_dir:
 @_facts_option
 @click.option("--sandbox", is_flag=True,
               help="For a lab not up yet: plan it as `up --sandbox` would run it.")
+@_seat_option
 @_json_option
 @click.pass_context
 def plan_command(ctx: click.Context, lab_file: Path, facts_file: Path | None, sandbox: bool,
-                 as_json: bool) -> None:
+                 seat: int | None, as_json: bool) -> None:
     """Show what `up` would do on this host now, step by step, without doing any of it.
 
     Each step is `present`, `create` (up would make or start it), `unknown`
     (inside an L1 up has to reach first, or in a libvirt that cannot be asked:
     a sandbox not running, a host recorded with --facts) or `skipped`. For a
     lab that is up, what the lab file would change in its plan is listed too.
+    A lab with seats: every seat, or --seat N.
     """
     from nestlab.commands.plan import preview
+    from nestlab.commands.selection import labs_of_file
 
-    lab = load_lab(lab_file)
-    verdict = check_host(_host_facts(ctx, facts_file), lab, "sandbox" if sandbox else "unused")
-    result = preview(lab, verdict.decide(lab.name), lab_dir(lab.name), ctx.obj["uri"], sandbox,
-                     ask_libvirt=facts_file is None)
+    previews = []
+    whole = load_lab(lab_file)
+    for lab in labs_of_file(whole, seat, str(lab_file)):
+        verdict = check_host(_host_facts(ctx, facts_file), lab,
+                             "sandbox" if sandbox else "unused")
+        previews.append(preview(lab, verdict.decide(lab.name), lab_dir(lab.name),
+                                ctx.obj["uri"], sandbox, ask_libvirt=facts_file is None))
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        click.echo(json.dumps(previews[0].to_json() if len(previews) == 1 else
+                              {"lab": whole.name,
+                               "seats": [p.to_json() for p in previews]}, indent=2))
         return
-    report.print_preview(result)
+    for result in previews:
+        report.print_preview(result)
 
 
 @main.group()
@@ -379,6 +413,8 @@ def image_list(as_json: bool) -> None:
 
 
 def _lab_selector(command: Command) -> Command:
+    """-f FILE or --lab NAME, and --seat N: ``selection.select_labs`` maps them to folders."""
+    command = _seat_option(command)
     command = click.option("--lab", "lab_name", metavar="NAME",
                            help="Name of a lab brought up earlier (instead of -f).")(command)
     return click.option("-f", "--file", "lab_file", default=DEFAULT_LAB_FILE, show_default=True,
@@ -386,11 +422,12 @@ def _lab_selector(command: Command) -> Command:
                         help="Lab file (its `lab:` name selects the lab).")(command)
 
 
-def _selected_lab_dir(lab_file: Path, lab_name: str | None) -> Path:
-    """The folder of the lab named by --lab (a lab name only, never a path) or -f."""
-    if lab_name is not None:
-        return lab_dir(lab_name)
-    return lab_dir(load_lab(lab_file).name)
+def _selected_lab_dir(lab_file: Path, lab_name: str | None, seat: int | None) -> Path:
+    """The folder of the one lab named by --lab (a lab name only, never a path) or -f,
+    and --seat for a lab with seats."""
+    from nestlab.commands.selection import one_lab_dir
+
+    return one_lab_dir(lab_file, lab_name, seat)
 
 
 @main.command(interrupted="Run the same `nestlab up` again: it continues where this one "
@@ -398,6 +435,9 @@ def _selected_lab_dir(lab_file: Path, lab_name: str | None) -> Path:
 @_lab_option(required=True)
 @click.option("--sandbox", is_flag=True,
               help="Run the lab in nestlab's own libvirtd inside a network namespace (root).")
+@click.option("--seats", type=click.IntRange(1, MAX_SEATS), metavar="N",
+              help="Bring up N seats, one copy of the lab each (instead of the lab file's "
+                   "seats:).")
 @click.option("--baseline", is_flag=True,
               help="Once every L2 is proven, keep the lab as it is now (L2s and L1s shut "
                    "down cleanly, disks frozen, started again): what `nestlab reset` returns "
@@ -405,16 +445,23 @@ def _selected_lab_dir(lab_file: Path, lab_name: str | None) -> Path:
 @_quiet_option
 @_json_option
 @click.pass_context
-def up(ctx: click.Context, lab_file: Path, sandbox: bool, baseline: bool, quiet: bool,
+def up(ctx: click.Context, lab_file: Path, sandbox: bool, seats: int | None, baseline: bool,
+       quiet: bool,
        as_json: bool) -> None:
     """Bring the lab up: L1 guests, their hypervisor, and their L2 guests, proven running.
 
     Every step first checks whether it is already done: running `up` again on
     a running lab changes nothing, and after a failure or Ctrl-C it continues.
+    A lab with seats brings up every seat, a few at a time within the host's CPUs
+    and memory; a seat that fails does not stop the others, and `up` again
+    finishes only what is missing. Exit 1 when any seat failed.
     """
     from nestlab.commands.up import up as bring_up
 
     lab = load_lab(lab_file)
+    if seats is not None or lab.seats is not None:
+        _up_seats(ctx, lab, lab_file, seats, sandbox, baseline, quiet, as_json)
+        return
     directory = lab_dir(lab.name)
     reporter = Reporter(lab.name, directory, "up", show=False if quiet else None)
     proofs = bring_up(lab, lab_file, directory, ctx.obj["uri"], sandbox,
@@ -444,13 +491,38 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, baseline: bool, quiet:
                f"Try: nestlab status -f {lab_file}")
 
 
+def _up_seats(ctx: click.Context, lab: Lab, lab_file: Path, seats: int | None, sandbox: bool,
+              baseline: bool, quiet: bool, as_json: bool) -> None:
+    from nestlab.commands.seats import up_seats
+
+    lines = ProgressLines("quiet" if quiet else None)
+    outcomes, at_once = up_seats(lab, lab_file, seats, ctx.obj["uri"], sandbox,
+                                 lambda uri: read_host_facts(uri, data_root()), lines,
+                                 baseline)
+    elapsed = round(time.monotonic() - lines.started, 1)
+    failed = [o for o in outcomes if o.outcome != "up"]
+    if as_json:
+        click.echo(json.dumps({"lab": lab.name, "seconds": elapsed, "seats_at_once": at_once,
+                               "failed": len(failed), "seats": [asdict(o) for o in outcomes]},
+                              indent=2))
+    else:
+        report.print_seat_ups(outcomes)
+        click.echo(f"lab {lab.name}: {len(outcomes) - len(failed)} of {len(outcomes)} seats "
+                   f"up ({elapsed:.0f}s, {at_once} at a time)."
+                   + (f" `nestlab up -f {lab_file}` again finishes the failed ones."
+                      if failed else f" Try: nestlab status -f {lab_file}"))
+    if failed:
+        sys.exit(1)
+
+
 @main.command(interrupted=READ_ONLY)
 @_lab_selector
 @click.option("--cached", is_flag=True,
               help="Show what the last `status` or `up` recorded, at once, with its age; "
                    "asks neither libvirt nor any L1.")
 @_json_option
-def status(lab_file: Path, lab_name: str | None, cached: bool, as_json: bool) -> None:
+def status(lab_file: Path, lab_name: str | None, seat: int | None, cached: bool,
+           as_json: bool) -> None:
     """Show the lab: L1s as libvirt sees them, L2s as each L1's hypervisor sees them.
 
     Asks now: libvirt on this host, then every running L1 at once, each given
@@ -460,10 +532,23 @@ def status(lab_file: Path, lab_name: str | None, cached: bool, as_json: bool) ->
     its domain runs. What it sees is recorded in the lab's folder for
     `--cached`. The phase timings are, per step, those of the `up` that last
     did the work, so a later `up` that had nothing to do keeps the boot times.
+    A lab with seats: one row per seat (its state, L1s and L2s running, its last
+    `up`), all seats asked at once; --seat N shows that seat's lab in full.
     """
+    from nestlab.commands.selection import select_labs
     from nestlab.commands.status import cached_status, lab_status
 
-    folder = _selected_lab_dir(lab_file, lab_name)
+    selection = select_labs(lab_file, lab_name, seat)
+    if selection.seated:
+        from nestlab.commands.seats import seats_status
+
+        rows = seats_status(selection.folders, cached)
+        if as_json:
+            click.echo(json.dumps(report.seats_status_json(selection.lab, rows), indent=2))
+        else:
+            report.print_seats_status(selection.lab, rows)
+        return
+    folder = selection.folders[0]
     if cached:
         status_report = cached_status(folder)
     else:
@@ -482,9 +567,10 @@ def status(lab_file: Path, lab_name: str | None, cached: bool, as_json: bool) ->
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Write JUnit XML (xunit2) of every test to FILE.")
 @click.option("--no-builtin", is_flag=True, help="Run only TESTS, not nestlab's own checks.")
+@_seat_option
 @_json_option
 def verify(lab_file: Path, tests: tuple[Path, ...], junit: Path | None, no_builtin: bool,
-           as_json: bool) -> None:
+           seat: int | None, as_json: bool) -> None:
     """Check the lab that is up: nestlab's built-in checks (each L1 runs its hypervisor
     with nesting on, each L2 runs and answers) and your own pytest/testinfra files TESTS,
     through nestlab's pytest plugin. Prints one line per test; exits 1 when any fails.
@@ -492,11 +578,16 @@ def verify(lab_file: Path, tests: tuple[Path, ...], junit: Path | None, no_built
     The built-in checks are ordinary testinfra tests: `python -c "import nestlab.checks,
     os; print(os.path.dirname(nestlab.checks.__file__))"` shows where to read them.
     """
+    from nestlab.commands.selection import labs_of_file
     from nestlab.commands.verify import result_json
     from nestlab.commands.verify import verify as run_checks
 
-    lab = load_lab(lab_file)
-    result = run_checks(lab.name, lab_file, list(tests), junit, builtin=not no_builtin)
+    labs = labs_of_file(load_lab(lab_file), seat, str(lab_file))
+    if len(labs) > 1:
+        raise InputError(f"lab {labs[0].name[:-len('-s01')]} has {len(labs)} seats: verify "
+                         "checks one", hint="Say which with --seat N.")
+    result = run_checks(labs[0].name, lab_file, list(tests), junit, builtin=not no_builtin,
+                        seat=seat)
     if as_json:
         click.echo(json.dumps(result_json(result), indent=2))
     else:
@@ -548,7 +639,8 @@ def ls(as_json: bool) -> None:
 @click.option("-n", "--lines", default=100, show_default=True, type=click.IntRange(1, 10_000),
               help="How many of the last lines to show.")
 @_json_option
-def logs(lab_file: Path, lab_name: str | None, name: str, lines: int, as_json: bool) -> None:
+def logs(lab_file: Path, lab_name: str | None, seat: int | None, name: str, lines: int,
+         as_json: bool) -> None:
     """Show the end of guest NAME's serial console log (boot messages, kernel panics).
 
     An L1's log is kept on this host, so it is there even when the L1 does not
@@ -558,7 +650,7 @@ def logs(lab_file: Path, lab_name: str | None, name: str, lines: int, as_json: b
     from nestlab.commands.access import console_log
     from nestlab.commands.context import LabContext
 
-    log = console_log(LabContext.load(_selected_lab_dir(lab_file, lab_name)), name, lines)
+    log = console_log(LabContext.load(_selected_lab_dir(lab_file, lab_name, seat)), name, lines)
     if as_json:
         click.echo(json.dumps(asdict(log), indent=2))
         return
@@ -573,7 +665,8 @@ def logs(lab_file: Path, lab_name: str | None, name: str, lines: int, as_json: b
 @_lab_selector
 @click.argument("name")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def exec_(lab_file: Path, lab_name: str | None, name: str, command: tuple[str, ...]) -> None:
+def exec_(lab_file: Path, lab_name: str | None, seat: int | None, name: str,
+          command: tuple[str, ...]) -> None:
     """Run COMMAND on guest NAME (an L1, or an L2 through its L1); exit with its status.
 
     Example: nestlab exec prime1 -- uname -a
@@ -581,7 +674,7 @@ def exec_(lab_file: Path, lab_name: str | None, name: str, command: tuple[str, .
     from nestlab.commands.access import run_command
     from nestlab.commands.context import LabContext
 
-    lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name))
+    lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name, seat))
     result = run_command(lab_ctx, name, list(command))
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
@@ -591,12 +684,12 @@ def exec_(lab_file: Path, lab_name: str | None, name: str, command: tuple[str, .
 @main.command(interrupted=READ_ONLY)
 @_lab_selector
 @click.argument("name")
-def ssh(lab_file: Path, lab_name: str | None, name: str) -> None:
+def ssh(lab_file: Path, lab_name: str | None, seat: int | None, name: str) -> None:
     """Open an interactive shell on guest NAME with OpenSSH (an L2 through its L1)."""
     from nestlab.commands.access import require_ssh, write_ssh_config
     from nestlab.commands.context import LabContext
 
-    lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name))
+    lab_ctx = LabContext.load(_selected_lab_dir(lab_file, lab_name, seat))
     require_ssh(lab_ctx, name)
     _exec_tool(["ssh", "-F", str(write_ssh_config(lab_ctx)), name])
 
@@ -604,13 +697,13 @@ def ssh(lab_file: Path, lab_name: str | None, name: str) -> None:
 @main.command(interrupted=READ_ONLY)
 @_lab_selector
 @click.argument("name")
-def console(lab_file: Path, lab_name: str | None, name: str) -> None:
+def console(lab_file: Path, lab_name: str | None, seat: int | None, name: str) -> None:
     """Attach to guest NAME's console (a serial console: Ctrl-] leaves). For a Windows L1:
     where its screen is (VNC on 127.0.0.1) and the lab's password for it."""
     from nestlab.commands.access import console_command
     from nestlab.commands.context import LabContext
 
-    how = console_command(LabContext.load(_selected_lab_dir(lab_file, lab_name)), name)
+    how = console_command(LabContext.load(_selected_lab_dir(lab_file, lab_name, seat)), name)
     if isinstance(how, str):
         click.echo(how)
         return
@@ -633,12 +726,21 @@ def _exec_tool(argv: list[str]) -> NoReturn:
 @_quiet_option
 @_json_option
 @click.pass_context
-def down(ctx: click.Context, lab_file: Path, lab_name: str | None, purge: bool, quiet: bool,
-         as_json: bool) -> None:
-    """Remove everything the lab created (L2s first) and nothing else. Images stay cached."""
-    from nestlab.commands.down import down as take_down
+def down(ctx: click.Context, lab_file: Path, lab_name: str | None, seat: int | None,
+         purge: bool, quiet: bool, as_json: bool) -> None:
+    """Remove everything the lab created (L2s first) and nothing else. Images stay cached.
 
-    directory = _selected_lab_dir(lab_file, lab_name)
+    A lab with seats: every seat, one after another (a seat that fails does not stop
+    the others; exit 1 if any did), or --seat N.
+    """
+    from nestlab.commands.down import down as take_down
+    from nestlab.commands.selection import select_labs
+
+    selection = select_labs(lab_file, lab_name, seat)
+    if selection.seated:
+        _down_seats(ctx, selection.lab, selection.folders, purge, quiet, as_json)
+        return
+    directory = selection.folders[0]
     reporter = Reporter(directory.name, directory, "down", show=False if quiet else None)
     result = take_down(directory, purge, reporter, ctx.obj["uri"])
     if as_json:
@@ -652,13 +754,42 @@ def down(ctx: click.Context, lab_file: Path, lab_name: str | None, purge: bool, 
                + (", purged its state" if result.purged else ""))
 
 
+def _down_seats(ctx: click.Context, lab: str, folders: list[Path], purge: bool, quiet: bool,
+                as_json: bool) -> None:
+    from nestlab.commands.seats import down_seats
+
+    outcomes = down_seats(folders, purge, ctx.obj["uri"],
+                          ProgressLines("quiet" if quiet else None))
+    failed = [o for o in outcomes if o.error]
+    if as_json:
+        click.echo(json.dumps({"lab": lab, "failed": len(failed),
+                               "seats": [asdict(o) for o in outcomes]}, indent=2))
+    else:
+        for o in outcomes:
+            if o.result is not None:
+                click.echo(f"seat {o.seat} ({o.lab}) is down: removed "
+                           f"{len(o.result.removed_domains)} domains, "
+                           f"{len(o.result.removed_guests)} L2s inside them, "
+                           f"{len(o.result.removed_networks)} networks"
+                           + (", purged its state" if o.result.purged else ""))
+                for note in o.result.notes:
+                    click.echo(f"note: {o.lab}: {note}", err=True)
+            else:
+                click.echo(f"seat {o.seat} ({o.lab}): " + _terminal_text(
+                    f"FAILED: {o.error}" if o.error else str(o.note)))
+    if failed:
+        _fail(f"{len(failed)} of {len(outcomes)} seats of lab {lab} were not taken down",
+              "`nestlab down` again removes what is left.", 1)
+
+
 @main.command(interrupted="The guest may be left stopped: `nestlab restart NAME` again, or "
                            "`nestlab up`, starts it.")
 @_lab_selector
 @click.argument("name")
 @_quiet_option
 @_json_option
-def restart(lab_file: Path, lab_name: str | None, name: str, quiet: bool, as_json: bool) -> None:
+def restart(lab_file: Path, lab_name: str | None, seat: int | None, name: str, quiet: bool,
+            as_json: bool) -> None:
     """Restart guest NAME (power off and on; its disk is kept) and prove it runs again.
 
     An L1 is restarted through libvirt on this host, then taken through up's
@@ -668,7 +799,7 @@ def restart(lab_file: Path, lab_name: str | None, name: str, quiet: bool, as_jso
     """
     from nestlab.commands.restart import restart as restart_guest
 
-    directory = _selected_lab_dir(lab_file, lab_name)
+    directory = _selected_lab_dir(lab_file, lab_name, seat)
     reporter = Reporter(directory.name, directory, "restart", show=False if quiet else None)
     _guest_done(restart_guest(directory, name, reporter), "restarted", reporter, as_json)
 
@@ -679,7 +810,8 @@ def restart(lab_file: Path, lab_name: str | None, name: str, quiet: bool, as_jso
 @click.argument("name")
 @_quiet_option
 @_json_option
-def rebuild(lab_file: Path, lab_name: str | None, name: str, quiet: bool, as_json: bool) -> None:
+def rebuild(lab_file: Path, lab_name: str | None, seat: int | None, name: str, quiet: bool,
+            as_json: bool) -> None:
     """Rebuild guest NAME from its base image: everything on its disk is lost.
 
     An L1 loses its domain, its disk (an overlay of the cached image), its boot
@@ -690,7 +822,7 @@ def rebuild(lab_file: Path, lab_name: str | None, name: str, quiet: bool, as_jso
     """
     from nestlab.commands.rebuild import rebuild as rebuild_guest
 
-    directory = _selected_lab_dir(lab_file, lab_name)
+    directory = _selected_lab_dir(lab_file, lab_name, seat)
     reporter = Reporter(directory.name, directory, "rebuild", show=False if quiet else None)
     _guest_done(rebuild_guest(directory, name, reporter), "rebuilt", reporter, as_json)
 
@@ -716,7 +848,8 @@ def _guest_done(result: GuestResult, verb: str, reporter: Reporter, as_json: boo
               help="Your host as students reach it with their own account there: SSH to "
                    "the L1s goes through it (ProxyJump).")
 @_json_option
-def handout(lab_file: Path, lab_name: str | None, out_dir: Path, jump: str | None,
+def handout(lab_file: Path, lab_name: str | None, seat: int | None, out_dir: Path,
+            jump: str | None,
             as_json: bool) -> None:
     """Write what a student needs to reach the lab into DIR: an OpenSSH config (L1s by
     address, through --jump; L2s through their L1; host keys pinned), the lab's own SSH
@@ -729,7 +862,7 @@ def handout(lab_file: Path, lab_name: str | None, out_dir: Path, jump: str | Non
     from nestlab.commands.handout import parse_jump, write_handout
 
     hop = parse_jump(jump) if jump is not None else None
-    written = write_handout(LabContext.load(_selected_lab_dir(lab_file, lab_name)), out_dir,
+    written = write_handout(LabContext.load(_selected_lab_dir(lab_file, lab_name, seat)), out_dir,
                             hop)
     if as_json:
         click.echo(json.dumps({"lab": written.lab, "folder": str(written.folder),
@@ -756,7 +889,7 @@ def proxy(lab_dir: Path, name: str) -> None:
 @main.command(name="ssh-config",
               interrupted="`nestlab ssh-config` again writes the config afresh.")
 @_lab_selector
-def ssh_config(lab_file: Path, lab_name: str | None) -> None:
+def ssh_config(lab_file: Path, lab_name: str | None, seat: int | None) -> None:
     """Write the lab's OpenSSH client config and print its path.
 
     Every guest is a Host entry by name (L2s reached through their L1), so
@@ -766,7 +899,7 @@ def ssh_config(lab_file: Path, lab_name: str | None) -> None:
     from nestlab.commands.access import write_ssh_config
     from nestlab.commands.context import LabContext
 
-    click.echo(str(write_ssh_config(LabContext.load(_selected_lab_dir(lab_file, lab_name)))))
+    click.echo(str(write_ssh_config(LabContext.load(_selected_lab_dir(lab_file, lab_name, seat)))))
 
 
 @main.command(interrupted="The lab may be half reset: `nestlab reset` again (or `nestlab up`) "
@@ -774,7 +907,8 @@ def ssh_config(lab_file: Path, lab_name: str | None) -> None:
 @_lab_selector
 @_quiet_option
 @_json_option
-def reset(lab_file: Path, lab_name: str | None, quiet: bool, as_json: bool) -> None:
+def reset(lab_file: Path, lab_name: str | None, seat: int | None, quiet: bool,
+          as_json: bool) -> None:
     """Return every L1 and its L2s to the lab's baseline, then prove the L2s.
 
     The baseline is what `nestlab up --baseline` kept once `up` had proven the
@@ -784,7 +918,7 @@ def reset(lab_file: Path, lab_name: str | None, quiet: bool, as_json: bool) -> N
     """
     from nestlab.commands.reset import reset as reset_lab
 
-    directory = _selected_lab_dir(lab_file, lab_name)
+    directory = _selected_lab_dir(lab_file, lab_name, seat)
     reporter = Reporter(directory.name, directory, "reset", show=False if quiet else None)
     _layers_done(reset_lab(directory, reporter), f"lab {directory.name} reset", reporter,
                  as_json)
@@ -806,12 +940,13 @@ def snapshot() -> None:
 @click.argument("name")
 @_quiet_option
 @_json_option
-def snapshot_save(lab_file: Path, lab_name: str | None, name: str, quiet: bool,
+def snapshot_save(lab_file: Path, lab_name: str | None, seat: int | None, name: str,
+                  quiet: bool,
                   as_json: bool) -> None:
     """Keep the lab as it is now as snapshot NAME (letters, digits, - and _)."""
     from nestlab.commands import snapshot as snapshots
 
-    directory = _selected_lab_dir(lab_file, lab_name)
+    directory = _selected_lab_dir(lab_file, lab_name, seat)
     reporter = Reporter(directory.name, directory, "snapshot", show=False if quiet else None)
     _layers_done(snapshots.save(directory, name, reporter), f"snapshot {name} saved",
                  reporter, as_json)
@@ -823,12 +958,13 @@ def snapshot_save(lab_file: Path, lab_name: str | None, name: str, quiet: bool,
 @click.argument("name")
 @_quiet_option
 @_json_option
-def snapshot_restore(lab_file: Path, lab_name: str | None, name: str, quiet: bool,
+def snapshot_restore(lab_file: Path, lab_name: str | None, seat: int | None, name: str,
+                     quiet: bool,
                      as_json: bool) -> None:
     """Return the lab to snapshot NAME (what was not saved is lost), then prove the L2s."""
     from nestlab.commands import snapshot as snapshots
 
-    directory = _selected_lab_dir(lab_file, lab_name)
+    directory = _selected_lab_dir(lab_file, lab_name, seat)
     reporter = Reporter(directory.name, directory, "snapshot", show=False if quiet else None)
     _layers_done(snapshots.restore(directory, name, reporter), f"snapshot {name} restored",
                  reporter, as_json)
@@ -837,11 +973,12 @@ def snapshot_restore(lab_file: Path, lab_name: str | None, name: str, quiet: boo
 @snapshot.command(name="list", interrupted=READ_ONLY)
 @_lab_selector
 @_json_option
-def snapshot_list(lab_file: Path, lab_name: str | None, as_json: bool) -> None:
+def snapshot_list(lab_file: Path, lab_name: str | None, seat: int | None,
+                  as_json: bool) -> None:
     """List the lab's snapshots: name, when saved, size on disk, and whether complete."""
     from nestlab.commands import snapshot as snapshots
 
-    found = snapshots.list_snapshots(_selected_lab_dir(lab_file, lab_name))
+    found = snapshots.list_snapshots(_selected_lab_dir(lab_file, lab_name, seat))
     if as_json:
         click.echo(json.dumps([asdict(s) for s in found], indent=2))
         return
@@ -861,11 +998,12 @@ def snapshot_list(lab_file: Path, lab_name: str | None, as_json: bool) -> None:
 @_lab_selector
 @click.argument("name")
 @_json_option
-def snapshot_delete(lab_file: Path, lab_name: str | None, name: str, as_json: bool) -> None:
+def snapshot_delete(lab_file: Path, lab_name: str | None, seat: int | None, name: str,
+                    as_json: bool) -> None:
     """Delete snapshot NAME; refused while a later snapshot or an L1's disk builds on it."""
     from nestlab.commands import snapshot as snapshots
 
-    result = snapshots.delete(_selected_lab_dir(lab_file, lab_name), name)
+    result = snapshots.delete(_selected_lab_dir(lab_file, lab_name, seat), name)
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
         return

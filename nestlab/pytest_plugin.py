@@ -32,6 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Attach to the lab that is already up; never take it down.")
     group.addoption("--nestlab-keep", action="store_true",
                     help="Leave the lab up after the run.")
+    group.addoption("--nestlab-seat", metavar="N", type=int, default=None,
+                    help="Seat N of a lab with seats (the lab <lab>-sNN).")
 
 
 def _lab_file(config: pytest.Config, wanted_by: str) -> Path:
@@ -70,7 +72,8 @@ def nestlab_lab(request: pytest.FixtureRequest) -> Iterator[Any]:
         session = LabSession(_lab_file(config, "the nestlab_lab fixture"),
                              sandbox=config.getoption("--nestlab-sandbox"),
                              reuse=config.getoption("--nestlab-reuse"),
-                             keep=config.getoption("--nestlab-keep"))
+                             keep=config.getoption("--nestlab-keep"),
+                             seat=config.getoption("--nestlab-seat"))
     except NestlabError as exc:
         raise pytest.UsageError(f"--nestlab: {exc.message}") from None
     try:

@@ -24,6 +24,7 @@ from nestlab.state.record import iso_utc
 if TYPE_CHECKING:
     from nestlab.commands.labs import LabSummary
     from nestlab.commands.plan import Preview
+    from nestlab.commands.seats import SeatStatus, SeatUp
     from nestlab.commands.status import LabStatus
     from nestlab.commands.verify import VerifyResult
 
@@ -148,6 +149,71 @@ def print_status(status: LabStatus) -> None:
         print_timings(status.timings, when=True)
 
 
+def seats_status_json(lab: str, rows: list[SeatStatus]) -> dict[str, Any]:
+    """`status --json` of a lab with seats: one object per seat, with its lab's whole
+    status (as `status --seat N --json` prints it) when it is up."""
+    return {"lab": lab, "seats": [
+        {"seat": r.seat, "lab": r.lab, "state": r.state,
+         "l1s": {"running": r.l1s[0], "total": r.l1s[1]},
+         "l2s": {"running": r.l2s[0], "total": r.l2s[1]},
+         "last_up": None if r.last_up is None else {
+             "end": iso_utc(r.last_up.end), "seconds": r.last_up.seconds,
+             "outcome": r.last_up.outcome},
+         "problem": r.problem,
+         "status": None if r.status is None else status_json(r.status)}
+        for r in rows]}
+
+
+_SEAT_STATE = {"up": "[green]up[/]", "partly up": "[yellow]partly up[/]",
+               "not running": "[yellow]not running[/]", "down": "down",
+               "sandbox not running": "[yellow]sandbox not running[/]",
+               "damaged": "[red]damaged[/]"}
+
+
+def print_seats_status(lab: str, rows: list[SeatStatus]) -> None:
+    """`status` of a lab with seats: one row per seat."""
+    console = Console()
+    console.print(f"lab [bold]{_shown(lab)}[/]: {len(rows)} seats "
+                  f"({sum(r.state == 'up' for r in rows)} up)")
+    table = Table(box=None, pad_edge=False)
+    for column in ("seat", "lab", "state", "L1s", "L2s", "last up", "took", "outcome"):
+        table.add_column(column)
+    for r in rows:
+        last = r.last_up
+        table.add_row(str(r.seat), _shown(r.lab), _SEAT_STATE[r.state],
+                      f"{r.l1s[0]}/{r.l1s[1]}" if r.status else "",
+                      f"{r.l2s[0]}/{r.l2s[1]}" if r.status else "",
+                      time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last.end))
+                      if last else "", f"{last.seconds:.0f}s" if last else "",
+                      last.outcome if last else "")
+    console.print(table)
+    for r in rows:
+        if r.problem:
+            console.print(f"[yellow]{_shown(r.lab)}[/]: {_shown(r.problem)}", highlight=False,
+                          soft_wrap=True)
+    console.print("`nestlab status --seat N` shows a seat's L1s, L2s and phases.",
+                  highlight=False)
+
+
+def print_seat_ups(outcomes: list[SeatUp]) -> None:
+    """`up` of a lab with seats: how each seat's `up` ended."""
+    console = Console()
+    table = Table(box=None, pad_edge=False)
+    for column in ("seat", "lab", "outcome", "seconds", "changed", "L2s proven"):
+        table.add_column(column)
+    for o in outcomes:
+        mark = "[green]up[/]" if o.outcome == "up" else f"[red]{o.outcome}[/]"
+        table.add_row(str(o.seat), _shown(o.lab), mark, f"{o.seconds:.0f}",
+                      str(o.counts.get("changed", 0)), str(len(o.proofs)))
+    console.print(table)
+    for o in outcomes:
+        if o.error:
+            console.print(f"[red]{_shown(o.lab)}[/]: {_shown(o.error, keep_newlines=True)}",
+                          highlight=False, soft_wrap=True)
+            if o.hint:
+                console.print(f"  hint: {_shown(o.hint)}", highlight=False, soft_wrap=True)
+
+
 _STATE_STYLE = {"create": "[yellow]create[/]", "present": "[green]present[/]",
                 "unknown": "[dim]unknown[/]", "skipped": "[dim]skipped[/]"}
 
@@ -188,13 +254,16 @@ def print_labs(labs: list[LabSummary], root: str) -> None:
         console.print(f"no labs in {_shown(root)}; bring one up with `nestlab up -f LABFILE`")
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("lab", "state", "where", "accel", "L1s", "L2s", "last up"):
+    seats = any(lab.seat_of for lab in labs)
+    for column in ("lab", *(("seat",) if seats else ()), "state", "where", "accel", "L1s",
+                   "L2s", "last up"):
         table.add_column(column)
     for lab in labs:
         where = "sandbox" if lab.sandbox else (lab.uri or "")
         last = f"{iso_utc(lab.last_up)} ({lab.last_up_outcome})" if lab.last_up else ""
         state = {"up": "[green]up[/]", "down": "down", "damaged": "[red]damaged[/]"}[lab.state]
-        table.add_row(_shown(lab.name), state, _shown(where), lab.accel or "",
+        seat = (f"{lab.seat} of {_shown(lab.seat_of)}" if lab.seat_of else "",) if seats else ()
+        table.add_row(_shown(lab.name), *seat, state, _shown(where), lab.accel or "",
                       _count(lab.l1s), _count(lab.l2s), last)
     console.print(table)
     for lab in labs:

@@ -18,7 +18,7 @@ from typing import Any
 
 from nestlab.commands.context import LabContext
 from nestlab.drivers import Shell, driver_for
-from nestlab.errors import NestlabError
+from nestlab.errors import InputError, NestlabError
 from nestlab.host.facts import HostFacts
 from nestlab.lab.labfile import load_lab
 from nestlab.lab.model import Lab
@@ -84,6 +84,8 @@ class LabSession:
 
     lab_file: Path
     sandbox: bool = False
+    seat: int | None = None
+    """Seat N of a lab with seats (the lab <lab>-sNN); a lab with seats needs one."""
     reuse: bool = False
     keep: bool = False
     uri: str = field(default_factory=lambda: os.environ.get("LIBVIRT_DEFAULT_URI",
@@ -95,7 +97,15 @@ class LabSession:
     _shells: dict[str, Shell] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.lab = load_lab(self.lab_file)  # a bad lab file fails here, before anything runs
+        from nestlab.commands.selection import labs_of_file
+
+        # A bad lab file fails here, before anything runs.
+        labs = labs_of_file(load_lab(self.lab_file), self.seat, str(self.lab_file))
+        if len(labs) > 1:
+            raise InputError(f"lab {labs[0].name[:-len('-s01')]} has {len(labs)} seats: a "
+                             "test run uses one",
+                             hint="Pass --nestlab-seat N (`nestlab verify --seat N`).")
+        self.lab = labs[0]
         self.lab_dir = lab_dir_of(self.lab.name)
 
     def start(self) -> LabHandle:

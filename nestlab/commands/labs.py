@@ -3,18 +3,21 @@
 Every folder under the labs root that is marked as a lab (``record.is_lab_dir``)
 is listed: ``up`` while it has a record (from its first ``up`` until ``down``),
 ``down`` otherwise; what it holds comes from its saved plan, when it was last
-brought up from its events. Nothing asks libvirt (``status`` does, for one lab),
+brought up from its events; a lab named as a seat is (``course-s01``) says whose.
+Nothing asks libvirt (``status`` does, for one lab),
 so the list is quick and works while a sandbox is stopped. State that cannot be
 read is listed as ``damaged``, with why: one bad folder must not hide the others.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from nestlab.errors import InputError, NestlabError
+from nestlab.lab.seats import SEATED_NAME_MAX
 from nestlab.plan import Plan
 from nestlab.state.paths import lab_dir, labs_root
 from nestlab.state.record import (
@@ -44,6 +47,9 @@ class LabSummary:
     last_up_outcome: Literal["ok", "failed"] | None = None
     problem: str | None = None
     """Why the lab is damaged, or what else could not be read (its events)."""
+    seat_of: str | None = None
+    """The lab this one is a seat of (its name is ``<seat_of>-sNN``), and which seat."""
+    seat: int | None = None
 
 
 def list_labs(root: Path | None = None) -> list[LabSummary]:
@@ -80,19 +86,31 @@ def _lab_folder(entry: Path, root: Path | None) -> Path | None:
 
 def _summarize(folder: Path) -> LabSummary:
     name = folder.name
+    seat = _seat(name)
     try:
         record = _record(folder)
         plan = _plan(folder, record)
     except (InputError, OSError) as exc:
-        return LabSummary(name, "damaged", problem=_first_line(exc))
+        return LabSummary(name, "damaged", problem=_first_line(exc), **seat)
     if plan is None:
-        return LabSummary(name, "down")  # claimed by an `up` that stopped before its plan
+        return LabSummary(name, "down", **seat)  # claimed by an `up` stopped before its plan
     last_up, outcome, problem = _last_up(folder)
     return LabSummary(
         name, "up" if record else "down",
         sandbox=record.sandbox if record else None, uri=record.uri if record else None,
         accel=plan.accel, l1s=len(plan.hosts), l2s=sum(len(h.guests) for h in plan.hosts),
-        last_up=last_up, last_up_outcome=outcome, problem=problem)
+        last_up=last_up, last_up_outcome=outcome, problem=problem, **seat)
+
+
+_SEAT_NAME = re.compile(r"(?P<lab>[a-z]([a-z0-9-]*[a-z0-9])?)-s(?P<seat>\d\d)")
+
+
+def _seat(name: str) -> dict[str, Any]:
+    """``seat_of`` and ``seat`` for a lab named as a seat is (``seat_lab_name``)."""
+    match = _SEAT_NAME.fullmatch(name)
+    if match is None or len(match["lab"]) > SEATED_NAME_MAX or int(match["seat"]) < 1:
+        return {}
+    return {"seat_of": match["lab"], "seat": int(match["seat"])}
 
 
 def _record(folder: Path) -> LabRecord | None:

@@ -59,11 +59,13 @@ FactsReader = Callable[[str], HostFacts]
 
 
 def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
-       read_facts: FactsReader, reporter: Reporter) -> list[Proof]:
+       read_facts: FactsReader, reporter: Reporter,
+       cancel: threading.Event | None = None) -> list[Proof]:
     """Bring the lab up (or continue it); returns one proof per L2.
 
     ``reporter`` counts the steps that changed something: a second ``up`` on a
-    lab that is up reports 0 changed.
+    lab that is up reports 0 changed. ``cancel``, once set, stops the L1s' waits
+    (Ctrl-C reaches a seat's ``up`` this way: it runs outside the main thread).
     """
     box = _sandbox_for(lab, lab_dir, want_sandbox)
     # In a sandbox its libvirtd is not started yet: the host's facts decide.
@@ -93,7 +95,7 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
             objects.refuse_foreign_names(conn, lab.name, [n.name for n in plan.networks],
                                          [h.domain_name for h in plan.hosts])
             run_steps(l0_steps(ctx, conn, images, reporter.say), reporter)
-            proofs = _bring_up_hosts(ctx, conn, images, reporter)
+            proofs = _bring_up_hosts(ctx, conn, images, reporter, cancel or threading.Event())
         finally:
             conn.close()
         if restarts.guests:
@@ -182,15 +184,14 @@ def bring_back_hosts(ctx: LabContext, reporter: Reporter) -> list[Proof]:
     try:
         images: dict[str, BuiltImage] = {}
         run_steps(l0_steps(ctx, conn, images, reporter.say), reporter)
-        return _bring_up_hosts(ctx, conn, images, reporter)
+        return _bring_up_hosts(ctx, conn, images, reporter, threading.Event())
     finally:
         conn.close()
 
 
 def _bring_up_hosts(ctx: LabContext, conn: libvirt.virConnect, images: dict[str, BuiltImage],
-                    reporter: Reporter) -> list[Proof]:
+                    reporter: Reporter, cancel: threading.Event) -> list[Proof]:
     """All L1s in parallel. A failure or Ctrl-C in one stops the others' waits."""
-    cancel = threading.Event()
     proofs: list[Proof] = []
     errors: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=len(ctx.plan.hosts)) as pool:

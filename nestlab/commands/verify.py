@@ -86,8 +86,9 @@ def checks_file() -> Path:
 
 
 def verify(lab_name: str, lab_file: Path, tests: list[Path], junit: Path | None,
-           builtin: bool = True) -> VerifyResult:
-    """Run the checks against the lab that is up; never brings it up or down."""
+           builtin: bool = True, seat: int | None = None) -> VerifyResult:
+    """Run the checks against the lab that is up (``seat``: that seat of a lab with
+    seats, named ``lab_name``); never brings it up or down."""
     import pytest
 
     for test in tests:
@@ -99,6 +100,8 @@ def verify(lab_name: str, lab_file: Path, tests: list[Path], junit: Path | None,
             # A user's folder may have its own pytest settings; the checks need none.
             "--rootdir", str(lab_file.resolve().parent), "-o", "addopts=",
             "-o", "junit_family=xunit2", "-o", f"junit_suite_name=nestlab-{lab_name}"]
+    if seat is not None:
+        args += ["--nestlab-seat", str(seat)]
     if junit is not None:
         args += ["--junitxml", str(junit)]
     collector = _Collector()

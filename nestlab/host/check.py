@@ -322,18 +322,22 @@ def _passthrough_checks(facts: HostFacts) -> list[Check]:
 def _lab_checks(facts: HostFacts, lab: Lab, accel: AccelChoice, evmcs: bool) -> list[Check]:
     checks = []
     res = facts.resources
-    need_mem = sum(h.memory for h in lab.hosts)
+    seats = lab.seats or 1
+    whose = "the L1 hosts" if lab.seats is None else f"the L1 hosts of {seats} seats"
+    need_mem = seats * sum(h.memory for h in lab.hosts)
     if need_mem > res.mem_available:
         checks.append(Check("memory", Status.fail,
-                            f"the L1 hosts need {human_size(need_mem)}, "
+                            f"{whose} need {human_size(need_mem)}, "
                             f"{human_size(res.mem_available)} is available",
-                            "Free memory on the host or lower hosts[].memory in the lab file."))
+                            "Free memory on the host or lower hosts[].memory in the lab file"
+                            + (" (or bring up fewer seats)." if lab.seats else ".")))
     else:
         checks.append(Check("memory", Status.ok,
-                            f"the L1 hosts need {human_size(need_mem)} of "
+                            f"{whose} need {human_size(need_mem)} of "
                             f"{human_size(res.mem_available)} available"))
+    checks += _cpu_checks(facts, lab, accel)
 
-    need_disk = sum(h.disk + sum(g.disk for g in h.guests) for h in lab.hosts)
+    need_disk = seats * sum(h.disk + sum(g.disk for g in h.guests) for h in lab.hosts)
     if res.disk_free < _MIN_FREE_DISK:
         checks.append(Check("disk", Status.fail,
                             f"only {human_size(res.disk_free)} free at {res.disk_path}",
@@ -358,6 +362,47 @@ def _lab_checks(facts: HostFacts, lab: Lab, accel: AccelChoice, evmcs: bool) -> 
     if versions:
         checks += _windows_checks(facts, accel, evmcs, versions)
     return checks
+
+
+def seat_vcpus(lab: Lab, accel: AccelChoice) -> int:
+    """The vCPUs of one seat's L1s (the plan's default where the lab file sets none)."""
+    return sum(h.cpus or (2 if accel == "kvm" else 1) for h in lab.hosts)
+
+
+MAX_SEATS_AT_ONCE = 8
+"""Even a large host boots no more seats at once: each seat's `up` holds connections,
+threads and image copies of its own, and one seat's progress stays readable."""
+
+
+def seats_at_once(facts: HostFacts, lab: Lab, accel: AccelChoice, pending: int) -> int:
+    """How many seats `up` brings up in parallel: as many as the host's CPUs give each
+    seat's L1s a CPU per vCPU (booting under emulation keeps each one busy), and its
+    available memory holds (the memory check already counted every seat); at least 1,
+    at most ``pending`` and ``MAX_SEATS_AT_ONCE``. A host whose CPU count is not known
+    brings up one at a time."""
+    one_seat = lab.model_copy(update={"seats": None})
+    by_cpus = (facts.cpu.count or 0) // max(seat_vcpus(one_seat, accel), 1)
+    by_memory = facts.resources.mem_available // max(sum(h.memory for h in lab.hosts), 1)
+    return max(1, min(pending, by_cpus, by_memory, MAX_SEATS_AT_ONCE))
+
+
+def _cpu_checks(facts: HostFacts, lab: Lab, accel: AccelChoice) -> list[Check]:
+    """vCPUs of every seat against the host's CPUs: more is allowed (guests share CPUs),
+    but under emulation each busy vCPU takes a whole host CPU, so it is said."""
+    cpus = facts.cpu.count
+    if cpus is None or accel == "none":
+        return []
+    seats = lab.seats or 1
+    need = seats * seat_vcpus(lab, accel)
+    whose = "the L1 hosts" if lab.seats is None else f"the L1 hosts of {seats} seats"
+    if need > cpus:
+        return [Check("cpus", Status.warn,
+                      f"{whose} have {need} vCPUs, the host {cpus} CPUs: they share them and "
+                      "run slower" + (" (`up` brings seats up a few at a time)"
+                                      if lab.seats else ""))]
+    return [Check("cpus", Status.ok, f"{whose} have {need} vCPUs of the host's {cpus} CPUs")]
+
+
 
 
 def _windows_checks(facts: HostFacts, accel: AccelChoice, evmcs: bool,

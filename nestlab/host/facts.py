@@ -43,6 +43,8 @@ class CpuFacts(_Facts):
     model_name: str
     flags: tuple[str, ...]
     """Every flag of the first processor in /proc/cpuinfo, sorted."""
+    count: int | None = None
+    """How many processors /proc/cpuinfo lists; None in files recorded before it was read."""
 
 
 class KvmFacts(_Facts):
@@ -158,7 +160,8 @@ def read_programs() -> dict[str, str | None]:
 
 def read_cpu(sysroot: Path) -> CpuFacts:
     info: dict[str, str] = {}
-    for line in (sysroot / "proc/cpuinfo").read_text().splitlines():
+    lines = (sysroot / "proc/cpuinfo").read_text().splitlines()
+    for line in lines:
         if not line.strip():
             break  # the first processor is enough
         key, _, value = line.partition(":")
@@ -167,6 +170,7 @@ def read_cpu(sysroot: Path) -> CpuFacts:
         vendor=_VENDORS.get(info.get("vendor_id", ""), "other"),
         model_name=info.get("model name", "unknown"),
         flags=tuple(sorted(info.get("flags", "").split())),
+        count=sum(1 for line in lines if line.partition(":")[0].strip() == "processor") or None,
     )
 
 

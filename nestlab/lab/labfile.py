@@ -31,6 +31,7 @@ from nestlab.lab.model import (
     Lab,
     format_size,
 )
+from nestlab.lab.seats import seat_problems
 
 DEFAULT_LAB_FILE = "nestlab.yaml"
 LAB_FILE_LIMIT = 256 * KiB
@@ -409,6 +410,8 @@ def check_lab(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
                 )
 
     yield from _routed_checks(lab)
+    if lab.seats is not None:
+        yield from seat_problems(lab, lab.seats)
 
     for i, net in enumerate(lab.networks):
         hosts_on = [h for h in lab.hosts if net.name in h.networks]

@@ -101,7 +101,7 @@ def _ipv4_network(value: Any) -> ipaddress.IPv4Network:
         raise ValueError(f"expected an IPv4 CIDR like 10.80.0.0/24: {exc}") from None
     if not 16 <= net.prefixlen <= 28:
         raise ValueError(f"prefix length must be between /16 and /28, got /{net.prefixlen}")
-    for special, what in _NOT_FOR_A_LAB.items():
+    for special, what in NOT_FOR_A_LAB.items():
         if net.overlaps(special):
             raise ValueError(
                 f"{net} is {what}, not a range a lab network can use; take one from a "
@@ -113,7 +113,7 @@ def _ipv4_network(value: Any) -> ipaddress.IPv4Network:
 # Ranges whose addresses are not ordinary unicast (RFC 6890): libvirt would
 # happily give a bridge 127.0.0.1 or 255.255.0.1, and the host's own traffic
 # would go astray. Private-use and other unicast ranges are accepted.
-_NOT_FOR_A_LAB = {
+NOT_FOR_A_LAB = {
     ipaddress.IPv4Network("0.0.0.0/8"): "in 'this network' (0.0.0.0/8)",
     ipaddress.IPv4Network("127.0.0.0/8"): "loopback (127.0.0.0/8)",
     ipaddress.IPv4Network("169.254.0.0/16"): "link-local (169.254.0.0/16)",
@@ -228,6 +228,9 @@ OS_PROFILES = {
 WINDOWS_IMAGES = {p.default_image: os for os, p in OS_PROFILES.items() if p.family == "windows"}
 """The base images built from a Windows ISO (``nestlab image build NAME --iso``), and
 the OS each one is."""
+
+MAX_SEATS = 40
+"""More copies of one lab than a classroom needs, or one L0 host runs."""
 # More networks, L1s, L2s per L1 or NICs per L1 than one L0 host can run; the bound
 # also keeps checks that compare every pair of items fast on any file.
 MAX_ITEMS = 64
@@ -294,6 +297,11 @@ class Lab(Frozen):
     accel: Accel = Accel.auto
     networks: tuple[Network, ...] = Field(max_length=MAX_ITEMS)
     hosts: tuple[Host, ...] = Field(max_length=MAX_ITEMS)
+    seats: int | None = Field(
+        default=None, ge=1, le=MAX_SEATS, strict=True,
+        description="copies of the lab, one per student: seat k is the lab <lab>-sNN "
+                    "(course-s01...), each L0 network moved up by k-1 blocks of its own "
+                    "size (seat 1 keeps the lab file's CIDRs)")
 
     @property
     def name(self) -> str:

@@ -67,6 +67,11 @@ def check_lab_name(name: str) -> str:
     return name
 
 
+def seat_lab_name(lab: str, seat: int) -> str:
+    """The lab that is seat ``seat`` (1-based) of ``lab``: ``course`` -> ``course-s01``."""
+    return f"{lab}-s{seat:02d}"
+
+
 def lab_dir(lab_name: str, root: Path | None = None) -> Path:
     """The state folder of one lab, checked to stay inside the labs folder."""
     labs = labs_root(root)

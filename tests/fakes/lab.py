@@ -47,18 +47,20 @@ def open_l0(monkeypatch: pytest.MonkeyPatch) -> tuple[libvirt.virConnect, Callab
     return conn, really_close
 
 
-def fake_l1s(monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect | None = None
+def fake_l1s(monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect | None = None,
+             key: Callable[[HostPlan], str] = lambda host: host.name
              ) -> dict[str, FakeLinuxL1]:
-    """The FAKE L1s by name, kept across commands like real guests; a test may put its own
-    in first. With ``l0``, each answers only while its domain runs there and follows it:
-    booted again, its L2s are off; booted from a new disk, it is a new L1."""
+    """The FAKE L1s by name (``key``: by domain name where several labs, such as seats,
+    have L1s of the same name), kept across commands like real guests; a test may put its
+    own in first. With ``l0``, each answers only while its domain runs there and follows
+    it: booted again, its L2s are off; booted from a new disk, it is a new L1."""
     l1s: dict[str, FakeLinuxL1] = {}
 
     def session(_self: LinuxDriver, host: HostPlan) -> FakeLinuxL1:
-        if host.name not in l1s:
-            l1s[host.name] = FakeLinuxL1(host.name, booted_from=None if l0 is None else (
+        if key(host) not in l1s:
+            l1s[key(host)] = FakeLinuxL1(host.name, booted_from=None if l0 is None else (
                 lambda: l0_boot(l0, host)))
-        return l1s[host.name]
+        return l1s[key(host)]
 
     def l2_session(_self: LinuxDriver, l1: FakeLinuxL1, guest: GuestPlan) -> FakePrime:
         return FakePrime(guest.name, guest.domain_name, l1)
