@@ -39,7 +39,8 @@ USER_TESTS = textwrap.dedent("""\
 
 # Each inner run imports its test files afresh (they share names across tests), and
 # nestlab is imported already (by this run), which pytest would warn about.
-INNER = ("-p", "no:cacheprovider", "-q", "--import-mode=importlib", "-o", "addopts=",
+INNER = ("-p", "no:cacheprovider", "-p", "no:terminal", "--import-mode=importlib",
+         "-o", "addopts=",
          "-W", "ignore::pytest.PytestAssertRewriteWarning")
 
 
