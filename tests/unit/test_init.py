@@ -38,8 +38,8 @@ def test_the_scaffold_is_a_lab_file_a_makefile_checks_and_a_readme(
     ("down", "nestlab down -f nestlab.yaml"),
     ("clean", "nestlab down -f nestlab.yaml --purge"),
     ("lab UP_FLAGS=--sandbox", "nestlab up -f nestlab.yaml --sandbox"),
-    ("seats N=12", "nestlab up -f nestlab.yaml --seats 12"),
-    ("seats N=2 UP_FLAGS=-q", "nestlab up -f nestlab.yaml --seats 2 -q"),
+    ("seats N=12", "nestlab up -f nestlab.yaml --seats 12 --baseline"),
+    ("seats N=2 UP_FLAGS=-q", "nestlab up -f nestlab.yaml --seats 2 --baseline -q"),
     ("reset SEAT=3", "nestlab reset -f nestlab.yaml --seat 3"),
     ("handouts SEATS=2", "nestlab handout -f nestlab.yaml --seat 2 --out handouts/seat-2"),
     ("handouts SEATS=2 JUMP=me@lab.example.edu",
@@ -89,7 +89,7 @@ def test_the_lab_files_seats_make_verify_and_handouts_cover_every_seat(
     handouts = [line for line in make_n(tmp_path, "handouts") if line.startswith("nestlab ")]
     assert handouts == [f"nestlab handout -f nestlab.yaml --seat {k} --out handouts/seat-{k}"
                         for k in (1, 2, 3)]
-    assert "nestlab up -f nestlab.yaml --seats 3" in make_n(tmp_path, "seats")
+    assert "nestlab up -f nestlab.yaml --seats 3 --baseline" in make_n(tmp_path, "seats")
 
 
 FAKE_NESTLAB = """#!/bin/sh
