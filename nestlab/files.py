@@ -16,6 +16,7 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from nestlab.errors import InputError
@@ -127,3 +128,18 @@ def private_dir(path: Path) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.chmod(0o700)
     return path
+
+
+def kept_secret(path: Path, make: Callable[[], str], usable: Callable[[str], bool],
+                what: str) -> str:
+    """A secret made once and kept 0600 in a 0700 folder (a Windows L1's password, a VNC
+    password). Written atomically: a crash leaves no file or a whole one. One that is not
+    ``usable`` (empty, or damaged) is made anew: nothing can have used it."""
+    private_dir(path.parent)
+    if os.path.exists(path):
+        kept = read_bounded_text(path, 1024, what).strip()
+        if usable(kept):
+            return kept
+    secret = make()
+    write_atomic(path, secret)
+    return secret

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from nestlab.build.seed import write_seed_iso
-from nestlab.files import private_dir, read_bounded_text, write_atomic
+from nestlab.files import kept_secret
 from nestlab.lab.model import OS
 from nestlab.render import (
     LOCALE,
@@ -56,18 +56,10 @@ def l1_password_path(lab_dir: Path, host: str) -> Path:
 
 
 def l1_password(lab_dir: Path, host: str) -> str:
-    """The Administrator password of one Windows L1 of the lab (created once, 0600).
-
-    Written atomically: a crash leaves no file or a whole one. An empty file (left
-    by an older nestlab) is regenerated: nothing can have used an empty password.
-    """
-    private_dir(lab_dir / "keys")
-    path = l1_password_path(lab_dir, host)
-    password = read_bounded_text(path, 1024, "password file").strip() if path.exists() else ""
-    if not password:
-        password = generate_password()
-        write_atomic(path, password)
-    return password
+    """The Administrator password of one Windows L1 of the lab (created once, 0600). An
+    empty file (left by an older nestlab) is made anew: nothing can have used it."""
+    return kept_secret(l1_password_path(lab_dir, host), generate_password, bool,
+                       "password file")
 
 
 def install_image_name(version: OS, edition: str) -> str:

@@ -22,6 +22,7 @@ from nestlab.errors import NestlabError
 from nestlab.files import (
     FileProblem,
     KiB,
+    kept_secret,
     private_dir,
     read_bounded_bytes,
     read_bounded_text,
@@ -68,16 +69,11 @@ def vnc_password(lab_dir: Path, host: str) -> str:
     VNC authentication is weak (8 characters, DES): it keeps other users of this host
     out of a console where Windows was logged on; the screen listens on 127.0.0.1 only.
     """
-    path = vnc_password_path(lab_dir, host)
-    if os.path.exists(path):
-        password = read_bounded_text(path, 1024, "VNC password").strip()
-        if len(password) == VNC_PASSWORD_LENGTH and password.isalnum():
-            return password
-    private_dir(key_dir(lab_dir))
     alphabet = string.ascii_letters + string.digits
-    password = "".join(secrets.choice(alphabet) for _ in range(VNC_PASSWORD_LENGTH))
-    write_atomic(path, password + "\n")
-    return password
+    return kept_secret(
+        vnc_password_path(lab_dir, host),
+        lambda: "".join(secrets.choice(alphabet) for _ in range(VNC_PASSWORD_LENGTH)),
+        lambda kept: len(kept) == VNC_PASSWORD_LENGTH and kept.isalnum(), "VNC password")
 
 
 def known_hosts_path(lab_dir: Path) -> Path:
