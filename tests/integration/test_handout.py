@@ -158,9 +158,10 @@ def banner_server() -> tuple[int, threading.Thread]:
 
 def identities_loaded(argv: list[str], cwd: Path) -> list[str]:
     port, thread = banner_server()
+    # Loopback only, and no jump host: nothing leaves this machine's own namespace.
     run = subprocess.run([*argv, "-v", "-o", "HostName=127.0.0.1", "-o", f"Port={port}",
-                          "-o", "BatchMode=yes", "kvm1", "true"], cwd=cwd, capture_output=True,
-                         text=True, timeout=30)
+                          "-o", "ProxyJump=none", "-o", "BatchMode=yes", "kvm1", "true"],
+                         cwd=cwd, capture_output=True, text=True, timeout=30)
     thread.join(10)
     return [line.split(":", 1)[1].strip() for line in run.stderr.splitlines()
             if line.startswith("debug1: identity file id_ed25519 type")]

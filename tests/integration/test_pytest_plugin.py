@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import libvirt
@@ -18,6 +17,7 @@ from nestlab import testing
 from nestlab.cli import main
 from tests.fakes.linux import FakeLinuxL1
 from tests.integration.conftest import LAB_FILE, bring_up, host_facts, inventory
+from tests.junit import junit_cases
 
 USER_TESTS = textwrap.dedent("""\
     def test_the_l2_was_proven(nestlab_lab):
@@ -58,16 +58,6 @@ def run_pytest(folder: Path, *options: str) -> int:
     """pytest in this process, as a user would run it in their course folder."""
     return int(pytest.main([str(folder), *INNER, "--junitxml",
                             str(folder / "junit.xml"), "--nestlab", str(LAB_FILE), *options]))
-
-
-def junit_cases(path: Path) -> dict[str, str]:
-    """test name -> passed/failed/error/skipped, from JUnit XML."""
-    cases = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        outcome = next((child.tag for child in case
-                        if child.tag in ("failure", "error", "skipped")), "passed")
-        cases[case.get("name", "")] = outcome
-    return cases
 
 
 def test_a_run_brings_the_lab_up_and_down_and_reports_every_test(

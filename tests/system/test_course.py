@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.junit import junit_cases
 from tests.system.conftest import Nestlab
 
 pytestmark = pytest.mark.system
@@ -30,15 +30,6 @@ FAILING = '''\
 def test_deliberately_failing(l1_host):
     assert l1_host.check_output("hostname") == "not-this-host", "deliberately failing"
 '''
-
-
-def junit_cases(path: Path) -> dict[str, str]:
-    cases = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        outcome = next((child.tag for child in case
-                        if child.tag in ("failure", "error", "skipped")), "passed")
-        cases[case.get("name", "")] = outcome
-    return cases
 
 
 def assert_nothing_left(lab_dir: Path) -> None:
