@@ -849,8 +849,7 @@ def _guest_done(result: GuestResult, verb: str, reporter: Reporter, as_json: boo
                    "the L1s goes through it (ProxyJump).")
 @_json_option
 def handout(lab_file: Path, lab_name: str | None, seat: int | None, out_dir: Path,
-            jump: str | None,
-            as_json: bool) -> None:
+            jump: str | None, as_json: bool) -> None:
     """Write what a student needs to reach the lab into DIR: an OpenSSH config (L1s by
     address, through --jump; L2s through their L1; host keys pinned), the lab's own SSH
     key (0600), a Windows L1's Administrator password, and README.txt (machines,
@@ -941,8 +940,7 @@ def snapshot() -> None:
 @_quiet_option
 @_json_option
 def snapshot_save(lab_file: Path, lab_name: str | None, seat: int | None, name: str,
-                  quiet: bool,
-                  as_json: bool) -> None:
+                  quiet: bool, as_json: bool) -> None:
     """Keep the lab as it is now as snapshot NAME (letters, digits, - and _)."""
     from nestlab.commands import snapshot as snapshots
 
@@ -959,8 +957,7 @@ def snapshot_save(lab_file: Path, lab_name: str | None, seat: int | None, name: 
 @_quiet_option
 @_json_option
 def snapshot_restore(lab_file: Path, lab_name: str | None, seat: int | None, name: str,
-                     quiet: bool,
-                     as_json: bool) -> None:
+                     quiet: bool, as_json: bool) -> None:
     """Return the lab to snapshot NAME (what was not saved is lost), then prove the L2s."""
     from nestlab.commands import snapshot as snapshots
 

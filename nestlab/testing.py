@@ -11,6 +11,7 @@ with ``HostKeyChanged``.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -171,8 +172,6 @@ class LabHandle:
 
     def exec(self, name: str, *argv: str) -> CommandResult:
         """Run a command (an argument list, quoted for the guest's shell) on a guest."""
-        import shlex
-
         return self._session.shell(name).run(shlex.join(argv))
 
     def shell(self, name: str, command: str) -> CommandResult:

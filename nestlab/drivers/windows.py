@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import libvirt
 
@@ -36,6 +36,9 @@ from nestlab.transport.winrm import WinRMTransport
 from nestlab.virt import disks, objects
 from nestlab.virt.screens import ScreenRecorder, latest_screenshot, screenshots_every
 from nestlab.waiting import Cancelled
+
+if TYPE_CHECKING:
+    from nestlab.commands.context import LabContext
 
 SCREEN_INTERVAL = 5.0
 """How often `up` keeps a screenshot of a Windows L1 while it waits for WinRM."""
@@ -179,7 +182,7 @@ class WindowsDriver(L1Driver):
                                hint=f"Its screen is in Hyper-V Manager (vmconnect) inside "
                                     f"{host.name}; `nestlab console {host.name}` shows "
                                     f"{host.name}'s.")
-        port = _vnc_port(self.ctx.libvirt(), self.ctx.plan.lab, host)
+        port = _vnc_port(self.ctx, host)
         password = vnc_password(self.ctx.lab_dir, host.name)
         where = f"127.0.0.1:{port}"
         lines = [f"{host.name}: its screen is VNC on {where}, password {password} "
@@ -200,7 +203,7 @@ class WindowsDriver(L1Driver):
         not enabled by nestlab."""
         screen = None
         with contextlib.suppress(NestlabError, libvirt.libvirtError):
-            screen = _vnc_port(self.ctx.libvirt(), self.ctx.plan.lab, host)
+            screen = _vnc_port(self.ctx, host)
         return RemoteAccess(
             secrets={f"{host.name}.password": l1_password_path(self.ctx.lab_dir, host.name),
                      f"{host.name}.vnc": vnc_password_path(self.ctx.lab_dir, host.name)},
@@ -238,10 +241,11 @@ class _PowerShellShell(Shell):
         self._session.close()
 
 
-def _vnc_port(conn: libvirt.virConnect, lab: str, host: HostPlan) -> int:
-    """The port libvirt gave the running L1's VNC screen."""
+def _vnc_port(ctx: LabContext, host: HostPlan) -> int:
+    """The port libvirt gave the running L1's VNC screen (asked on a connection of its own)."""
+    conn = ctx.libvirt()
     try:
-        dom = objects.owned_domain(conn, lab, host.domain_name)
+        dom = objects.owned_domain(conn, ctx.plan.lab, host.domain_name)
         if dom is None or not dom.isActive():
             raise NestlabError(f"{host.name} is not running: it has no screen to show",
                                hint="`nestlab up` starts it.")
