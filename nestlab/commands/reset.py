@@ -20,9 +20,12 @@ its work done. A reset cut short is finished by `reset` again, or by `up`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+
+import libvirt
 
 from nestlab.commands.context import LabContext
 from nestlab.commands.up import bring_back_hosts
@@ -36,6 +39,7 @@ from nestlab.state.keys import pinned_host_keys, repin_host_keys
 from nestlab.state.record import lab_lock
 from nestlab.steps import Step, run_steps
 from nestlab.virt import layers, objects
+from nestlab.virt.connection import LibvirtError
 
 L2_SHUTDOWN = 120.0
 """Seconds an L1's L2s get to shut down by themselves before they are powered off."""
@@ -72,9 +76,7 @@ def make_baseline(lab_dir: Path, reporter: Reporter) -> LayerResult:
         hosts = [h for h in ctx.plan.hosts if not layers.has_baseline(h)]
         if not hosts:
             return result
-        run_steps([Step(h.name, "baseline", partial(
-            freeze_l1, ctx, h, layers.baseline_path(h), reporter.say, result.notes))
-            for h in hosts], reporter)
+        keep_and_wake(ctx, hosts, layers.baseline_path, "baseline", reporter, result.notes)
         result.hosts = [h.name for h in hosts]
         result.proofs = bring_back_hosts(ctx, reporter)
     return result
@@ -83,6 +85,7 @@ def make_baseline(lab_dir: Path, reporter: Reporter) -> LayerResult:
 def reset(lab_dir: Path, reporter: Reporter) -> LayerResult:
     """Every L1 (and so its L2s) back to the lab's baseline, started and proven."""
     ctx = LabContext.load(lab_dir)
+    result = LayerResult(ctx.name, "reset", hosts=[h.name for h in ctx.plan.hosts])
     with lab_lock(lab_dir, "reset"):
         ctx.require_sandbox_running()
         for host in ctx.plan.hosts:
@@ -93,31 +96,119 @@ def reset(lab_dir: Path, reporter: Reporter) -> LayerResult:
                              "there is nothing to reset to",
                              hint=f"`nestlab up --baseline -f {ctx.record.lab_file}` keeps the "
                                   "lab as `up` proved it; reset returns to that.")
-        run_steps([Step(h.name, "back to the baseline",
-                        partial(put_top_on, ctx, h, layers.baseline_path(h)))
-                   for h in ctx.plan.hosts], reporter)
-        return LayerResult(ctx.name, "reset", hosts=[h.name for h in ctx.plan.hosts],
-                           proofs=bring_back_hosts(ctx, reporter))
+        go_back_and_wake(ctx, ctx.plan.hosts, layers.baseline_path, "back to the baseline",
+                         reporter, result.notes)
+        result.proofs = bring_back_hosts(ctx, reporter)
+    return result
+
+
+LayerOf = Callable[[HostPlan], Path]
+"""Which layer of an L1 (its baseline, or its layer of one snapshot)."""
+
+
+def keep_and_wake(ctx: LabContext, hosts: Sequence[HostPlan], layer_of: LayerOf, phase: str,
+                  reporter: Reporter, notes: list[str]) -> None:
+    """Freeze every L1 into its layer, then (all kept first: one moment of the lab) wake
+    each from the memory it was kept with."""
+    run_steps([Step(h.name, phase, partial(freeze_l1, ctx, h, layer_of(h), reporter.say,
+                                           notes)) for h in hosts], reporter)
+    _wake_all(ctx, hosts, layer_of, reporter, notes)
+
+
+def go_back_and_wake(ctx: LabContext, hosts: Sequence[HostPlan], layer_of: LayerOf, phase: str,
+                     reporter: Reporter, notes: list[str]) -> None:
+    """Every L1 onto a new empty top on its layer, then woken from the layer's memory."""
+    run_steps([Step(h.name, phase, partial(put_top_on, ctx, h, layer_of(h)))
+               for h in hosts], reporter)
+    _wake_all(ctx, hosts, layer_of, reporter, notes)
+
+
+def _wake_all(ctx: LabContext, hosts: Sequence[HostPlan], layer_of: LayerOf, reporter: Reporter,
+              notes: list[str]) -> None:
+    run_steps([Step(h.name, "memory restored", partial(
+        wake_l1, ctx, h, layer_of(h), reporter.say, notes))
+        for h in hosts if layers.state_path(layer_of(h)).exists()], reporter)
 
 
 def freeze_l1(ctx: LabContext, host: HostPlan, layer: Path, say: Say,
               notes: list[str]) -> bool:
-    """Shut the L1's L2s and then the L1 down cleanly and freeze its disk into ``layer``
-    (left off: up's steps start it again)."""
+    """Keep the L1 in ``layer`` (left off). A running L1 is kept with its memory: its L2s
+    paused inside it, the L1 saved (``layers.state_path``), so that `wake_l1` continues
+    it where it was; one that cannot be saved is shut down cleanly (its L2s first) and
+    only its disk is kept."""
+    state = layers.state_path(layer)
+    if not layer.exists():
+        state.unlink(missing_ok=True)  # a state counts only with the layer frozen after it
+        layers.make_layer_folder(host, layer)
     conn = ctx.libvirt()
     try:
         dom = objects.owned_domain(conn, ctx.name, host.domain_name)
-        if dom is not None and dom.isActive():
-            if host.guests:
-                _stop_l2s(ctx, host, say, notes)
-            say(host.name, "shutting down")
-            if not objects.shut_down_domain(dom, L1_SHUTDOWN):
-                notes.append(f"{host.name} did not shut down within {L1_SHUTDOWN:.0f}s: "
-                             "powered off (its L2s were already off)")
+        if (dom is not None and dom.isActive()
+                and not _save_l1(ctx, host, dom, state, say, notes)):
+            _shut_down_l1(ctx, host, dom, say, notes)
     finally:
         conn.close()
     layers.freeze_top(host, layer)
     write_atomic(layers.pins_path(layer), pinned_host_keys(ctx.lab_dir, _names(host)))
+    return True
+
+
+def _save_l1(ctx: LabContext, host: HostPlan, dom: libvirt.virDomain, state: Path, say: Say,
+             notes: list[str]) -> bool:
+    """The L1's L2s paused and the L1 saved into ``state`` (off after). False when libvirt
+    cannot save it (its L2s are resumed)."""
+    driver = driver_for(ctx, host)
+    session = driver.session(host)
+    try:
+        if host.guests:
+            session.wait_until_reachable(driver.timeouts().boot)
+            say(host.name, "pausing its L2s")
+            driver.pause_guests(host, session)
+        say(host.name, "saving its memory")
+        try:
+            objects.save_domain(dom, state)
+        except LibvirtError as exc:
+            notes.append(f"{host.name}: {exc.message}: shut down instead, its memory not kept")
+            if host.guests:
+                driver.resume_guests(host, session)
+            return False
+    finally:
+        session.close()
+    return True
+
+
+def _shut_down_l1(ctx: LabContext, host: HostPlan, dom: libvirt.virDomain, say: Say,
+                  notes: list[str]) -> None:
+    if host.guests:
+        _stop_l2s(ctx, host, say, notes)
+    say(host.name, "shutting down")
+    if not objects.shut_down_domain(dom, L1_SHUTDOWN):
+        notes.append(f"{host.name} did not shut down within {L1_SHUTDOWN:.0f}s: "
+                     "powered off (its L2s were already off)")
+
+
+def wake_l1(ctx: LabContext, host: HostPlan, layer: Path, say: Say, notes: list[str]) -> bool:
+    """The L1 running again from the memory kept with ``layer`` (on a top on it): its
+    clock set, its L2s resumed. Where libvirt cannot restore it, it is left off and up's
+    steps boot its disk as kept (as after a power loss)."""
+    conn = ctx.libvirt()
+    try:
+        try:
+            objects.restore_domain(conn, layers.state_path(layer))
+        except LibvirtError as exc:
+            notes.append(f"{host.name}: {exc.message}: booted from its disk instead")
+            return False
+    finally:
+        conn.close()
+    driver = driver_for(ctx, host)
+    session = driver.session(host)
+    try:
+        session.wait_until_reachable(driver.timeouts().boot)
+        resumed = driver.resume_guests(host, session)
+    finally:
+        session.close()
+    if resumed:
+        say(host.name, f"resumed {', '.join(resumed)}")
     return True
 
 

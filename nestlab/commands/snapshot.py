@@ -27,12 +27,12 @@ from functools import partial
 from pathlib import Path
 
 from nestlab.commands.context import LabContext
-from nestlab.commands.reset import LayerResult, freeze_l1, put_top_on
+from nestlab.commands.reset import LayerResult, go_back_and_wake, keep_and_wake
 from nestlab.commands.up import bring_back_hosts
 from nestlab.errors import InputError
+from nestlab.plan import HostPlan
 from nestlab.progress import Reporter
 from nestlab.state.record import iso_utc, lab_lock
-from nestlab.steps import Step, run_steps
 from nestlab.virt import layers
 
 
@@ -63,9 +63,12 @@ def list_snapshots(lab_dir: Path) -> list[SnapshotInfo]:
     for name in names:
         files = {h.name: layers.layer_file(layers.snapshot_path(h, name))
                  for h in ctx.plan.hosts if layers.snapshot_path(h, name).exists()}
+        states = [layers.state_path(f.path) for f in files.values()]
         found.append(SnapshotInfo(
             name, iso_utc(max(f.frozen for f in files.values())),
-            sum(f.bytes_on_disk for f in files.values()), sorted(files),
+            sum(f.bytes_on_disk for f in files.values())
+            + sum(layers.layer_file(p).bytes_on_disk for p in states if p.exists()),
+            sorted(files),
             [h.name for h in ctx.plan.hosts if h.name not in files]))
     return sorted(found, key=lambda s: (s.saved, s.name))
 
@@ -82,9 +85,8 @@ def save(lab_dir: Path, name: str, reporter: Reporter) -> LayerResult:
             raise SnapshotExists(f"lab {ctx.name} has a snapshot {name} already",
                                  hint=f"Pick another name, or `nestlab snapshot delete {name}` "
                                       "first.")
-        run_steps([Step(h.name, f"snapshot {name}", partial(
-            freeze_l1, ctx, h, layers.snapshot_path(h, name), reporter.say, result.notes))
-            for h in ctx.plan.hosts], reporter)
+        keep_and_wake(ctx, ctx.plan.hosts, partial(_layer, name=name), f"snapshot {name}",
+                      reporter, result.notes)
         result.proofs = bring_back_hosts(ctx, reporter)
     return result
 
@@ -93,15 +95,19 @@ def restore(lab_dir: Path, name: str, reporter: Reporter) -> LayerResult:
     """Every L1 back to snapshot ``name``, started and proven; unsaved changes are lost."""
     layers.check_snapshot_name(name)
     ctx = LabContext.load(lab_dir)
+    result = LayerResult(ctx.name, "restore", name, [h.name for h in ctx.plan.hosts])
     with lab_lock(lab_dir, f"snapshot restore {name}"):
         ctx.require_sandbox_running()
         _finish_interrupted(ctx)
         _require_complete(ctx, name)
-        run_steps([Step(h.name, f"back to snapshot {name}",
-                        partial(put_top_on, ctx, h, layers.snapshot_path(h, name)))
-                   for h in ctx.plan.hosts], reporter)
-        return LayerResult(ctx.name, "restore", name, [h.name for h in ctx.plan.hosts],
-                           bring_back_hosts(ctx, reporter))
+        go_back_and_wake(ctx, ctx.plan.hosts, partial(_layer, name=name),
+                         f"back to snapshot {name}", reporter, result.notes)
+        result.proofs = bring_back_hosts(ctx, reporter)
+    return result
+
+
+def _layer(host: HostPlan, name: str) -> Path:
+    return layers.snapshot_path(host, name)
 
 
 def delete(lab_dir: Path, name: str) -> LayerResult:

@@ -149,6 +149,18 @@ class L1Driver(abc.ABC):
         baseline or a snapshot. Returns the L2s that had to be powered off."""
 
     @abc.abstractmethod
+    def pause_guests(self, host: HostPlan, session: Transport) -> list[str]:
+        """Pause the L1's running L2s (their memory stays in the L1's), so that the L1's
+        memory and disk hold them consistent when the L1 is saved: before a baseline or
+        a snapshot with memory. Returns the L2s it paused."""
+
+    @abc.abstractmethod
+    def resume_guests(self, host: HostPlan, session: Transport) -> list[str]:
+        """After the L1 was restored from a saved state: its clock set to now (it stood
+        still while saved), its paused L2s (paused before the save) resumed and their
+        clocks set too. Returns the L2s it resumed."""
+
+    @abc.abstractmethod
     def restart_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> None:
         """Power one L2 off and on again (`restart`): a new boot of the same disk."""
 

@@ -87,6 +87,23 @@ class LinuxDriver(L1Driver):
         forced = linux.stop_guests(session, [g.domain_name for g in host.guests], timeout)
         return [g.name for g in host.guests if g.domain_name in forced]
 
+    def pause_guests(self, host: HostPlan, session: Transport) -> list[str]:
+        paused = linux.pause_guests(session, [g.domain_name for g in host.guests])
+        return [g.name for g in host.guests if g.domain_name in paused]
+
+    def resume_guests(self, host: HostPlan, session: Transport) -> list[str]:
+        linux.set_clock(session)
+        paused = linux.resume_guests(session, [g.domain_name for g in host.guests])
+        resumed = [g for g in host.guests if g.domain_name in paused]
+        for guest in resumed:
+            l2 = self.l2_session(session, guest)
+            try:
+                l2.wait_until_reachable(self.timeouts().l2)
+                linux.set_clock(l2)
+            finally:
+                l2.close()
+        return [g.name for g in resumed]
+
     def restart_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> None:
         linux.restart_guest(session, host, guest)
 

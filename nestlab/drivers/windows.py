@@ -155,6 +155,12 @@ class WindowsDriver(L1Driver):
     def stop_guests(self, host: HostPlan, session: Transport, timeout: float) -> list[str]:
         return windows.stop_guests(_ps(session), host, timeout)
 
+    def pause_guests(self, host: HostPlan, session: Transport) -> list[str]:
+        return windows.pause_guests(_ps(session), host)
+
+    def resume_guests(self, host: HostPlan, session: Transport) -> list[str]:
+        return windows.resume_guests(_ps(session), host)
+
     def restart_guest(self, host: HostPlan, session: Transport, guest: GuestPlan) -> None:
         windows.restart_guest(_ps(session), guest)
 

@@ -5,6 +5,7 @@ first whether it is already done, so a second run changes nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -235,6 +236,27 @@ def stop_guests(t: Transport, domains: list[str], timeout: float,
         return forced
     finally:
         t.run(["sync"])  # what the L2s wrote is on the L1's disk before the L1 stops
+
+
+def pause_guests(t: Transport, domains: list[str]) -> list[str]:
+    """`virsh suspend` of the running ones of ``domains``; returns those."""
+    running = [d for d, s in guest_states(t, domains).items() if s == "running"]
+    for name in running:
+        _virsh_check(t, "suspend", name)
+    return running
+
+
+def resume_guests(t: Transport, domains: list[str]) -> list[str]:
+    """`virsh resume` of the paused ones of ``domains``; returns those."""
+    paused = [d for d, s in guest_states(t, domains).items() if s == "paused"]
+    for name in paused:
+        _virsh_check(t, "resume", name)
+    return paused
+
+
+def set_clock(t: Transport) -> None:
+    """The guest's clock to L0's now (GNU's and busybox's `date` both take @SECONDS)."""
+    t.check(["date", "-u", "-s", f"@{int(time.time())}"])
 
 
 def _all_off(t: Transport, domains: list[str]) -> bool:

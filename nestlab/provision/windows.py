@@ -351,6 +351,19 @@ def stop_guests(t: PowerShellSession, host: HostPlan, timeout: float) -> list[st
     return [str(name) for name in value.get("turnedOff") or []]
 
 
+def pause_guests(t: PowerShellSession, host: HostPlan) -> list[str]:
+    """`Suspend-VM` of the running L2 VMs; returns those."""
+    value = run_json(t, "guests-pause", Names=[g.name for g in host.guests])
+    return [str(name) for name in value.get("paused") or []]
+
+
+def resume_guests(t: PowerShellSession, host: HostPlan) -> list[str]:
+    """The L1's clock to L0's now, then `Resume-VM` of the paused L2 VMs; returns those."""
+    value = run_json(t, "guests-resume", Now=int(time.time()),
+                     Names=[g.name for g in host.guests])
+    return [str(name) for name in value.get("resumed") or []]
+
+
 def restart_guest(t: PowerShellSession, guest: GuestPlan) -> None:
     """Turn the L2's VM off (when it runs) and start it again: a new boot."""
     state = run_json(t, "guest-restart", Name=guest.name)["state"]

@@ -117,15 +117,15 @@ def ensure_prime_iso(host: HostPlan, guest: GuestPlan, image: BuiltImage,
 
 def rebuild_files(host: HostPlan) -> list[Path]:
     """The L1's files on L0 that a rebuild makes anew: its overlay (and a partial one),
-    its baseline and snapshot layers (they hold the old L1), kernel and initrd, seed or
-    answer medium, its L2s' prime ISOs. Its console log is kept: the new L1's boot
-    follows the old one's lines."""
+    its baseline and snapshot layers with their memory states (they hold the old L1),
+    kernel and initrd, seed or answer medium, its L2s' prime ISOs. Its console log is
+    kept: the new L1's boot follows the old one's lines."""
     return [host.disk_path, host.disk_path.with_suffix(".partial"), host.kernel, host.initrd,
             host.seed_path, *(prime_iso_path(host, guest) for guest in host.guests),
-            *(layer for name in layers.snapshot_names(host) for layer in (
-                layers.snapshot_path(host, name),
-                layers.pins_path(layers.snapshot_path(host, name)))),
-            layers.baseline_path(host), layers.pins_path(layers.baseline_path(host))]
+            *(path for layer in [*(layers.snapshot_path(host, name)
+                                   for name in layers.snapshot_names(host)),
+                                 layers.baseline_path(host)]
+              for path in (layer, layers.pins_path(layer), layers.state_path(layer)))]
 
 
 def remove_rebuild_files(host: HostPlan) -> list[Path]:

@@ -79,6 +79,13 @@ def pins_path(layer: Path) -> Path:
     return layer.with_suffix(".known_hosts")
 
 
+def state_path(layer: Path) -> Path:
+    """The L1's memory and device state saved at the moment ``layer`` was frozen
+    (libvirt's save image): with it, going back to the layer is a restore, not a boot.
+    Only valid together with its layer; a layer frozen from a shut-off L1 has none."""
+    return layer.with_suffix(".state")
+
+
 def has_baseline(host: HostPlan) -> bool:
     """A finished baseline: the file, and a top layer that is not that same file."""
     path = baseline_path(host)
@@ -96,11 +103,17 @@ def freeze_top(host: HostPlan, layer: Path) -> None:
         if not _same_file(layer, disk):
             raise NestlabError(f"{layer} exists already; nestlab does not overwrite a layer")
     else:
-        layer.parent.mkdir(parents=True, exist_ok=True)
-        layer.parent.chmod(disk.parent.stat().st_mode & 0o777)  # QEMU must reach it
+        make_layer_folder(host, layer)
         os.link(disk, layer)
     layer.chmod(_FROZEN_MODE)
     new_top(host, layer)
+
+
+def make_layer_folder(host: HostPlan, layer: Path) -> None:
+    """The folder ``layer`` (and its memory state) go into, as reachable as the L1's own
+    (QEMU must open them)."""
+    layer.parent.mkdir(parents=True, exist_ok=True)
+    layer.parent.chmod(host.disk_path.parent.stat().st_mode & 0o777)
 
 
 def new_top(host: HostPlan, backing: Path) -> None:
@@ -161,6 +174,7 @@ def remove_snapshot_layer(host: HostPlan, name: str) -> bool:
     refuse_in_use(host, name)
     layer.unlink()
     pins_path(layer).unlink(missing_ok=True)
+    state_path(layer).unlink(missing_ok=True)
     return True
 
 

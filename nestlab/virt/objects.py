@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
 
 import libvirt
 
@@ -196,6 +197,29 @@ def power_off_domain(dom: libvirt.virDomain) -> None:
             dom.destroy()
     except libvirt.libvirtError as exc:
         raise LibvirtError(f"cannot power off {dom.name()}: {exc}") from None
+
+
+def save_domain(dom: libvirt.virDomain, path: Path) -> None:
+    """Its memory and device state into ``path`` (libvirt's save image, 0600: it holds
+    whatever the guest had in memory); it is off after, its disks as that state has
+    them. Written under a temporary name: ``path`` is whole or absent."""
+    tmp = path.with_name(path.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    try:
+        dom.save(str(tmp))  # restored running, as it ran
+    except libvirt.libvirtError as exc:
+        tmp.unlink(missing_ok=True)
+        raise LibvirtError(f"cannot save {dom.name()}'s memory: {exc}") from None
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def restore_domain(conn: libvirt.virConnect, path: Path) -> None:
+    """The domain saved in ``path`` running again from that state (the file is kept)."""
+    try:
+        conn.restore(str(path))
+    except libvirt.libvirtError as exc:
+        raise LibvirtError(f"cannot restore {path.name}: {exc}") from None
 
 
 def domain_running(conn: libvirt.virConnect, name: str) -> bool:

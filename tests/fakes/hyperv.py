@@ -127,6 +127,8 @@ class FakeHyperVL1:
     creations: list[str] = field(default_factory=list)
     ignores_shutdown: set[str] = field(default_factory=set)
     """L2 VMs that do not shut down when Stop-VM asks (their guest runs no service)."""
+    clock: int | None = None
+    """What the last Set-Date set the L1's clock to (Unix seconds)."""
     restarts: int = 0
     reconnects: int = 0
     _going_down: int = 0
@@ -327,6 +329,22 @@ class FakeHyperVL1:
                 turned_off.append(name)
             vm.state = "Off"
         return {"turnedOff": turned_off}
+
+    def _guests_pause(self, Names: list[str]) -> dict[str, Any]:
+        """Suspend-VM of the running ones: Paused, their memory kept."""
+        paused = [n for n in Names if n in self.vms and self.vms[n].state == "Running"]
+        for name in paused:
+            self.vms[name].state = "Paused"
+        return {"paused": paused}
+
+    def _guests_resume(self, Now: int, Names: list[str]) -> dict[str, Any]:
+        """Set-Date to ``Now``, then Resume-VM of the paused ones: running as they were (no
+        new boot: their heartbeat goes on)."""
+        self.clock = Now
+        resumed = [n for n in Names if n in self.vms and self.vms[n].state == "Paused"]
+        for name in resumed:
+            self.vms[name].state = "Running"
+        return {"resumed": resumed}
 
     def _guest_restart(self, Name: str) -> dict[str, Any]:
         vm = self.vms.get(Name)

@@ -27,6 +27,7 @@ from nestlab.host.facts import HostFacts
 from nestlab.lab.labfile import load_lab
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.progress import Reporter
+from nestlab.virt import objects
 from tests.conftest import facts
 from tests.fakes.linux import TESTDRIVER, FakeLinuxL1, FakePrime
 
@@ -55,12 +56,30 @@ def fake_l1s(monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect | None = No
     own in first. With ``l0``, each answers only while its domain runs there and follows
     it: booted again, its L2s are off; booted from a new disk, it is a new L1."""
     l1s: dict[str, FakeLinuxL1] = {}
+    by_domain: dict[str, FakeLinuxL1] = {}
+    saved_by: dict[str, FakeLinuxL1] = {}
 
     def session(_self: LinuxDriver, host: HostPlan) -> FakeLinuxL1:
         if key(host) not in l1s:
             l1s[key(host)] = FakeLinuxL1(host.name, booted_from=None if l0 is None else (
                 lambda: l0_boot(l0, host)))
+        by_domain[host.domain_name] = l1s[key(host)]
         return l1s[key(host)]
+
+    real_save, real_restore = objects.save_domain, objects.restore_domain
+
+    def save_domain(dom: libvirt.virDomain, path: Path) -> None:
+        """L0 saves an L1: its fake keeps what it holds now (nestlab reached it first)."""
+        real_save(dom, path)
+        saved_by[str(path)] = by_domain[dom.name()]
+        saved_by[str(path)].memory_saved(path)
+
+    def restore_domain(conn: libvirt.virConnect, path: Path) -> None:
+        real_restore(conn, path)
+        saved_by[str(path)].memory_restored(path)
+
+    monkeypatch.setattr(objects, "save_domain", save_domain)
+    monkeypatch.setattr(objects, "restore_domain", restore_domain)
 
     def l2_session(_self: LinuxDriver, l1: FakeLinuxL1, guest: GuestPlan) -> FakePrime:
         return FakePrime(guest.name, guest.domain_name, l1)

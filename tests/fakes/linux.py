@@ -33,6 +33,13 @@ tests. What they copy from the real thing, and where:
   L2s off, no routes. A chain it knows nothing of is a new L1. L2s still running
   in a layer that was frozen (the L1 stopped under them) are recorded in
   ``torn``: a real L2 could lose what it had not written.
+- Its memory can be kept: when L0 saves the L1's domain (``memory_saved``), what
+  the L1 holds then (files, its libvirt's domains as they run or are paused,
+  routes, clock) is kept by the save file's name; when L0 restores that file
+  (``memory_restored``), the next time the L1 answers it is that state again, its
+  L2s running or paused as they were (no boot: nothing is torn, no L2 is off).
+- ``date -u -s @N`` sets its clock (``clock``), and an L2's (``l2_clocks``); a
+  paused L2 answers nothing, as a paused VM does not.
 """
 
 from __future__ import annotations
@@ -88,6 +95,14 @@ class FakeLinuxL1(Transport):
     """What each disk layer the L1 ran on held when it last ran on it."""
     torn: list[tuple[object, list[str]]] = field(default_factory=list)
     """(layer, L2 domains that ran when the L1 stopped on it) per booted copy of a layer."""
+    clock: int | None = None
+    """What `date -s` last set the L1's clock to (Unix seconds)."""
+    l2_clocks: dict[str, int] = field(default_factory=dict)
+    saved: dict[str, _DiskState] = field(default_factory=dict)
+    """What the L1 held when L0 saved its memory, by save file."""
+    restored_from: list[str] = field(default_factory=list)
+    """Each save file L0 restored the L1 from."""
+    _restoring: _DiskState | None = field(default=None, repr=False)
     _began: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -134,13 +149,26 @@ class FakeLinuxL1(Transport):
         return CommandResult(command, status, out, err)
 
     # -- the model -----------------------------------------------------------------------
+    def memory_saved(self, path: Path) -> None:
+        """L0 saved the L1's domain into ``path`` (it is off now)."""
+        self.saved[str(path)] = self._state().restored_copy()
+
+    def memory_restored(self, path: Path) -> None:
+        """L0 restored the L1's domain from ``path``: it runs that state again."""
+        self.restored_from.append(str(path))
+        self._restoring = self.saved[str(path)].restored_copy()
+
     def _follow_boot(self) -> None:
         if self.booted_from is None:
             return
         now = self.booted_from()
         if now is None:
             raise NotYet("No route to host: its domain on L0 is not running (fake)")
-        if self.boots and now[0] != self.boots[-1][0]:
+        if self._restoring is not None and self.boots and now != self.boots[-1]:
+            self.layers[_top(self.boots[-1][0])] = self._state()
+            self._load(self._restoring)
+            self._restoring = None
+        elif self.boots and now[0] != self.boots[-1][0]:
             self._boot_disk(now[0])
         elif self.boots and now[1] != self.boots[-1][1]:
             self._booted_again()
@@ -179,12 +207,13 @@ class FakeLinuxL1(Transport):
 
     def _state(self) -> _DiskState:
         return _DiskState(self.conn, self.files, self.folders, self.libvirtd_active,
-                          self.routes, self.l2_files)
+                          self.routes, self.l2_files, self.clock, self.l2_clocks)
 
     def _load(self, state: _DiskState) -> None:
         self.conn, self.files, self.folders = state.conn, state.files, state.folders
         self.libvirtd_active, self.routes, self.l2_files = (state.libvirtd_active, state.routes,
                                                             state.l2_files)
+        self.clock, self.l2_clocks = state.clock, state.l2_clocks
 
     def _write(self, remote: str, data: bytes) -> None:
         parent = str(PurePosixPath(remote).parent)
@@ -236,6 +265,9 @@ class FakeLinuxL1(Transport):
                 self.files.setdefault(path, b"")
                 return 0, "", ""
             case ["sync"]:
+                return 0, "", ""
+            case ["date", "-u", "-s", stamp] if stamp.startswith("@"):
+                self.clock = int(stamp[1:])
                 return 0, "", ""
             case ["rm", "-f", path]:
                 self.files.pop(path, None)
@@ -292,6 +324,9 @@ class FakeLinuxL1(Transport):
             case ["resume", name]:
                 conn.lookupByName(name).resume()
                 return 0, "", ""
+            case ["suspend", name]:
+                conn.lookupByName(name).suspend()
+                return 0, f"Domain '{name}' suspended\n\n", ""
             case ["shutdown", name]:
                 dom = conn.lookupByName(name)
                 if not dom.isActive():
@@ -330,6 +365,28 @@ class _DiskState:
     libvirtd_active: bool = False
     routes: dict[str, str] = field(default_factory=dict)
     l2_files: dict[str, set[str]] = field(default_factory=dict)
+    clock: int | None = None
+    l2_clocks: dict[str, int] = field(default_factory=dict)
+
+    def restored_copy(self) -> _DiskState:
+        """This state as a memory image holds it: the same files, routes and clocks, its
+        libvirt's networks and domains running or paused as they are."""
+        conn = libvirt.open(f"test://{TESTDRIVER}")
+        for net in self.conn.listAllNetworks(0):
+            copy = conn.networkDefineXML(net.XMLDesc(0))
+            copy.setAutostart(net.autostart())
+            if net.isActive():
+                copy.create()
+        for dom in self.conn.listAllDomains(0):
+            copy_dom = conn.defineXML(dom.XMLDesc(0))
+            copy_dom.setAutostart(dom.autostart())
+            if dom.isActive():
+                copy_dom.create()
+            if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+                copy_dom.suspend()
+        return _DiskState(conn, dict(self.files), set(self.folders), self.libvirtd_active,
+                          dict(self.routes), {d: set(f) for d, f in self.l2_files.items()},
+                          self.clock, dict(self.l2_clocks))
 
     def booted_copy(self) -> _DiskState:
         """A new top layer on this one, booted: the same files; the L1's libvirt starts
@@ -403,8 +460,14 @@ class FakePrime(Transport):
     def run(self, argv: list[str], timeout: float = 600.0) -> CommandResult:
         if argv[:2] == ["sh", "-c"] and len(argv) == 3:  # a command line (the pytest plugin)
             return self.run(shlex.split(argv[2]), timeout)
+        state = self.l1.domain_state(self.domain)
+        if state != "running":
+            raise TransportError(f"{self.name}: no answer: its domain is {state} (fake)")
         files = self.l1.l2_files.setdefault(self.domain, set())
         match argv:
+            case ["date", "-u", "-s", stamp] if stamp.startswith("@"):
+                self.l1.l2_clocks[self.domain] = int(stamp[1:])
+                return CommandResult(shlex.join(argv), 0, "", "")
             case ["touch", path]:
                 files.add(path)
                 return CommandResult(shlex.join(argv), 0, "", "")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from nestlab.commands.reset import make_baseline
 from nestlab.errors import NestlabError
 from nestlab.progress import Reporter
 from nestlab.state.keys import known_hosts_path
-from nestlab.virt import layers
+from nestlab.virt import layers, objects
+from nestlab.virt.connection import LibvirtError
 from tests.conftest import facts
 from tests.fakes.lab import inventory
 from tests.fakes.linux import FakeLinuxL1, FakePrime
@@ -70,16 +72,23 @@ def fingerprint(path: Path) -> tuple[str, int]:
     return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
 
 
-def test_the_baseline_is_taken_with_the_l2s_shut_down_and_everything_running_after(
+def test_the_baseline_keeps_the_l1_s_memory_with_its_l2s_paused_and_everything_runs_after(
         lab: LabContext, guests: dict[str, FakeLinuxL1], l0: libvirt.virConnect) -> None:
     host, l1 = lab.plan.host("kvm1"), guests["kvm1"]
     assert layers.has_baseline(host)
     assert layers.backing_file(host.disk_path) == layers.baseline_path(host)
-    shutdown = f"virsh -c qemu:///system shutdown {L2_DOMAIN}"
-    assert shutdown in l1.calls and "sync" in l1.calls[l1.calls.index(shutdown):]
-    assert l1.torn == []  # no L2 ran when the L1 stopped on the layer
+    state = layers.state_path(layers.baseline_path(host))
+    assert state.stat().st_mode & 0o777 == 0o600  # the L1's memory: its secrets too
+    suspend = f"virsh -c qemu:///system suspend {L2_DOMAIN}"
+    assert suspend in l1.calls and not [c for c in l1.calls if " shutdown " in c]
+    assert l1.saved[str(state)].conn.lookupByName(L2_DOMAIN).state()[0] == \
+        libvirt.VIR_DOMAIN_PAUSED  # kept paused, not torn
+    assert l1.restored_from == [str(state)] and l1.torn == []
     assert l0.lookupByName("nestlab-linux-nested-kvm1").isActive()
     assert l1.domain_state(L2_DOMAIN) == "running"
+    now = time.time()
+    assert l1.clock is not None and abs(l1.clock - now) < 60
+    assert abs(l1.l2_clocks[L2_DOMAIN] - now) < 60
     again = make_baseline(lab.lab_dir, Reporter("linux-nested", lab.lab_dir, "up", show=False))
     assert again.hosts == []  # kept once
 
@@ -96,11 +105,11 @@ def test_reset_throws_away_what_was_written_in_the_l1_and_its_l2(
     assert l1.domain_state(L2_DOMAIN) == "running"
     assert [p["guest"] for p in result["proofs"]] == ["prime1"]
     changed = [(t["guest"], t["phase"]) for t in result["timings"] if t["outcome"] == "changed"]
-    assert changed == [("kvm1", "back to the baseline"), ("kvm1", "define + start"),
-                       ("prime1", "define + start in kvm1")]
+    assert changed == [("kvm1", "back to the baseline"), ("kvm1", "memory restored")]
     provisioning = [c for c in l1.calls[seen:] if c.startswith(("put ", "qemu-img"))
-                    or "define" in c]
-    assert provisioning == []  # nothing made again inside the L1
+                    or "define" in c or " start " in c]
+    assert provisioning == []  # nothing made or booted again inside the L1
+    assert l1.restored_from == [str(layers.state_path(layers.baseline_path(host)))] * 2
     assert fingerprint(layers.baseline_path(host)) == baseline
     assert l1.torn == []
     mark(guests)  # and again: a reset is repeatable
@@ -170,18 +179,75 @@ def test_reset_without_a_baseline_says_how_to_make_one(
     assert code == 2 and "has no baseline for kvm1" in err and "up --baseline" in err
 
 
+def refuse_saves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """L0's libvirt cannot save a domain (as QEMU refuses to migrate some devices)."""
+    def refuse(dom: libvirt.virDomain, _path: Path) -> None:
+        raise LibvirtError(f"cannot save {dom.name()}'s memory: operation not supported (test)")
+
+    monkeypatch.setattr(objects, "save_domain", refuse)
+
+
+def test_an_l1_that_cannot_be_saved_is_kept_shut_down_with_its_l2s_shut_down_first(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    bring_up(LAB_FILE, home)
+    refuse_saves(monkeypatch)
+    lab_dir = home / "labs" / "linux-nested"
+    result = make_baseline(lab_dir, Reporter("linux-nested", lab_dir, "up", show=False))
+    assert any("operation not supported (test): shut down instead" in n for n in result.notes)
+    l1, host = guests["kvm1"], LabContext.load(lab_dir).plan.host("kvm1")
+    shutdown = f"virsh -c qemu:///system shutdown {L2_DOMAIN}"
+    assert shutdown in l1.calls and "sync" in l1.calls[l1.calls.index(shutdown):]
+    assert not layers.state_path(layers.baseline_path(host)).exists()
+    assert l1.torn == [] and l1.domain_state(L2_DOMAIN) == "running"  # booted, L2 started
+    mark(guests)
+    nestlab_json("reset")
+    assert marked(guests) == (False, False)
+
+
 def test_an_l2_that_does_not_shut_down_is_powered_off_before_the_l1_stops(
         l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from nestlab.commands import reset as reset_module
 
     monkeypatch.setattr(reset_module, "L2_SHUTDOWN", 0.2)
+    refuse_saves(monkeypatch)
     bring_up(LAB_FILE, home)
     guests["kvm1"].ignores_acpi.add(L2_DOMAIN)
     lab_dir = home / "labs" / "linux-nested"
     result = make_baseline(lab_dir, Reporter("linux-nested", lab_dir, "up", show=False))
     assert any("prime1 did not shut down" in note for note in result.notes)
     assert guests["kvm1"].torn == []
+
+
+def test_a_memory_that_cannot_be_restored_is_booted_from_its_disk_and_says_so(
+        lab: LabContext, guests: dict[str, FakeLinuxL1],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(_conn: libvirt.virConnect, path: Path) -> None:
+        raise LibvirtError(f"cannot restore {path.name}: incompatible QEMU (test)")
+
+    monkeypatch.setattr(objects, "restore_domain", refuse)
+    mark(guests)
+    code, out, err = nestlab("reset")
+    assert code == 0, err
+    assert "incompatible QEMU (test): booted from its disk instead" in out + err
+    assert guests["kvm1"].domain_state(L2_DOMAIN) == "running"  # up's steps started it
+    assert marked(guests) == (False, False)
+
+
+def test_a_memory_kept_without_its_layer_is_not_restored(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path) -> None:
+    """A save cut short before its layer was frozen leaves a state of a disk that may
+    have run on since: the baseline made later does not use it."""
+    bring_up(LAB_FILE, home)
+    lab_dir = home / "labs" / "linux-nested"
+    host = LabContext.load(lab_dir).plan.host("kvm1")
+    stale = layers.state_path(layers.baseline_path(host))
+    stale.write_bytes(b"memory of another moment")
+    l0.lookupByName(host.domain_name).destroy()  # the L1 off: kept by its disk alone
+    make_baseline(lab_dir, Reporter("linux-nested", lab_dir, "up", show=False))
+    assert layers.has_baseline(host) and not stale.exists()
+    assert guests["kvm1"].restored_from == []
 
 
 def test_a_reset_cut_short_is_finished_by_reset_again(

@@ -90,8 +90,8 @@ READERS = [Path(windows.__file__), Path(status.__file__)]
 
 @pytest.fixture(scope="module")
 def answered(tmp_path_factory: pytest.TempPathFactory) -> FakeHyperVL1:
-    """A fake L1 taken through every script: up on a fresh L1, proof, status, restart and
-    rebuild of an L2, and down."""
+    """A fake L1 taken through every script: up on a fresh L1, proof, status, pause and
+    resume around a save, restart and rebuild of an L2, and down."""
     tmp = tmp_path_factory.mktemp("answers")
     lab = example("windows-hyperv")
     host = make_plan(lab, check_host(facts("intel-nested-y"), lab).decide(lab.name), tmp, "ssh-ed25519 K").hosts[0]
@@ -105,6 +105,8 @@ def answered(tmp_path_factory: pytest.TempPathFactory) -> FakeHyperVL1:
         windows.provision(l1, host, isos, Reporter(lab.name, tmp, "up", show=False), 600)
         windows.prove(l1, host, host.guests[0], 600, lambda _m: None)
     windows.run_json(l1, "guest-states", Names=[g.name for g in host.guests])
+    windows.pause_guests(l1, host)
+    windows.resume_guests(l1, host)
     windows.stop_guests(l1, host, 30)
     windows.restart_guest(l1, host.guests[0])
     windows.remove_guest(l1, host.guests[1])

@@ -4,6 +4,7 @@ their proof; a crash and a second run; a processor without virtualization."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -295,3 +296,20 @@ def test_l2s_are_shut_down_before_a_baseline_and_a_stubborn_one_turned_off(
     assert windows.stop_guests(l1, host, 30) == [stubborn]
     assert {vm.state for vm in l1.vms.values()} == {"Off"}
     assert windows.stop_guests(l1, host, 30) == []  # nothing running: nothing to do
+
+
+def test_l2s_are_paused_before_the_l1_is_saved_and_resumed_after_with_its_clock_set(
+        host: HostPlan, isos: dict[str, Path], tmp_path: Path) -> None:
+    l1 = FakeHyperVL1()
+    run(l1, host, isos, tmp_path)
+    off = host.guests[1].name
+    windows.stop_guests(l1, replace(host, guests=[host.guests[1]]), 30)
+    on = host.guests[0].name
+    assert windows.pause_guests(l1, host) == [on]  # an L2 that is off stays off
+    assert (l1.vms[on].state, l1.vms[off].state) == ("Paused", "Off")
+    boots = l1.vms[on].boots
+    assert windows.resume_guests(l1, host) == [on]
+    assert (l1.vms[on].state, l1.vms[off].state) == ("Running", "Off")
+    assert l1.vms[on].boots == boots  # resumed, not booted again
+    assert l1.clock is not None and abs(l1.clock - time.time()) < 60
+    assert windows.resume_guests(l1, host) == []  # nothing paused: nothing to do
