@@ -1,21 +1,29 @@
 """The lab's baseline, and ``nestlab reset`` back to it, under the lab's lock.
 
-A baseline is what `up --baseline` keeps once `up` has proven every L2: per
-L1, its L2s are shut down cleanly inside it (the driver's ``stop_guests``:
-`virsh shutdown`, or Hyper-V's `Stop-VM`, then powered off after a bounded
-wait), the L1 is shut down (ACPI, then powered off after a bounded wait), and
-its disk is frozen into ``baseline.qcow2`` under a new empty top
-(nestlab/virt/layers.py). Then up's own steps start every L1 again, start its
-L2s (nestlab's L2s do not autostart: up's `define + start` step starts them,
-as after any reboot of an L1) and prove them.
+A baseline is what `up --baseline` keeps once `up` has proven every L2, per L1:
+
+- its memory: its L2s are paused inside it (the driver's ``pause_guests``:
+  `virsh suspend`, or Hyper-V's `Suspend-VM`), then libvirt saves the L1
+  (``baseline.state``, libvirt's save image; the L1 is off after it);
+- its disk at that same moment, frozen into ``baseline.qcow2`` under a new empty
+  top (nestlab/virt/layers.py);
+
+and then the L1 is restored from that memory: it runs on where it was, its clock
+set to now and its L2s resumed (``resume_guests``). Up's own steps follow and
+find everything done and proven.
 
 `reset` powers each L1 off (its top layer is thrown away, so nothing on it needs
 to be saved), puts a new empty top on its baseline, pins the SSH host keys its
 guests had when the baseline was kept (an L2 rebuilt since had another), and
-ends the same way: the
-L1 boots the baseline's state, its L2s are started (they were shut down cleanly
-in it) and proven. Nothing is provisioned again: every other step of `up` finds
-its work done. A reset cut short is finished by `reset` again, or by `up`.
+restores the baseline's memory: no boot of the L1 or of its L2s, nothing
+provisioned again. A reset cut short is finished by `reset` again, or by `up`.
+
+Where libvirt cannot save an L1 (a device QEMU cannot migrate), the baseline
+is its disk alone: its L2s are shut down cleanly (`virsh shutdown` or
+`Stop-VM`, powered off after a bounded wait), the L1 shut down (ACPI, then
+powered off), its disk frozen; up's steps then boot it and start its L2s, and
+so does every reset. Where a memory cannot be restored (QEMU changed since),
+the disk kept with it boots instead, as after a power loss, and the note says so.
 """
 
 from __future__ import annotations

@@ -1,19 +1,22 @@
 """``nestlab snapshot save|restore|list|delete NAME``: named states of a whole lab (every
 L1 with its L2s), under the lab's lock.
 
-Why layers of shut-off L1s (nestlab/virt/layers.py) and not libvirt's snapshot
-API: the L2s' disks live inside the L1's disk, so a consistent state needs the
-L2s shut down inside the L1 first, and the L1 off; then keeping the L1's disk
-is one hard link and a new empty top (no copy, no libvirt snapshot metadata
-that `down` would have to find, and the same for Windows and Linux L1s).
+Why layers of L1s and not libvirt's snapshot API: the L2s' disks live inside the
+L1's disk, so a consistent state needs the L2s paused (or shut down) inside the
+L1 first; then the L1's memory is one libvirt save and its disk one hard link and
+a new empty top (no copy, no libvirt snapshot metadata that `down` would have
+to find, and the same for Windows and Linux L1s). How an L1 is kept and woken
+again is the baseline's (nestlab/commands/reset.py).
 
-- save: per L1, its L2s shut down cleanly, the L1 shut down, its disk frozen
-  into ``hosts/L1/snapshots/NAME.qcow2`` under a new top; then up's steps
-  start everything again and prove the L2s. All L1s are off before any starts,
-  so the snapshot is one moment of the whole lab.
-- restore: per L1, powered off, a new empty top on its layer of NAME; then up's
-  steps. What was not saved is gone, as with `reset`.
-- list: name, when it was saved, its size on disk (all L1s' layers), and
+- save: per L1, its L2s paused, the L1 saved with its memory
+  (``hosts/L1/snapshots/NAME.state``), its disk frozen into
+  ``hosts/L1/snapshots/NAME.qcow2`` under a new top; then every L1 restored from
+  that memory (its L2s resumed) and up's steps prove them. All L1s are kept
+  before any runs again, so the snapshot is one moment of the whole lab.
+- restore: per L1, powered off, a new empty top on its layer of NAME, its
+  memory of NAME restored; then up's steps. What was not saved is gone, as with
+  `reset`.
+- list: name, when it was saved, its size on disk (all L1s' layers and memories), and
   whether every L1 has its layer (a save cut short, or an L1 rebuilt since,
   leaves an incomplete one, which restore refuses).
 - delete: refused while a later snapshot, the baseline or an L1's current disk

@@ -1,8 +1,9 @@
 """An L1's disk as layers: the state `reset` and snapshots return to, without copying.
 
 An L1's disk (``hosts/NAME/disk.qcow2``) starts as a thin qcow2 overlay on the
-cached base image. Freezing it (the L1 shut off) keeps that very file as a
-read-only layer and puts a new, empty top layer on it:
+cached base image. Freezing it (the L1 off: saved with its memory, or shut
+down) keeps that very file as a read-only layer and puts a new, empty top layer
+on it; the memory saved at that moment (``state_path``) goes with the layer:
 
     base image  <-  baseline.qcow2  <-  snapshots/A.qcow2  <-  disk.qcow2 (top)
 

@@ -1,6 +1,7 @@
 """A classroom for real: two seats of a small Linux lab, each in its own sandbox, brought
-up in parallel with their baselines; a student's files in seat 1's L1 and L2 are gone
-after `reset --seat 1` while seat 2 keeps its own; a snapshot of seat 1 brings back a
+up in parallel with their baselines (each L1's memory kept); a student's files in seat
+1's L1 and L2 are gone after `reset --seat 1` (a restore: nothing boots) while seat 2
+keeps its own; a snapshot of seat 1 brings back a
 change made before it; `down` takes every seat away with nothing left. The tests run
 in order and share the two seats (each lab boot costs minutes on these machines).
 """
@@ -102,7 +103,9 @@ def test_two_seats_come_up_in_parallel_with_their_baselines(
     assert "seats-s02 kvm1:" in result.stderr  # progress names each seat
     for seat in SEAT_LABS:
         assert f"nestlab-{seat}" in netns_list()
-        assert (nestlab_home / "labs" / seat / "hosts" / "kvm1" / "baseline.qcow2").exists()
+        kept = nestlab_home / "labs" / seat / "hosts" / "kvm1"
+        assert (kept / "baseline.qcow2").exists()
+        assert (kept / "baseline.state").stat().st_mode & 0o777 == 0o600  # its memory
     keys = {(nestlab_home / "labs" / seat / "keys" / "id_ed25519").read_bytes()
             for seat in SEAT_LABS}
     assert len(keys) == 2  # a key pair per seat
@@ -131,6 +134,8 @@ def test_reset_of_seat_1_removes_its_students_files_and_leaves_seat_2_alone(
     assert baseline.stat().st_mtime_ns == before  # the baseline is never written
     changed = {t["phase"] for t in result["timings"] if t["outcome"] == "changed"}
     assert not changed & {"L2 network", "L2 image prime"}  # nothing provisioned again
+    assert "memory restored" in changed  # the L1 was restored, not booted,
+    assert not changed & {"define + start", "define + start in kvm1"}  # nor its L2
 
 
 def test_a_snapshot_of_seat_1_brings_back_a_change_made_before_it(
