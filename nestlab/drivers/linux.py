@@ -4,6 +4,7 @@ their L2s defined in the L1's own libvirt and reached through the L1."""
 from __future__ import annotations
 
 import threading
+import time
 
 from nestlab.build.images import BuiltImage
 from nestlab.drivers.base import (
@@ -25,6 +26,10 @@ from nestlab.steps import Step
 from nestlab.transport.base import CommandResult, Transport
 from nestlab.transport.ssh import SSHTransport
 from nestlab.virt import disks
+
+_HEAR_FOR = 20.0
+"""Seconds one wait for an L2's announcement lasts before progress is said (and another
+L1's failure noticed)."""
 
 
 class LinuxDriver(L1Driver):
@@ -63,18 +68,36 @@ class LinuxDriver(L1Driver):
 
     def prove(self, host: HostPlan, session: Transport, guest: GuestPlan, say: Say,
               cancel: threading.Event) -> Proof:
-        """The L2's own SSH server answers through the L1 and runs commands."""
+        """The L2's own SSH server answers through the L1 and runs commands. The L2 is
+        first awaited on its console, where it announces its SSH server (the L1 follows
+        the log, so nestlab hears of it at once); SSH is then tried until it answers,
+        which covers an L2 whose announcement was missed."""
+        deadline = time.monotonic() + self.timeouts().l2
+        heard = self._await_announcement(host, session, guest, deadline, say, cancel)
         l2 = self.l2_session(session, guest)
         try:
-            l2.wait_until_reachable(self.timeouts().l2, lambda why: say(
+            l2.wait_until_reachable(max(deadline - time.monotonic(), 1.0), lambda why: say(
                 guest.name, f"waiting for SSH through {host.name} ({why})"), cancel)
             kernel = l2.check(["uname", "-r"]).stdout.strip()
             uptime = float(l2.check(["cat", "/proc/uptime"]).stdout.split()[0])
         finally:
             l2.close()
+        after = (f", {time.monotonic() - heard:.1f}s after it announced itself"
+                 if heard is not None else "")
         return Proof(guest=guest.name, l1=host.name, address=str(guest.ip),
                      evidence=f"its SSH answered through {host.name}: kernel {kernel}, "
-                              f"up {uptime:.1f}s")
+                              f"up {uptime:.1f}s{after}")
+
+    def _await_announcement(self, host: HostPlan, session: Transport, guest: GuestPlan,
+                            deadline: float, say: Say, cancel: threading.Event
+                            ) -> float | None:
+        """When (monotonic) the L1 saw the L2 announce itself; None when it did not
+        before ``deadline`` (or another L1 failed: ``cancel``)."""
+        while (left := deadline - time.monotonic()) > 0 and not cancel.is_set():
+            if linux.await_announcement(session, guest.console_log, min(left, _HEAR_FOR)):
+                return time.monotonic()
+            say(guest.name, f"waiting for it to announce itself in {host.name}")
+        return None
 
     def guest_states(self, host: HostPlan, session: Transport) -> dict[str, str]:
         states = linux.guest_states(session, [g.domain_name for g in host.guests])

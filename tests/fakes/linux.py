@@ -38,6 +38,9 @@ tests. What they copy from the real thing, and where:
   routes, clock) is kept by the save file's name; when L0 restores that file
   (``memory_restored``), the next time the L1 answers it is that state again, its
   L2s running or paused as they were (no boot: nothing is torn, no L2 is off).
+- Its watch for an L2's announcement on the L2's console log answers at once:
+  announced when the L2 whose domain logs to that file runs, else the watch's
+  timeout (124) without waiting it.
 - ``date -u -s @N`` sets its clock (``clock``), and an L2's (``l2_clocks``); a
   paused L2 answers nothing, as a paused VM does not.
 """
@@ -48,6 +51,7 @@ import hashlib
 import shlex
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -269,6 +273,8 @@ class FakeLinuxL1(Transport):
             case ["date", "-u", "-s", stamp] if stamp.startswith("@"):
                 self.clock = int(stamp[1:])
                 return 0, "", ""
+            case ["timeout", seconds, "sh", "-c", script, "await", log, line]:
+                return self._await_announcement(script, int(seconds), log, line)
             case ["rm", "-f", path]:
                 self.files.pop(path, None)
                 return 0, "", ""
@@ -283,6 +289,20 @@ class FakeLinuxL1(Transport):
                 return self._virsh(args)
         raise AssertionError(f"FakeLinuxL1 does not know `{shlex.join(argv)}`; teach it what "
                              "the real L1 answers")
+
+    def _await_announcement(self, script: str, seconds: int, log: str,
+                            line: str) -> tuple[int, str, str]:
+        """The console watch: at once 0 when the L2 whose domain logs its console to
+        ``log`` runs (a running prime has announced itself), else what `timeout` gives
+        when the time is up (124), without waiting it. A log no L2 writes is never
+        announced."""
+        assert "tail" in script and line == "nestlab-prime: up" and seconds >= 1
+        for dom in self.conn.listAllDomains(0):
+            logs = ET.fromstring(dom.XMLDesc(0)).findall("devices/serial/log")
+            if any(e.get("file") == log for e in logs) and dom.state()[0] == \
+                    libvirt.VIR_DOMAIN_RUNNING:
+                return 0, "", ""
+        return 124, "", ""
 
     def _virsh(self, args: list[str]) -> tuple[int, str, str]:
         try:
