@@ -349,7 +349,9 @@ def _lab_checks(facts: HostFacts, lab: Lab, accel: AccelChoice, evmcs: bool) -> 
                             f"{human_size(res.disk_free)} free at {res.disk_path}"))
     else:
         checks.append(Check("disk", Status.ok,
-                            f"{human_size(res.disk_free)} free at {res.disk_path}"))
+                            f"{human_size(res.disk_free)} free at {res.disk_path}; a baseline "
+                            f"or a snapshot keeps each L1's memory too: up to "
+                            f"{human_size(need_mem)} each"))
 
     explicit_cpus = [h.name for h in lab.hosts if h.cpus and h.cpus > 1]
     if accel == "tcg" and explicit_cpus:

@@ -211,3 +211,12 @@ def test_a_kernel_without_hyperv_emulation_cannot_run_windows() -> None:
     report = check_host(recorded.model_copy(update={"kvm": kernel}), example("windows-hyperv"))
     assert not report.can_run
     assert by_name(report)["kvm-hyperv"][0] is Status.fail
+
+
+def test_the_disk_check_counts_the_memory_a_baseline_keeps_per_seat() -> None:
+    lab = parse_lab(example_text("linux-nested").replace("lab: linux-nested\n",
+                                                         "lab: linux-nested\nseats: 3\n"))
+    status, detail, _ = by_name(check_host(facts("intel-nested-y"), lab))["disk"]
+    assert status is Status.ok
+    assert detail.endswith("a baseline or a snapshot keeps each L1's memory too: up to "
+                           "9.0GiB each")  # 3 seats of one 3 GiB L1
