@@ -97,6 +97,10 @@ PROGRAMS: tuple[Program, ...] = (
             "reads the labels of the generated seed and answer media"),
     Program("cpio", "cpio", RunBy.TESTS, (Need.TESTS,),
             "lists the prime's initramfs"),
+    Program("timeout", "coreutils", RunBy.NESTLAB, (Need.UP,),
+            "bounds `up`'s watch of a Linux L1's console log for its announcement that "
+            "SSH can be reached (a sh script of coreutils' stat and tail -F, and grep: "
+            "Essential packages)"),
     Program("sh", "dash", RunBy.TESTS, (Need.TESTS,),
             "runs the prime's network script with stand-ins for ip and udhcpc"),
     Program("chroot", "coreutils", RunBy.TESTS, (Need.TESTS,),

@@ -87,3 +87,17 @@ def wait_for(
             cancel.wait(pause)
         else:
             (sleep or _sleep)(pause)
+
+
+def hear_within(listen: Callable[[float], bool], seconds: float, cancel: threading.Event,
+                progress: Callable[[str], None], what: str, chunk: float = 20.0) -> bool:
+    """Whether ``listen`` (which blocks up to the seconds it is given, True once it heard
+    what it waits for: an event, not a poll) hears it within ``seconds``; it is called
+    ``chunk`` seconds at a time, so that ``progress`` hears ``what`` is awaited and a
+    ``cancel`` set by another thread ends the wait (False)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0 and not cancel.is_set():
+        if listen(min(left, chunk)):
+            return True
+        progress(what)
+    return False

@@ -8,9 +8,12 @@ here="$(dirname "$0")"
 
 install -m 0755 "$here/files/nestlab-firstboot" "$root/usr/local/sbin/nestlab-firstboot"
 install -m 0644 "$here/files/nestlab-firstboot.service" "$root/etc/systemd/system/"
+install -m 0644 "$here/files/nestlab-announce.service" "$root/etc/systemd/system/"
 install -m 0644 "$here/files/20-lab.network" "$root/etc/systemd/network/"
 ln -sf /etc/systemd/system/nestlab-firstboot.service \
   "$root/etc/systemd/system/multi-user.target.wants/nestlab-firstboot.service"
+ln -sf /etc/systemd/system/nestlab-announce.service \
+  "$root/etc/systemd/system/multi-user.target.wants/nestlab-announce.service"
 ln -sf /lib/systemd/system/systemd-networkd.service \
   "$root/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
 

@@ -252,9 +252,14 @@ def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
 
     def reach() -> bool:
         # The L1's address is reserved by MAC: no need to wait for its lease; the service
-        # answering is the proof that it booted.
+        # answering is the proof that it booted. An L1 that announces it is ready (a
+        # Linux L1, on its console) is tried once it has, else (or when the announcement
+        # does not come: an L1 whose disk predates it) tried until it answers.
+        boot = driver.timeouts().boot
         with driver.watch_boot(host, conn) as watch:
-            session.wait_until_reachable(driver.timeouts().boot, lambda why: say(
+            watch.await_ready(boot * _ANNOUNCED_WITHIN, cancel, lambda why: say(
+                host.name, f"{why}{watch.note()}"))
+            session.wait_until_reachable(boot, lambda why: say(
                 host.name, f"waiting for {driver.reach_phase.upper()} ({why}){watch.note()}"),
                 cancel)
         return False
@@ -274,6 +279,11 @@ def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
     steps += [Step(guest.name, driver.proof_phase(host), partial(prove, guest.name))
               for guest in host.guests]
     return steps
+
+
+_ANNOUNCED_WITHIN = 1 / 3
+"""The share of an L1's boot timeout that `up` waits for it to announce it is ready
+before it tries to reach it anyway."""
 
 
 def _domain_running(conn: libvirt.virConnect | None, name: str) -> bool | None:

@@ -93,6 +93,13 @@ class BootWatch:
         """The end of each waiting line ('' for nothing)."""
         return ""
 
+    def await_ready(self, seconds: float, cancel: threading.Event,
+                    progress: Callable[[str], None]) -> bool:
+        """Wait, up to ``seconds``, for the L1 to say it is ready to be reached (then its
+        first try answers); False at once where it says nothing, so it is tried until it
+        answers."""
+        return False
+
 
 class L1Driver(abc.ABC):
     """One L1 operating-system family: how it is reached, provisioned, proven and emptied."""

@@ -3,12 +3,20 @@ their L2s defined in the L1's own libvirt and reached through the L1."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import libvirt
 
 from nestlab.build.images import BuiltImage
 from nestlab.drivers.base import (
     CONSOLE_LOG_BYTES,
+    BootWatch,
     ConsoleLog,
     L1Driver,
     Proof,
@@ -26,10 +34,7 @@ from nestlab.steps import Step
 from nestlab.transport.base import CommandResult, Transport
 from nestlab.transport.ssh import SSHTransport
 from nestlab.virt import disks
-
-_HEAR_FOR = 20.0
-"""Seconds one wait for an L2's announcement lasts before progress is said (and another
-L1's failure noticed)."""
+from nestlab.waiting import hear_within
 
 
 class LinuxDriver(L1Driver):
@@ -73,7 +78,10 @@ class LinuxDriver(L1Driver):
         the log, so nestlab hears of it at once); SSH is then tried until it answers,
         which covers an L2 whose announcement was missed."""
         deadline = time.monotonic() + self.timeouts().l2
-        heard = self._await_announcement(host, session, guest, deadline, say, cancel)
+        heard = time.monotonic() if hear_within(
+            partial(linux.await_announcement, session, guest.console_log),
+            self.timeouts().l2, cancel, partial(say, guest.name),
+            f"waiting for it to announce itself in {host.name}") else None
         l2 = self.l2_session(session, guest)
         try:
             l2.wait_until_reachable(max(deadline - time.monotonic(), 1.0), lambda why: say(
@@ -88,16 +96,11 @@ class LinuxDriver(L1Driver):
                      evidence=f"its SSH answered through {host.name}: kernel {kernel}, "
                               f"up {uptime:.1f}s{after}")
 
-    def _await_announcement(self, host: HostPlan, session: Transport, guest: GuestPlan,
-                            deadline: float, say: Say, cancel: threading.Event
-                            ) -> float | None:
-        """When (monotonic) the L1 saw the L2 announce itself; None when it did not
-        before ``deadline`` (or another L1 failed: ``cancel``)."""
-        while (left := deadline - time.monotonic()) > 0 and not cancel.is_set():
-            if linux.await_announcement(session, guest.console_log, min(left, _HEAR_FOR)):
-                return time.monotonic()
-            say(guest.name, f"waiting for it to announce itself in {host.name}")
-        return None
+    @contextlib.contextmanager
+    def watch_boot(self, host: HostPlan, conn: libvirt.virConnect | None
+                   ) -> Iterator[BootWatch]:
+        """The L1's console log on L0, where it announces its SSH server."""
+        yield ConsoleWatch(host.console_log)
 
     def guest_states(self, host: HostPlan, session: Transport) -> dict[str, str]:
         states = linux.guest_states(session, [g.domain_name for g in host.guests])
@@ -207,3 +210,22 @@ class _SSHShell(Shell):
         if self._l2 is not None:
             self._l2.close()
         self._l1.close()
+
+
+class ConsoleWatch(BootWatch):
+    """A Linux L1 writes ``linux.L1_ANNOUNCEMENT`` on its console once SSH can be reached;
+    its console log is on L0, followed here as the L1 follows its L2s' (tail -F)."""
+
+    def __init__(self, console_log: Path) -> None:
+        self.console_log = console_log
+
+    def await_ready(self, seconds: float, cancel: threading.Event,
+                    progress: Callable[[str], None]) -> bool:
+        return hear_within(self._listen, seconds, cancel, progress,
+                           "waiting for it to announce SSH on its console")
+
+    def _listen(self, seconds: float) -> bool:
+        argv = ["timeout", str(max(1, int(seconds))),
+                *linux.announcement_watch(str(self.console_log), linux.L1_ANNOUNCEMENT)]
+        return subprocess.run(argv, capture_output=True, timeout=seconds + 30,
+                              check=False).returncode == 0

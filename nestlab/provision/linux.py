@@ -191,6 +191,9 @@ hang on an L1 whose libvirtd does not."""
 
 PRIME_ANNOUNCEMENT = "nestlab-prime: up"
 """The line a prime writes on its console once its SSH server runs (images/prime/init)."""
+L1_ANNOUNCEMENT = "nestlab-l1: ssh up"
+"""The line a Linux L1 writes on its console once its SSH server runs and its network is
+up (images/debian-12/files/nestlab-announce.service)."""
 
 _AWAIT_ANNOUNCEMENT = r"""
 log=$1 line=$2
@@ -200,20 +203,25 @@ case "$(grep -a -e 'Linux version' -e "$line" -- "$log" 2>/dev/null | tail -n 1)
 esac
 tail -c "+$((size + 1))" -F -- "$log" 2>/dev/null | grep -a -q -m 1 -F -- "$line"
 """
-"""Exit 0 once the L2's current boot has announced itself on its console: at once when
+"""Exit 0 once a guest's current boot has announced itself on its console: at once when
 its last boot's kernel banner is followed by the line already, else as soon as the line
 is appended after the size the log had when asked (tail follows the file by inotify: no
 polling; coreutils' tail ends as soon as grep has, without a further write). Anything
 written after that size is seen, so a line written while this starts is not missed."""
 
 
+def announcement_watch(console_log: str, line: str) -> list[str]:
+    """The command that exits 0 once ``line`` is announced on ``console_log`` (see
+    ``_AWAIT_ANNOUNCEMENT``); run under `timeout`."""
+    return ["sh", "-c", _AWAIT_ANNOUNCEMENT, "await", console_log, line]
+
+
 def await_announcement(t: Transport, console_log: str, seconds: float) -> bool:
     """Whether the L2 whose console ``console_log`` is announced within ``seconds``
     (the L1 watches the log; an error or the time running out is just False)."""
-    wait = max(1, int(seconds))
-    result = t.run(["timeout", str(wait), "sh", "-c", _AWAIT_ANNOUNCEMENT, "await",
-                    console_log, PRIME_ANNOUNCEMENT], timeout=wait + 30)
-    return result.ok
+    return t.run(["timeout", str(max(1, int(seconds))),
+                  *announcement_watch(console_log, PRIME_ANNOUNCEMENT)],
+                 timeout=seconds + 30).ok
 
 
 def guest_states(t: Transport, domains: list[str]) -> dict[str, str]:

@@ -9,9 +9,11 @@ real qcow2 files and stand-in kernels.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from nestlab.build.images import BuiltImage, images_root, recipe_dir, recipe_key
 from nestlab.commands import context as labctx
 from nestlab.commands import down as down_module
 from nestlab.commands.up import up
+from nestlab.drivers.base import BootWatch
 from nestlab.drivers.linux import LinuxDriver
 from nestlab.host.facts import HostFacts
 from nestlab.lab.labfile import load_lab
@@ -84,9 +87,29 @@ def fake_l1s(monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect | None = No
     def l2_session(_self: LinuxDriver, l1: FakeLinuxL1, guest: GuestPlan) -> FakePrime:
         return FakePrime(guest.name, guest.domain_name, l1)
 
+    @contextlib.contextmanager
+    def watch_boot(_self: LinuxDriver, host: HostPlan,
+                   _conn: libvirt.virConnect | None) -> Iterator[BootWatch]:
+        yield FakeConsole(lambda: (l0 is None or l0_boot(l0, host) is not None) and (
+            key(host) not in l1s or l1s[key(host)].reachable))
+
     monkeypatch.setattr(LinuxDriver, "session", session)
     monkeypatch.setattr(LinuxDriver, "l2_session", l2_session)
+    monkeypatch.setattr(LinuxDriver, "watch_boot", watch_boot)
     return l1s
+
+
+class FakeConsole(BootWatch):
+    """A FAKE L1's console log: it has announced SSH when its domain runs and it answers
+    (``answers``); else the announcement does not come, which a real watch learns only
+    when its time is up: this one says so at once, and `up` tries SSH as it then would."""
+
+    def __init__(self, answers: Callable[[], bool]) -> None:
+        self.answers = answers
+
+    def await_ready(self, seconds: float, cancel: threading.Event,
+                    progress: Callable[[str], None]) -> bool:
+        return self.answers()
 
 
 def l0_boot(l0: libvirt.virConnect, host: HostPlan) -> tuple[object, int] | None:

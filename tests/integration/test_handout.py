@@ -18,12 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nestlab.cli import main
-from nestlab.drivers.linux import LinuxDriver
-from nestlab.plan import GuestPlan, HostPlan
 from nestlab.state.keys import known_hosts_path, private_key_path
 from tests.conftest import EXAMPLES
-from tests.fakes.lab import bring_up, l0_boot
-from tests.fakes.linux import FakeLinuxL1, FakePrime
+from tests.fakes.lab import bring_up, fake_l1s
 from tests.integration.test_windows_lab import up_with_fake_l1s
 
 SEATS = ("course-s01", "course-s02")
@@ -45,19 +42,7 @@ def seats(tmp_path: Path, l0: libvirt.virConnect, home: Path,
           monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """Two seats of the example lab up (each its own lab, the same guest names, FAKE L1s
     per seat), each with its guests' host keys pinned; their lab folders by name."""
-    l1s: dict[tuple[str, str], FakeLinuxL1] = {}
-
-    def session(self: LinuxDriver, host: HostPlan) -> FakeLinuxL1:
-        key = (self.ctx.name, host.name)
-        if key not in l1s:
-            l1s[key] = FakeLinuxL1(host.name, booted_from=lambda: l0_boot(l0, host))
-        return l1s[key]
-
-    def l2_session(_self: LinuxDriver, l1: FakeLinuxL1, guest: GuestPlan) -> FakePrime:
-        return FakePrime(guest.name, guest.domain_name, l1)
-
-    monkeypatch.setattr(LinuxDriver, "session", session)
-    monkeypatch.setattr(LinuxDriver, "l2_session", l2_session)
+    fake_l1s(monkeypatch, l0, key=lambda host: host.domain_name)  # the seat's lab is in it
     folders = {}
     text = (EXAMPLES / "linux-nested.yaml").read_text()
     for number, name in enumerate(SEATS, start=1):

@@ -69,3 +69,17 @@ def test_a_line_appended_while_it_watches_is_heard_as_it_comes(tmp_path: Path) -
 def test_a_missing_log_is_waited_for_and_then_not_heard(tmp_path: Path) -> None:
     heard, took = watch(tmp_path / "none.log", 1)
     assert not heard and took < 10
+
+
+def test_an_l1_is_heard_on_its_console_log_on_l0(tmp_path: Path) -> None:
+    from nestlab.drivers.linux import ConsoleWatch
+
+    log = tmp_path / "console.log"
+    log.write_text(BANNER + "[  OK  ] Started ssh.service\n")
+    said: list[str] = []
+    watch = ConsoleWatch(log)
+    assert not watch.await_ready(1, threading.Event(), said.append)
+    assert said == ["waiting for it to announce SSH on its console"]
+    with log.open("a") as out:
+        out.write("nestlab-l1: ssh up\n")
+    assert watch.await_ready(5, threading.Event(), said.append)
