@@ -8,14 +8,17 @@ recipe builds next to the old image instead of over it. Builds happen in a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -209,6 +212,38 @@ def build_image(name: str, progress: Progress = lambda _msg: None) -> tuple[Buil
             failed_log.write_text(kept)
         raise
     return image, True
+
+
+class ConcurrentBuilds:
+    """The images one command needs, those not cached built at the same time: each build
+    spends much of its time waiting for downloads and disk, so two overlap well even on
+    two cores. The first ``result`` starts every build; each ``result`` waits for its own
+    image (its build's error is raised there, the others go on)."""
+
+    def __init__(self, names: Sequence[str], progress: Callable[[str, str], None]) -> None:
+        self._names = list(dict.fromkeys(names))
+        self._progress = progress
+        self._builds: dict[str, Future[tuple[BuiltImage, bool]]] | None = None
+        self._lock = threading.Lock()
+
+    def result(self, name: str) -> tuple[BuiltImage, bool]:
+        """(image, built now) for one of the names."""
+        with self._lock:
+            if self._builds is None:
+                self._builds = self._start()
+        if name in self._builds:
+            return self._builds[name].result()
+        return build_image(name)  # cached (or external) when the builds started
+
+    def _start(self) -> dict[str, Future[tuple[BuiltImage, bool]]]:
+        missing = [n for n in self._names if n not in EXTERNAL_IMAGES and find_image(n) is None]
+        if not missing:
+            return {}
+        pool = ThreadPoolExecutor(max_workers=len(missing), thread_name_prefix="image")
+        builds = {n: pool.submit(build_image, n, functools.partial(self._progress, n))
+                  for n in missing}
+        pool.shutdown(wait=False)  # the threads end with their builds
+        return builds
 
 
 def _require_tools() -> None:

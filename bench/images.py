@@ -1,0 +1,129 @@
+"""Benchmark: the images when they are cached (in process, as `up` asks for them, and as
+`nestlab image build` from a new process), the disk a new L1 takes at creation, and
+(only when asked) both images built from nothing at the same time; each next to the
+goal of issue #13 and, where there is one, the old way in the same run.
+
+Cached: this host's image cache (as root /var/cache/nestlab, or NESTLAB_CACHE) when
+it holds both images of the current recipes; otherwise a stand-in cache as the
+tests make (small qcow2, stand-in kernels), and the output says so. Nothing is
+written to the cache. "old" is one image after the other (`up` before, and the
+Makefile's two `image build` commands); "new" asks for both at once.
+
+Disk: a new qcow2 overlay on the cached debian-12 disk, as `up` makes for each L1,
+its allocated bytes (goal <= 1 MiB).
+
+From nothing (--from-nothing, about two minutes of both cores, and it downloads
+from this host's apt sources): both images built at the same time into a
+temporary cache, each image's own time next to the wall time (goal <= 70 s).
+
+    .venv/bin/python bench/images.py [RUNS] [--from-nothing]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from reset import new_layer_bytes  # noqa: E402
+from status import timed  # noqa: E402
+
+from nestlab.build.images import ConcurrentBuilds, build_image, find_image  # noqa: E402
+from tests.fakes.lab import fake_home  # noqa: E402
+
+NAMES = ("debian-12", "prime")
+CACHED_GOAL = 1.0  # seconds, issue #13
+BUILD_GOAL = 70.0  # seconds for both from nothing, issue #13
+DISK_GOAL = 1024 * 1024  # bytes per extra L1 at creation, issue #13
+
+
+def one_after_another() -> None:
+    for name in NAMES:
+        build_image(name)
+
+
+def both_at_once() -> None:
+    builds = ConcurrentBuilds(NAMES, lambda _name, _step: None)
+    for name in NAMES:
+        builds.result(name)
+
+
+def cli(*argv: str) -> None:
+    subprocess.run([sys.executable, "-m", "nestlab", *argv], check=True, capture_output=True)
+
+
+def row(label: str, seconds: list[float], goal: float | None) -> str:
+    median = statistics.median(seconds)
+    verdict = "" if goal is None else ("met" if median <= goal else "missed")
+    return (f"{label:<44} {median:8.3f}s {min(seconds):8.3f}s {max(seconds):8.3f}s "
+            f"{len(seconds):>5}  {verdict}")
+
+
+def cached_rows(runs: int) -> list[str]:
+    return [
+        row("up's images, old: one after the other", timed(one_after_another, runs), None),
+        row("up's images, new: both at once", timed(both_at_once, runs), CACHED_GOAL),
+        row("old CLI: image build debian-12; ... prime",
+            timed(lambda: [cli("image", "build", n) for n in NAMES], runs), None),
+        row("new CLI: image build debian-12 prime",
+            timed(lambda: cli("image", "build", *NAMES), runs), CACHED_GOAL),
+        row("floor: nestlab --help (CLI)", timed(lambda: cli("--help"), runs), None),
+    ]
+
+
+def from_nothing() -> list[str]:
+    with tempfile.TemporaryDirectory(prefix="nestlab-images-") as cache:
+        os.environ["NESTLAB_CACHE"] = cache
+        started = time.perf_counter()
+        builds = ConcurrentBuilds(NAMES, lambda name, step: print(f"  {name}: {step}"))
+        own = {name: builds.result(name)[0].seconds for name in NAMES}
+        wall = time.perf_counter() - started
+    lines = [row(f"{name} built (its own time, both at once)", [own[name]], None)
+             for name in NAMES]
+    return [*lines, row("both from nothing, at once (wall)", [wall], BUILD_GOAL)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="?", type=int, default=5)
+    parser.add_argument("--from-nothing", action="store_true",
+                        help="also build both images from nothing (minutes; downloads)")
+    args = parser.parse_args()
+    real = all(find_image(n) is not None for n in NAMES)
+    with tempfile.TemporaryDirectory(prefix="nestlab-bench-") as work, \
+            pytest.MonkeyPatch.context() as patch:
+        if not real:
+            fake_home(Path(work), patch)
+        where = find_image(NAMES[0])
+        assert where is not None
+        print(f"images cached in {where.path.parent.parent} "
+              f"({'this host' if real else 'a stand-in cache: no real images here'})\n")
+        print(f"{'images':<44} {'median':>9} {'min':>9} {'max':>9} {'runs':>5}  "
+              f"goal <= {CACHED_GOAL:.0f} s (cached)")
+        for line in cached_rows(args.runs):
+            print(line)
+        assert where.disk is not None
+        disk = new_layer_bytes(where.disk, Path(work))
+        verdict = "met" if disk <= DISK_GOAL else "missed"
+        print(f"\ndisk of a new L1 at creation (overlay on {where.disk.name}, "
+              f"{where.disk.stat().st_size / 2**20:.0f} MiB): {disk / 1024:.0f} KiB allocated; "
+              f"goal <= 1 MiB: {verdict}")
+    if args.from_nothing:
+        print(f"\n{'from nothing':<44} {'seconds':>9}")
+        for line in from_nothing():
+            print(line)
+
+
+if __name__ == "__main__":
+    main()
