@@ -3,15 +3,19 @@ real POSIX shell here, and the session that answers reads from a batch."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
+import paramiko
 import pytest
 
 from nestlab.transport.base import CommandResult, Transport, TransportError
 from nestlab.transport.batch import RememberedReads, batch_script, parse_batch
+from nestlab.transport.ssh import SSHTransport
 
 MARK = "nestlab-0123456789abcdef"
 
@@ -105,3 +109,31 @@ def test_a_file_or_a_reconnect_makes_the_batch_old(act: Callable[[RememberedRead
     reads.fetch([["state", "a"]])
     act(reads)
     assert reads.run(["state", "a"]).stdout != "batched state a"
+
+
+class LocalSSH(SSHTransport):
+    """SSHTransport with its one channel replaced by a local `sh -c` of the command line
+    it sends (sshd hands the line to the user's shell the same way)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__("l1", lambda _t: None, cast(paramiko.PKey, None),
+                         tmp_path / "known_hosts")
+        self.lines: list[str] = []
+
+    def _exec(self, argv: list[str], timeout: float,
+              shown: str | None = None) -> tuple[CommandResult, bytes]:
+        line = shlex.join(argv)
+        self.lines.append(line)
+        done = subprocess.run(["sh", "-c", line], capture_output=True, timeout=timeout)
+        return CommandResult(line, done.returncode, done.stdout.decode(),
+                             done.stderr.decode()), done.stdout
+
+
+def test_ssh_sends_a_batch_as_one_command_line(tmp_path: Path) -> None:
+    ssh = LocalSSH(tmp_path)
+    results = ssh.run_batch([["echo", "a b"], ["sh", "-c", "echo e >&2; exit 4"],
+                             ["test", "-d", str(tmp_path)]])
+    assert len(ssh.lines) == 1
+    assert [(r.exit_status, r.stdout, r.stderr) for r in results] == [
+        (0, "a b\n", ""), (4, "", "e\n"), (0, "", "")]
+    assert ssh.run_batch([]) == [] and len(ssh.lines) == 1
