@@ -15,10 +15,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,6 +27,7 @@ from nestlab.files import read_bounded_text, write_atomic
 from nestlab.lab.model import WINDOWS_IMAGES
 from nestlab.programs import Need
 from nestlab.state.paths import cache_root
+from nestlab.together import Together
 
 Progress = Callable[[str], None]
 SUITE = "bookworm"  # Debian 12; packages come from the host's configured apt sources
@@ -221,29 +220,13 @@ class ConcurrentBuilds:
     image (its build's error is raised there, the others go on)."""
 
     def __init__(self, names: Sequence[str], progress: Callable[[str, str], None]) -> None:
-        self._names = list(dict.fromkeys(names))
-        self._progress = progress
-        self._builds: dict[str, Future[tuple[BuiltImage, bool]]] | None = None
-        self._lock = threading.Lock()
+        self._builds = Together(
+            names, lambda name: build_image(name, functools.partial(progress, name)),
+            "image")
 
     def result(self, name: str) -> tuple[BuiltImage, bool]:
         """(image, built now) for one of the names."""
-        with self._lock:
-            if self._builds is None:
-                self._builds = self._start()
-        if name in self._builds:
-            return self._builds[name].result()
-        return build_image(name)  # cached (or external) when the builds started
-
-    def _start(self) -> dict[str, Future[tuple[BuiltImage, bool]]]:
-        missing = [n for n in self._names if n not in EXTERNAL_IMAGES and find_image(n) is None]
-        if not missing:
-            return {}
-        pool = ThreadPoolExecutor(max_workers=len(missing), thread_name_prefix="image")
-        builds = {n: pool.submit(build_image, n, functools.partial(self._progress, n))
-                  for n in missing}
-        pool.shutdown(wait=False)  # the threads end with their builds
-        return builds
+        return self._builds.result(name)
 
 
 def _require_tools() -> None:

@@ -4,10 +4,15 @@ and still repairs what is not done (the lab on libvirt's test driver, FAKE guest
 from __future__ import annotations
 
 import textwrap
+import threading
 from pathlib import Path
+from typing import Any
 
 import libvirt
+import pytest
 
+from nestlab.drivers import Proof
+from nestlab.drivers.linux import LinuxDriver
 from tests.fakes.linux import FakeLinuxL1
 from tests.integration.conftest import bring_up
 
@@ -75,3 +80,18 @@ def test_a_libvirtd_that_stopped_is_started_and_then_read_afresh(
     changed = [(t["guest"], t["phase"]) for t in again.timings if t["outcome"] == "changed"]
     assert changed == [("kvm1", "libvirt in L1"), ("g1", "define + start in kvm1")]
     assert l1.domain_state("nestlab-batched-g1") == "running"
+
+
+def test_the_l2s_of_an_l1_are_proven_at_the_same_time(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    both = threading.Barrier(2, timeout=10)  # a proof alone would wait here in vain
+    real_prove = LinuxDriver.prove
+
+    def prove(self: LinuxDriver, *args: Any) -> Proof:
+        both.wait()
+        return real_prove(self, *args)
+
+    monkeypatch.setattr(LinuxDriver, "prove", prove)
+    proofs, _reporter = bring_up(lab(tmp_path), home)
+    assert [p.guest for p in proofs] == ["g1", "g2"]  # in the steps' order
