@@ -3,12 +3,14 @@ in the same run, next to the goal of issue #13 (<= 1 s).
 
 No VM boots: L0's libvirt is libvirt's test driver and the L1s are FAKE
 (tests/fakes/linux.py). Each SSH round trip to a fake L1 or L2 (connecting, one
-command, one batch of commands) takes LATENCY seconds, and each command inside
-the L1 COMMAND seconds more. The defaults, 0.15 + 0.05 s per command, make the
-old code's no-op `up` of the demo lab take what issue #13 measured on a real
-emulated L1 (4-5 s), this process's start-up included. How those 0.2 s split
+command, one batch of commands) takes LATENCY seconds, each command inside the
+L1 COMMAND seconds more, and a `virsh` command VIRSH seconds more again (it
+starts a client and connects to libvirtd in an emulated guest). The defaults,
+0.15 + 0.05 (+ 0.2 for virsh), make one virsh command cost bench/status.py's
+0.4 s (issue #9's real L1s) and the old code's no-op `up` of the demo lab what
+issue #13 measured (4-5 s with this process's start-up). How each cost splits
 between the round trip and the command is assumed, and is what a batch saves:
-a batch pays the round trip once, the commands each.
+a batch pays the round trip once, each command's own cost still.
 
 "old" is the code of BASE (the commit this work started from), taken with `git
 archive` into a temporary folder and run in its own process with its own fakes;
@@ -17,7 +19,8 @@ once without latency, then time `up` again with it. The in-process figures
 leave out a new process's start-up (Python, imports), printed apart: the CLI's
 `up` pays both.
 
-    .venv/bin/python bench/noop_up.py [RUNS] [--latency S] [--command S] [--base REV]
+    .venv/bin/python bench/noop_up.py [RUNS] [--latency S] [--command S] [--virsh S]
+                                      [--base REV]
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ def lab_file(folder: Path, name: str, l1s: int, l2s: int) -> Path:
     return path
 
 
-def measure_here(runs: int, latency: float, command: float) -> dict[str, object]:
+def measure_here(runs: int, latency: float, command: float,
+                 virsh: float) -> dict[str, object]:
     """In the child: time a no-op `up` of each lab with the tree on sys.path[0]."""
     import pytest
 
@@ -63,8 +67,12 @@ def measure_here(runs: int, latency: float, command: float) -> dict[str, object]
     real_run, real_prime_run = fakes.FakeLinuxL1.run, fakes.FakePrime.run
     real_prime_wait = fakes.FakePrime.wait_until_reachable
 
+    def in_l1(argvs: list[list[str]]) -> None:
+        time.sleep(virsh * sum(argv[0] == "virsh" for argv in argvs))
+
     def run(self: fakes.FakeLinuxL1, argv: list[str], timeout: float = 600.0) -> object:
         trips[0] += 1
+        in_l1([argv])
         return real_run(self, argv, timeout)
 
     def prime_wait(self: fakes.FakePrime, *args: object, **kwargs: object) -> None:
@@ -93,6 +101,7 @@ def measure_here(runs: int, latency: float, command: float) -> dict[str, object]
             def run_batch(self: fakes.FakeLinuxL1, argvs: list[list[str]],
                           timeout: float = 600.0) -> object:
                 trips[0] += 1
+                in_l1(argvs)
                 return batch(self, argvs, timeout)
             patch.setattr(fakes.FakeLinuxL1, "run_batch", run_batch)
         for l1 in l1s.values():
@@ -116,10 +125,12 @@ def measure_here(runs: int, latency: float, command: float) -> dict[str, object]
     return results
 
 
-def child(tree: Path, runs: int, latency: float, command: float) -> dict[str, object]:
+def child(tree: Path, runs: int, latency: float, command: float,
+          virsh: float) -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     out = subprocess.run([sys.executable, str(REPO / "bench" / "noop_up.py"), str(runs),
                           "--latency", str(latency), "--command", str(command),
+                          "--virsh", str(virsh),
                           "--measure-here"], cwd=tree, env=env, check=True,
                          capture_output=True, text=True)
     answer: dict[str, object] = json.loads(out.stdout.splitlines()[-1])
@@ -153,20 +164,24 @@ def main() -> None:
                         help="seconds per SSH round trip to a FAKE guest (default 0.15)")
     parser.add_argument("--command", type=float, default=0.05,
                         help="seconds per command inside a FAKE L1 (default 0.05)")
+    parser.add_argument("--virsh", type=float, default=0.2,
+                        help="seconds more per virsh command inside it (default 0.2)")
     parser.add_argument("--base", default=BASE, help=f"the old code's commit ({BASE})")
     parser.add_argument("--measure-here", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure_here:
         sys.path.insert(0, os.getcwd())
-        print(json.dumps(measure_here(args.runs, args.latency, args.command)))
+        print(json.dumps(measure_here(args.runs, args.latency, args.command, args.virsh)))
         return
     with tempfile.TemporaryDirectory(prefix="nestlab-base-") as folder:
-        old = child(base_tree(args.base, Path(folder)), args.runs, args.latency, args.command)
-        new = child(REPO, args.runs, args.latency, args.command)
+        costs = (args.runs, args.latency, args.command, args.virsh)
+        old = child(base_tree(args.base, Path(folder)), *costs)
+        new = child(REPO, *costs)
     floor = startup("import nestlab.cli, nestlab.commands.up", args.runs)
     print(f"nestlab up on a lab that is up, libvirt's test driver, FAKE L1s and L2s: "
           f"{args.latency:.2f} s per round trip,\n{args.command:.2f} s per command inside an "
-          f"L1. old: {args.base} ({old['nestlab']}); new: this tree.\n")
+          f"L1, {args.virsh:.2f} s more per virsh command.\nold: {args.base} "
+          f"({old['nestlab']}); new: this tree.\n")
     print(f"{'lab':<12} {'code':<4} {'median':>8} {'min':>8} {'max':>8} {'round trips':>12} "
           f"{'changed':>8}  goal <= {GOAL:.1f} s (+ start-up)")
     for name in LABS:
