@@ -37,7 +37,7 @@ def provision_steps(t: Transport, plan: Plan, host: HostPlan,
     no_l2s = None if host.guests else "the L1 has no L2s"
     reads = RememberedReads(t)
     steps = [
-        Step(host.name, "state in L1", partial(_fetch_reads, reads, plan, host, images)),
+        Step(host.name, "state in L1", partial(_fetch_reads, reads, host, images)),
         Step(host.name, "kvm in L1", partial(require_kvm, reads, host)),
         Step(host.name, "libvirt in L1", partial(ensure_libvirt, reads)),
         Step(host.name, "L2 network", partial(ensure_guest_network, reads, plan, host),
@@ -72,7 +72,7 @@ def l1_reads(host: HostPlan, images: dict[str, BuiltImage]) -> list[list[str]]:
     return reads + [["test", "-e", g.disk_path] for g in host.guests]
 
 
-def _fetch_reads(reads: RememberedReads, plan: Plan, host: HostPlan,
+def _fetch_reads(reads: RememberedReads, host: HostPlan,
                  images: dict[str, BuiltImage]) -> bool:
     reads.fetch(l1_reads(host, images), timeout=_VIRSH_TIMEOUT)
     return False
