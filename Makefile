@@ -80,8 +80,7 @@ test: lint typecheck
 	$(ROOT) $(BIN)/pytest -s tests/unit tests/integration tests/system
 
 images: venv
-	$(ROOT) $(BIN)/nestlab image build debian-12
-	$(ROOT) $(BIN)/nestlab image build prime
+	$(ROOT) $(BIN)/nestlab image build debian-12 prime
 
 # A real nested lab end to end. A failure leaves the lab as it is: `make demo` again
 # continues it, `make demo-down` removes it.

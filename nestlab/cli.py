@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from nestlab import __version__, report
-from nestlab.build.images import build_image, list_images, recipe_names
+from nestlab.build.images import ConcurrentBuilds, list_images, recipe_names
 from nestlab.errors import InputError, NestlabError, escape_control_chars, shorten
 from nestlab.host.check import check_host
 from nestlab.host.facts import HostFacts, load_facts, read_host_facts
@@ -338,9 +338,10 @@ def image() -> None:
     """Build and list base images (cached, keyed by their recipe)."""
 
 
-@image.command("build", interrupted="The unfinished build was removed; `nestlab image build` "
-                                    "again starts it over.")
-@click.argument("name", type=click.Choice([*recipe_names(), *WINDOWS_IMAGES]))
+@image.command("build", interrupted="The unfinished builds were removed; `nestlab image build` "
+                                    "again starts them over.")
+@click.argument("names", nargs=-1, required=True,
+                type=click.Choice([*recipe_names(), *WINDOWS_IMAGES]), metavar="NAME...")
 @click.option("--iso", type=click.Path(dir_okay=False, path_type=Path),
               help="windows-server-*: your ISO of that Windows Server (evaluation works).")
 @click.option("--edition", type=click.Choice(["standard", "datacenter"]), default="standard",
@@ -348,36 +349,41 @@ def image() -> None:
 @_quiet_option
 @_json_option
 @click.pass_context
-def image_build(ctx: click.Context, name: str, iso: Path | None, edition: str, quiet: bool,
-                as_json: bool) -> None:
-    """Build image NAME (a no-op when already cached).
+def image_build(ctx: click.Context, names: tuple[str, ...], iso: Path | None, edition: str,
+                quiet: bool, as_json: bool) -> None:
+    """Build the images NAME... (a no-op for those already cached), at the same time.
 
     debian-12 is the Linux L1 and prime the small L2 guest, both from Debian
     packages via mmdebstrap and this host's apt sources (root needed).
     windows-server-2016, -2019 and -2022 are installed unattended from --iso
-    on a kvm host (about 20-40 minutes) and generalized with sysprep.
+    on a kvm host (about 20-40 minutes) and generalized with sysprep, one at a time.
     """
     lines = ProgressLines("quiet" if quiet else None)
-
-    def progress(step: str) -> None:
-        lines.say(name, step)
-
-    if name in WINDOWS_IMAGES:
+    names = tuple(dict.fromkeys(names))
+    windows = [n for n in names if n in WINDOWS_IMAGES]
+    if windows and len(names) > 1:
+        raise InputError(f"build {windows[0]} on its own: it needs --iso and a VM of its own")
+    if windows:
         from nestlab.build.winimage import build_windows_image
 
         if iso is None:
-            raise InputError(f"building {name} needs --iso PATH")
+            raise InputError(f"building {names[0]} needs --iso PATH")
         report = check_host(read_host_facts(ctx.obj["uri"], data_root()), daemon="host")
-        built_image, built = build_windows_image(name, iso, edition, ctx.obj["uri"], report,
-                                                 progress)
+        results = [build_windows_image(names[0], iso, edition, ctx.obj["uri"], report,
+                                       lambda step: lines.say(names[0], step))]
     else:
-        built_image, built = build_image(name, progress)
+        builds = ConcurrentBuilds(names, lines.say)
+        results = [builds.result(name) for name in names]
     if as_json:
-        click.echo(json.dumps(built_image.to_json() | {"built_now": built}, indent=2))
-    elif built:
-        click.echo(f"built {name} in {built_image.seconds:.0f}s: {built_image.path}")
-    else:
-        click.echo(f"{name} is up to date: {built_image.path}")
+        answers = [image.to_json() | {"built_now": built} for image, built in results]
+        click.echo(json.dumps(answers[0] if len(answers) == 1 else answers, indent=2))
+        return
+    for built_image, built in results:
+        if built:
+            click.echo(f"built {built_image.name} in {built_image.seconds:.0f}s: "
+                       f"{built_image.path}")
+        else:
+            click.echo(f"{built_image.name} is up to date: {built_image.path}")
 
 
 @image.command("identify", interrupted=READ_ONLY)

@@ -36,6 +36,7 @@ def check_json(report: HostReport, lab: Lab | None) -> dict[str, Any]:
         "can_run": report.can_run,
         "vendor": report.vendor,
         "summary": report.summary,
+        "stretch": report.stretch,
         "checks": [asdict(c) | {"status": c.status.value} for c in report.checks],
     }
 

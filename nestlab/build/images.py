@@ -8,6 +8,7 @@ recipe builds next to the old image instead of over it. Builds happen in a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,7 @@ from nestlab.files import read_bounded_text, write_atomic
 from nestlab.lab.model import WINDOWS_IMAGES
 from nestlab.programs import Need
 from nestlab.state.paths import cache_root
+from nestlab.together import Together
 
 Progress = Callable[[str], None]
 SUITE = "bookworm"  # Debian 12; packages come from the host's configured apt sources
@@ -209,6 +211,22 @@ def build_image(name: str, progress: Progress = lambda _msg: None) -> tuple[Buil
             failed_log.write_text(kept)
         raise
     return image, True
+
+
+class ConcurrentBuilds:
+    """The images one command needs, those not cached built at the same time: each build
+    spends much of its time waiting for downloads and disk, so two overlap well even on
+    two cores. The first ``result`` starts every build; each ``result`` waits for its own
+    image (its build's error is raised there, the others go on)."""
+
+    def __init__(self, names: Sequence[str], progress: Callable[[str, str], None]) -> None:
+        self._builds = Together(
+            names, lambda name: build_image(name, functools.partial(progress, name)),
+            "image")
+
+    def result(self, name: str) -> tuple[BuiltImage, bool]:
+        """(image, built now) for one of the names."""
+        return self._builds.result(name)
 
 
 def _require_tools() -> None:

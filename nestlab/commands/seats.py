@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from nestlab.build.images import build_image
+from nestlab.build.images import ConcurrentBuilds
 from nestlab.commands.context import LabContext
 from nestlab.commands.down import DownResult, down
 from nestlab.commands.status import LabStatus, cached_status, lab_status
@@ -99,8 +99,9 @@ def build_images(lab: Lab, lines: ProgressLines) -> None:
     missing image at the same time would race to put it in the cache."""
     names = sorted({h.base_image for h in lab.hosts} | {
         g.image for h in lab.hosts for g in h.guests})
+    builds = ConcurrentBuilds(names, partial(_say_image, lines))
     for name in names:
-        build_image(name, partial(_say_image, lines, name))
+        builds.result(name)
 
 
 def _say_image(lines: ProgressLines, name: str, step: str) -> None:

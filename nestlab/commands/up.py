@@ -21,7 +21,7 @@ from pathlib import Path
 import libvirt
 
 from nestlab import sandbox as sandboxes
-from nestlab.build.images import BuiltImage, build_image, find_image
+from nestlab.build.images import BuiltImage, ConcurrentBuilds, find_image
 from nestlab.commands.changes import LabChanged, Restarts, changes_to_apply
 from nestlab.commands.context import LabContext
 from nestlab.commands.status import seen_after_up
@@ -47,6 +47,7 @@ from nestlab.state.record import (
 )
 from nestlab.state.seen import save_seen
 from nestlab.steps import Step, run_steps
+from nestlab.together import Together
 from nestlab.transport.base import Transport
 from nestlab.virt import disks, objects
 from nestlab.virt.connection import LibvirtError
@@ -112,7 +113,8 @@ def l0_steps(ctx: LabContext, conn: libvirt.virConnect | None, images: dict[str,
     plan = ctx.plan
     names = sorted({h.base_image for h in plan.hosts} | {
         g.image for h in plan.hosts for g in h.guests})
-    steps = [Step("L0", f"image {name}", partial(_ensure_image, name, images, say),
+    builds = ConcurrentBuilds(names, lambda name, step: say("L0", f"image {name}: {step}"))
+    steps = [Step("L0", f"image {name}", partial(_ensure_image, builds, name, images),
                   present=partial(lambda n: find_image(n) is not None, name))
              for name in names]
     for net in plan.networks:
@@ -123,9 +125,8 @@ def l0_steps(ctx: LabContext, conn: libvirt.virConnect | None, images: dict[str,
     return steps
 
 
-def _ensure_image(name: str, images: dict[str, BuiltImage],
-                  say: Callable[[str, str], None]) -> bool:
-    images[name], built = build_image(name, lambda step: say("L0", f"image {name}: {step}"))
+def _ensure_image(builds: ConcurrentBuilds, name: str, images: dict[str, BuiltImage]) -> bool:
+    images[name], built = builds.result(name)
     return built
 
 
@@ -264,9 +265,16 @@ def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
                 cancel)
         return False
 
-    def prove(guest_name: str) -> bool:
+    def prove_one(guest_name: str) -> Proof:
         guest = next(g for g in host.guests if g.name == guest_name)
-        proofs.append(driver.prove(host, session, guest, say, cancel))
+        return driver.prove(host, session, guest, say, cancel)
+
+    # Every L2 of the L1 is started by now: the first proof step starts them all, each
+    # waits in its own thread (through the one session), each step reports its own.
+    proving = Together([g.name for g in host.guests], prove_one, f"prove-{host.name}")
+
+    def prove(guest_name: str) -> bool:
+        proofs.append(proving.result(guest_name))
         return False
 
     steps = [

@@ -86,15 +86,16 @@ class LinuxDriver(L1Driver):
         try:
             l2.wait_until_reachable(max(deadline - time.monotonic(), 1.0), lambda why: say(
                 guest.name, f"waiting for SSH through {host.name} ({why})"), cancel)
-            kernel = l2.check(["uname", "-r"]).stdout.strip()
-            uptime = float(l2.check(["cat", "/proc/uptime"]).stdout.split()[0])
+            # One command, one round trip: "UPTIME IDLE" then the kernel's release.
+            uptime, _idle, kernel = l2.check(
+                ["cat", "/proc/uptime", "/proc/sys/kernel/osrelease"]).stdout.split()[:3]
         finally:
             l2.close()
         after = (f", {time.monotonic() - heard:.1f}s after it announced itself"
                  if heard is not None else "")
         return Proof(guest=guest.name, l1=host.name, address=str(guest.ip),
                      evidence=f"its SSH answered through {host.name}: kernel {kernel}, "
-                              f"up {uptime:.1f}s{after}")
+                              f"up {float(uptime):.1f}s{after}")
 
     @contextlib.contextmanager
     def watch_boot(self, host: HostPlan, conn: libvirt.virConnect | None

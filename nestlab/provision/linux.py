@@ -17,6 +17,7 @@ from nestlab.render import render_guest_domain_xml, render_guest_network_xml, wi
 from nestlab.steps import Step
 from nestlab.transport import Transport
 from nestlab.transport.base import CommandResult
+from nestlab.transport.batch import RememberedReads
 from nestlab.waiting import NotYet, WaitTimedOut, wait_for
 
 Say = Callable[[str, str], None]
@@ -29,23 +30,52 @@ class ProvisionError(NestlabError):
 def provision_steps(t: Transport, plan: Plan, host: HostPlan,
                     images: dict[str, BuiltImage], say: Say,
                     redefine: frozenset[str] = frozenset()) -> list[Step]:
-    """Everything inside one Linux L1, up to its L2s started (not yet proven), as steps."""
+    """Everything inside one Linux L1, up to its L2s started (not yet proven), as steps.
+
+    The first step asks every "is it done?" question of the others in one round trip
+    (``l1_reads``); each later step is answered from it until one has to act."""
     no_l2s = None if host.guests else "the L1 has no L2s"
+    reads = RememberedReads(t)
     steps = [
-        Step(host.name, "kvm in L1", partial(require_kvm, t, host)),
-        Step(host.name, "libvirt in L1", partial(ensure_libvirt, t)),
-        Step(host.name, "L2 network", partial(ensure_guest_network, t, plan, host), skip=no_l2s),
-        Step(host.name, "routes to other L1s' L2s", partial(ensure_routes, t, host),
+        Step(host.name, "state in L1", partial(_fetch_reads, reads, host, images)),
+        Step(host.name, "kvm in L1", partial(require_kvm, reads, host)),
+        Step(host.name, "libvirt in L1", partial(ensure_libvirt, reads)),
+        Step(host.name, "L2 network", partial(ensure_guest_network, reads, plan, host),
+             skip=no_l2s),
+        Step(host.name, "routes to other L1s' L2s", partial(ensure_routes, reads, host),
              skip=None if host.guest_network.routes else "its L2 network is not routed"),
     ]
     for name in sorted({g.image for g in host.guests}):
         steps.append(Step(host.name, f"L2 image {name}",
-                          partial(_ensure_image_named, t, images, name)))
+                          partial(_ensure_image_named, reads, images, name)))
     for guest in host.guests:
         steps.append(Step(guest.name, f"define + start in {host.name}",
-                          partial(ensure_guest, t, plan, host, guest, say,
+                          partial(ensure_guest, reads, plan, host, guest, say,
                                   guest.name in redefine)))
     return steps
+
+
+def l1_reads(host: HostPlan, images: dict[str, BuiltImage]) -> list[list[str]]:
+    """The commands that ``provision_steps`` read with (none of them changes anything), as
+    they send them: what a lab that is up answers to all of them is that every step is
+    done."""
+    reads = [["test", "-c", "/dev/kvm"], *(_nested_argv(m) for m in _KVM_MODULES),
+             _IS_ACTIVE, _virsh_argv("list", "--all")]
+    reads += [["ip", "-4", "route", "show", str(cidr)] for cidr, _via in
+              host.guest_network.routes]
+    if not host.guests:
+        return reads
+    reads.append(_virsh_argv("net-info", host.guest_network.name))
+    for name in sorted({g.image for g in host.guests}):
+        if name in images:
+            reads += [["sha256sum", remote] for _local, remote in _boot_files(images[name])]
+    return reads + [["test", "-e", g.disk_path] for g in host.guests]
+
+
+def _fetch_reads(reads: RememberedReads, host: HostPlan,
+                 images: dict[str, BuiltImage]) -> bool:
+    reads.fetch(l1_reads(host, images), timeout=_VIRSH_TIMEOUT)
+    return False
 
 
 def _ensure_image_named(t: Transport, images: dict[str, BuiltImage], name: str) -> bool:
@@ -58,14 +88,24 @@ def require_kvm(t: Transport, host: HostPlan) -> bool:
     return False
 
 
+_KVM_MODULES = ("kvm_amd", "kvm_intel")
+_IS_ACTIVE = ["systemctl", "is-active", "--quiet", "libvirtd"]
+_VIRSH_TIMEOUT = 180.0
+"""The first connection to an L1's libvirt probes QEMU (~10 s under emulation)."""
+
+
+def _nested_argv(module: str) -> list[str]:
+    return ["cat", f"/sys/module/{module}/parameters/nested"]
+
+
 def check_kvm(t: Transport, host: HostPlan) -> str:
     """/dev/kvm exists in L1 and its vendor module has nested on; returns 'kvm_amd=1' etc."""
     if not t.run(["test", "-c", "/dev/kvm"]).ok:
         raise ProvisionError(
             f"{host.name}: /dev/kvm does not exist inside the L1, so it cannot run L2s",
             hint="The L1's CPU lacks vmx/svm: check the domain's <cpu> (nestlab render).")
-    for module in ("kvm_amd", "kvm_intel"):
-        result = t.run(["cat", f"/sys/module/{module}/parameters/nested"])
+    for module in _KVM_MODULES:
+        result = t.run(_nested_argv(module))
         if result.ok:
             value = result.stdout.strip()
             if value not in ("1", "Y", "y"):
@@ -77,20 +117,25 @@ def check_kvm(t: Transport, host: HostPlan) -> str:
 def ensure_libvirt(t: Transport) -> bool:
     """libvirtd running in the L1; True when it had to be started."""
     started = False
-    if not t.run(["systemctl", "is-active", "--quiet", "libvirtd"]).ok:
+    if not t.run(_IS_ACTIVE).ok:
         t.check(["systemctl", "start", "libvirtd"])
         started = True
-    # The first connection probes QEMU (~10 s under emulation); later ones use the cache.
-    t.check(["virsh", "-c", "qemu:///system", "version"], timeout=180)
+    # The first connection probes QEMU (~10 s under emulation): done here. `list --all`
+    # rather than `version`: ``ensure_guest`` asks it too, so a batch asks it once.
+    _virsh_check(t, "list", "--all")
     return started
 
 
+def _virsh_argv(*args: str) -> list[str]:
+    return ["virsh", "-c", "qemu:///system", *args]
+
+
 def _virsh(t: Transport, *args: str) -> CommandResult:
-    return t.run(["virsh", "-c", "qemu:///system", *args], timeout=180)
+    return t.run(_virsh_argv(*args), timeout=_VIRSH_TIMEOUT)
 
 
-def _virsh_check(t: Transport, *args: str, timeout: float = 180) -> CommandResult:
-    return t.check(["virsh", "-c", "qemu:///system", *args], timeout=timeout)
+def _virsh_check(t: Transport, *args: str, timeout: float = _VIRSH_TIMEOUT) -> CommandResult:
+    return t.check(_virsh_argv(*args), timeout=timeout)
 
 
 def _info_field(result: CommandResult, field: str) -> str:
@@ -137,16 +182,22 @@ def ensure_routes(t: Transport, host: HostPlan) -> bool:
 def ensure_guest_image(t: Transport, image: BuiltImage) -> bool:
     """Copy an L2 image's kernel and initrd into L1 unless identical ones are there;
     True when something was copied."""
-    folder = f"{L1_GUEST_DIR}/images/{image.name}"
-    t.check(["mkdir", "-p", folder])
-    copied = False
-    for local in image.boot_files():
-        remote = f"{folder}/{local.name}"
+    missing = []
+    for local, remote in _boot_files(image):
         have = t.run(["sha256sum", remote]).stdout.split()
         if not have or have[0] != file_sha256(local):
-            t.put(local, remote)
-            copied = True
-    return copied
+            missing.append((local, remote))
+    if missing:
+        t.check(["mkdir", "-p", f"{L1_GUEST_DIR}/images/{image.name}"])
+    for local, remote in missing:
+        t.put(local, remote)
+    return bool(missing)
+
+
+def _boot_files(image: BuiltImage) -> list[tuple[Path, str]]:
+    """(on L0, in the L1) for each file an L2 boots from."""
+    return [(local, f"{L1_GUEST_DIR}/images/{image.name}/{local.name}")
+            for local in image.boot_files()]
 
 
 def ensure_guest(t: Transport, plan: Plan, host: HostPlan, guest: GuestPlan,
@@ -156,20 +207,23 @@ def ensure_guest(t: Transport, plan: Plan, host: HostPlan, guest: GuestPlan,
     restart it."""
     folder = str(Path(guest.disk_path).parent)
     acted = False
-    t.check(["mkdir", "-p", folder])
     if not t.run(["test", "-e", guest.disk_path]).ok:
+        t.check(["mkdir", "-p", folder])
         t.check(["qemu-img", "create", "-q", "-f", "qcow2", guest.disk_path, str(guest.disk)])
         acted = True
-    defined = _virsh(t, "dominfo", guest.domain_name).ok
+    # One `virsh list --all` for every L2 of the L1 (``l1_reads`` asks it once).
+    state = guest_states(t, [guest.domain_name]).get(guest.domain_name)
+    defined = state is not None
     if not defined or redefine:
         xml_path = f"{folder}/domain.xml"
         xml = render_guest_domain_xml(plan, host, guest)
         if defined:
             xml = with_uuid(xml, _virsh_check(t, "domuuid", guest.domain_name).stdout.strip())
+        t.check(["mkdir", "-p", folder])
         t.put_text(xml, xml_path)
         _virsh_check(t, "define", xml_path)
         acted = True
-    state = _virsh_check(t, "domstate", guest.domain_name).stdout.strip()
+        state = _virsh_check(t, "domstate", guest.domain_name).stdout.strip()
     if redefine and defined and state in ("running", "paused"):
         say(guest.name, "redefined from the lab file: restarting it")
         _virsh_check(t, "destroy", guest.domain_name)

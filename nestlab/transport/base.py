@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +74,12 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    def run_batch(self, argvs: Sequence[list[str]], timeout: float = 600.0
+                  ) -> list[CommandResult]:
+        """Run commands one after another; a transport that can send them all in one
+        round trip does (``batch.batch_script``). One result per command, in order."""
+        return [self.run(argv, timeout) for argv in argvs]
 
     def check(self, argv: list[str], timeout: float = 600.0) -> CommandResult:
         """Run and raise ``CommandFailed`` on a non-zero exit."""

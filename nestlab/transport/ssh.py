@@ -7,10 +7,11 @@ class serves L1s and L2s.
 
 from __future__ import annotations
 
+import secrets
 import shlex
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import paramiko
 
 from nestlab.state.keys import HostKeyChanged, PinningPolicy
 from nestlab.transport.base import CommandResult, Transport, TransportError, Unreachable
+from nestlab.transport.batch import batch_script, parse_batch
 from nestlab.waiting import WaitTimedOut, wait_for
 
 Connector = Callable[[float], Any]
@@ -106,7 +108,27 @@ class SSHTransport(Transport):
 
     # -- using --------------------------------------------------------------------
     def run(self, argv: list[str], timeout: float = 600.0) -> CommandResult:
+        return self._exec(argv, timeout)[0]
+
+    def run_batch(self, argvs: Sequence[list[str]], timeout: float = 600.0
+                  ) -> list[CommandResult]:
+        """Every command in one shell, over one channel: one round trip."""
+        if not argvs:
+            return []
+        mark = f"nestlab-{secrets.token_hex(8)}"
+        result, stdout = self._exec(["sh", "-c", batch_script(argvs, mark)], timeout,
+                                    shown=f"a batch of {len(argvs)} commands")
+        if result.exit_status == 125:
+            raise TransportError(f"{self.name}: a batch of commands could not start: "
+                                 f"{result.stderr.strip()}")
+        return parse_batch(stdout, argvs, mark, self.name)
+
+    def _exec(self, argv: list[str], timeout: float,
+              shown: str | None = None) -> tuple[CommandResult, bytes]:
+        """The result, and stdout as bytes (a batch counts them); ``shown`` names the
+        command in errors instead of its text."""
         command = shlex.join(argv)
+        what = shown or f"`{command}`"
         try:
             channel = self.client.get_transport().open_session(timeout=30)  # type: ignore[union-attr]
             channel.settimeout(timeout)
@@ -114,13 +136,13 @@ class SSHTransport(Transport):
             stdout, stderr = _drain(channel, timeout)
             status = channel.recv_exit_status()
         except TimeoutError:
-            raise TransportError(f"{self.name}: `{command}` did not finish in {timeout:.0f}s"
+            raise TransportError(f"{self.name}: {what} did not finish in {timeout:.0f}s"
                                  ) from None
         except _RETRYABLE as exc:
-            raise TransportError(f"{self.name}: lost the SSH session during `{command}`: "
-                                 f"{exc}") from None
+            raise TransportError(f"{self.name}: lost the SSH session during {what}: {exc}"
+                                 ) from None
         return CommandResult(command, status, stdout.decode(errors="replace"),
-                             stderr.decode(errors="replace"))
+                             stderr.decode(errors="replace")), stdout
 
     def put(self, local: Path, remote: str) -> None:
         with self.client.open_sftp() as sftp:

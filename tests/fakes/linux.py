@@ -52,7 +52,7 @@ import shlex
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -88,7 +88,12 @@ class FakeLinuxL1(Transport):
     boots: list[tuple[object, object]] = field(default_factory=list)
     """Each boot the L1 was seen answering from."""
     latency: float = 0.0
-    """Seconds that connecting and each command take, as over a real network (0: none)."""
+    """Seconds that connecting and each round trip take, as over a real network (0: none)."""
+    command_seconds: float = 0.0
+    """Seconds each command takes inside the L1 besides the round trip (0: none): a batch
+    of commands (``run_batch``, one shell) pays the round trip once and this for each."""
+    batches: list[list[str]] = field(default_factory=list)
+    """The commands of each ``run_batch`` (one round trip each), as ``calls`` has them."""
     visits: list[tuple[float, float]] = field(default_factory=list)
     """(connect began, session closed) per session, in ``time.monotonic()`` seconds."""
     ignores_acpi: set[str] = field(default_factory=set)
@@ -148,9 +153,17 @@ class FakeLinuxL1(Transport):
     def run(self, argv: list[str], timeout: float = 600.0) -> CommandResult:
         command = shlex.join(argv)
         self.calls.append(command)
-        time.sleep(self.latency)
+        time.sleep(self.latency + self.command_seconds)
         status, out, err = self._answer(argv)
         return CommandResult(command, status, out, err)
+
+    def run_batch(self, argvs: Sequence[list[str]], timeout: float = 600.0
+                  ) -> list[CommandResult]:
+        """As SSHTransport's: one round trip, each command answered as by ``run``."""
+        self.batches.append([shlex.join(argv) for argv in argvs])
+        time.sleep(self.latency + self.command_seconds * len(argvs))
+        self.calls += self.batches[-1]
+        return [CommandResult(shlex.join(argv), *self._answer(argv)) for argv in argvs]
 
     # -- the model -----------------------------------------------------------------------
     def memory_saved(self, path: Path) -> None:
@@ -494,6 +507,8 @@ class FakePrime(Transport):
             case ["test", "-e", path]:
                 return CommandResult(shlex.join(argv), 0 if path in files else 1, "", "")
         answers = {("uname", "-r"): "6.1.0-fake-amd64\n", ("cat", "/proc/uptime"): "3.50 1.00\n",
+                   ("cat", "/proc/uptime", "/proc/sys/kernel/osrelease"):
+                       "3.50 1.00\n6.1.0-fake-amd64\n",
                    ("hostname",): f"{self.name}\n"}
         out = answers.get(tuple(argv))
         if out is None:

@@ -14,6 +14,7 @@ from nestlab.host.check import check_host
 from nestlab.host.facts import HostFacts
 from nestlab.lab.labfile import load_lab
 from tests.conftest import EXAMPLES, FACTS
+from tests.fakes.lab import fake_home
 from tests.fakes.windows_iso import image_names, wim_with_images, write_windows_iso
 
 LINUX = str(EXAMPLES / "linux-nested.yaml")
@@ -220,6 +221,25 @@ def test_image_build_of_a_windows_server_needs_its_iso(name: str) -> None:
     code, _, err = run("image", "build", name)
     assert code == 2
     assert err.startswith(f"nestlab: error: building {name} needs --iso PATH")
+
+
+def test_image_build_of_a_windows_server_with_other_images_is_refused() -> None:
+    code, _, err = run("image", "build", "prime", "windows-server-2022", "--iso", "x.iso")
+    assert code == 2
+    assert err.startswith("nestlab: error: build windows-server-2022 on its own")
+    assert "Traceback" not in err
+
+
+def test_image_build_of_several_cached_images_says_each_is_up_to_date(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_home(tmp_path, monkeypatch)
+    code, out, err = run("image", "build", "prime", "debian-12", "prime")
+    assert code == 0, err
+    assert [line.split(":")[0] for line in out.splitlines()] == [
+        "prime is up to date", "debian-12 is up to date"]
+    code, out, _ = run("image", "build", "prime", "debian-12", "--json")
+    assert [(i["name"], i["built_now"]) for i in json.loads(out)] == [
+        ("prime", False), ("debian-12", False)]
 
 
 def test_image_identify_names_the_base_image_an_iso_builds(tmp_path: Path) -> None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from nestlab.build import images
 from nestlab.build.images import (
+    ConcurrentBuilds,
     build_image,
     find_image,
     list_images,
@@ -99,3 +103,51 @@ def test_an_image_from_the_users_iso_is_found_not_built(tmp_path: Path, name: st
     with pytest.raises(NestlabError, match=f"image {name} is not built") as info:
         build_image(name)
     assert info.value.hint == f"Build it: nestlab image build {name} --iso PATH"
+
+
+def stand_in_builds(monkeypatch: pytest.MonkeyPatch, barrier: threading.Barrier,
+                    started: list[str]) -> None:
+    """Builds that write a kernel and an initrd, each waiting at ``barrier`` until the
+    other build has started too (a build that ran alone would wait in vain)."""
+    def build(recipe: Path, out: Path, log: Path, progress: Callable[[str], None]) -> None:
+        started.append(recipe.name)
+        progress("stand-in build")
+        barrier.wait()
+        (out / "vmlinuz").write_bytes(b"kernel")
+        (out / "initrd.img").write_bytes(b"initrd")
+
+    monkeypatch.setattr(images, "_require_tools", lambda: None)
+    monkeypatch.setattr(images, "_build_prime", build)
+    monkeypatch.setattr(images, "_build_disk_image", build)
+
+
+def test_images_that_are_missing_are_built_at_the_same_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path))
+    started: list[str] = []
+    stand_in_builds(monkeypatch, threading.Barrier(2, timeout=10), started)
+    said: list[tuple[str, str]] = []
+    builds = ConcurrentBuilds(["debian-12", "prime", "prime"], lambda n, s: said.append((n, s)))
+    first, built = builds.result("debian-12")
+    assert built and first == find_image("debian-12")
+    assert builds.result("prime")[1]
+    assert sorted(started) == ["debian-12", "prime"]
+    assert sorted(said) == [("debian-12", "stand-in build"), ("prime", "stand-in build")]
+    again = ConcurrentBuilds(["prime", "debian-12"], lambda n, s: said.append((n, s)))
+    assert [again.result(n)[1] for n in ("prime", "debian-12")] == [False, False]
+    assert len(started) == 2  # cached now: nothing was built again
+
+
+def test_a_failed_build_fails_its_own_image_only(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path))
+    stand_in_builds(monkeypatch, threading.Barrier(1), [])
+
+    def broken(recipe: Path, out: Path, log: Path, progress: Callable[[str], None]) -> None:
+        raise images.ImageBuildError("image build failed at 'mmdebstrap' (exit 1)")
+
+    monkeypatch.setattr(images, "_build_prime", broken)
+    builds = ConcurrentBuilds(["debian-12", "prime"], lambda n, s: None)
+    with pytest.raises(images.ImageBuildError, match="mmdebstrap"):
+        builds.result("prime")
+    assert builds.result("debian-12")[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nestlab.commands import seats as seats_module
+from nestlab.build import images
 from nestlab.commands.seats import build_images, network_cidrs, run_seats
 from nestlab.commands.selection import labs_of_file, one_lab_dir, seats_here, select_labs
 from nestlab.errors import InputError, LabFileError
@@ -129,9 +129,10 @@ def test_images_are_built_once_before_the_seats(monkeypatch: pytest.MonkeyPatch)
         built.append(name)
         return None, False
 
-    monkeypatch.setattr(seats_module, "build_image", build)
+    monkeypatch.setattr(images, "find_image", lambda _name: None)
+    monkeypatch.setattr(images, "build_image", build)
     build_images(parse_lab(COURSE + "seats: 3\n"), ProgressLines("quiet"))
-    assert built == ["debian-12", "prime"]
+    assert sorted(built) == ["debian-12", "prime"]  # at the same time, each once
 
 
 def test_a_test_run_uses_one_seat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,50 @@
+"""An L1's kernel and initrd on L0 are links to the cached image's files, so an extra L1
+costs no copy of them; a copy where no link can be made (the lab on libvirt's test
+driver, FAKE guests)."""
+
+from __future__ import annotations
+
+import errno
+import filecmp
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from nestlab.build.images import find_image
+from nestlab.virt import disks
+from tests.fakes.linux import FakeLinuxL1
+from tests.integration.conftest import LAB_FILE, bring_up
+
+
+def boot_files(home: Path) -> tuple[Path, Path]:
+    folder = home / "labs" / "linux-nested" / "hosts" / "kvm1"
+    return folder / "vmlinuz", folder / "initrd.img"
+
+
+def test_an_l1s_kernel_and_initrd_are_the_images_own_files(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path) -> None:
+    bring_up(LAB_FILE, home)
+    image = find_image("debian-12")
+    assert image is not None
+    kernel, initrd = boot_files(home)
+    assert kernel.samefile(image.boot_files()[0]) and initrd.samefile(image.boot_files()[1])
+    _proofs, again = bring_up(LAB_FILE, home)
+    assert [t["outcome"] for t in again.timings if t["phase"] == "disk"] == ["ok"]
+
+
+def test_where_no_link_can_be_made_they_are_copies(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(_source: object, _target: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(disks.os, "link", refused)
+    bring_up(LAB_FILE, home)
+    image = find_image("debian-12")
+    assert image is not None
+    for copy, source in zip(boot_files(home), image.boot_files(), strict=True):
+        assert not copy.samefile(source) and filecmp.cmp(copy, source, shallow=False)
+        assert not copy.with_name(copy.name + ".partial").exists()
+    _proofs, again = bring_up(LAB_FILE, home)
+    assert [t["outcome"] for t in again.timings if t["phase"] == "disk"] == ["ok"]

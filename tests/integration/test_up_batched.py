@@ -1,0 +1,97 @@
+"""`up` on a lab that is up asks each L1 its "is it done?" questions in one round trip,
+and still repairs what is not done (the lab on libvirt's test driver, FAKE guests)."""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+
+from nestlab.drivers import Proof
+from nestlab.drivers.linux import LinuxDriver
+from tests.fakes.linux import FakeLinuxL1
+from tests.integration.conftest import bring_up
+
+TWO_L2S = textwrap.dedent("""\
+    lab: batched
+    networks:
+      - name: lab
+        cidr: 10.82.0.0/24
+    hosts:
+      - name: kvm1
+        os: debian-12
+        memory: 2GiB
+        networks: [lab]
+        guests: [{name: g1}, {name: g2}]
+""")
+
+
+def lab(tmp_path: Path) -> Path:
+    path = tmp_path / "batched.yaml"
+    path.write_text(TWO_L2S)
+    return path
+
+
+def test_up_on_a_lab_that_is_up_sends_one_batch_and_nothing_else(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
+        tmp_path: Path) -> None:
+    bring_up(lab(tmp_path), home)
+    l1 = guests["kvm1"]
+    seen, batches = len(l1.calls), len(l1.batches)
+    _proofs, again = bring_up(lab(tmp_path), home)
+    assert again.counts()["changed"] == 0
+    assert len(l1.batches) == batches + 1
+    assert l1.calls[seen:] == l1.batches[-1]  # every command it sent was in the batch
+    assert sum(c.startswith("virsh") for c in l1.batches[-1]) == 2  # list --all, net-info
+
+
+def test_up_repairs_l2s_stopped_or_gone_after_one_batch(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
+        tmp_path: Path) -> None:
+    bring_up(lab(tmp_path), home)
+    l1 = guests["kvm1"]
+    l1.conn.lookupByName("nestlab-batched-g1").destroy()
+    gone = l1.conn.lookupByName("nestlab-batched-g2")
+    gone.destroy()
+    gone.undefine()
+    l1.conn.networkLookupByName("nestlab-nat").destroy()
+    _proofs, again = bring_up(lab(tmp_path), home)
+    changed = [(t["guest"], t["phase"]) for t in again.timings if t["outcome"] == "changed"]
+    assert changed == [("kvm1", "L2 network"), ("g1", "define + start in kvm1"),
+                       ("g2", "define + start in kvm1")]
+    assert l1.domain_state("nestlab-batched-g1") == "running"
+    assert l1.domain_state("nestlab-batched-g2") == "running"
+    assert l1.conn.networkLookupByName("nestlab-nat").isActive()
+
+
+def test_a_libvirtd_that_stopped_is_started_and_then_read_afresh(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
+        tmp_path: Path) -> None:
+    """The batch saw every virsh fail (no libvirtd); the steps after the start read anew."""
+    bring_up(lab(tmp_path), home)
+    l1 = guests["kvm1"]
+    l1.libvirtd_active = False
+    l1.conn.lookupByName("nestlab-batched-g1").destroy()
+    _proofs, again = bring_up(lab(tmp_path), home)
+    changed = [(t["guest"], t["phase"]) for t in again.timings if t["outcome"] == "changed"]
+    assert changed == [("kvm1", "libvirt in L1"), ("g1", "define + start in kvm1")]
+    assert l1.domain_state("nestlab-batched-g1") == "running"
+
+
+def test_the_l2s_of_an_l1_are_proven_at_the_same_time(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    both = threading.Barrier(2, timeout=10)  # a proof alone would wait here in vain
+    real_prove = LinuxDriver.prove
+
+    def prove(self: LinuxDriver, *args: Any) -> Proof:
+        both.wait()
+        return real_prove(self, *args)
+
+    monkeypatch.setattr(LinuxDriver, "prove", prove)
+    proofs, _reporter = bring_up(lab(tmp_path), home)
+    assert [p.guest for p in proofs] == ["g1", "g2"]  # in the steps' order

@@ -1,0 +1,139 @@
+"""Several commands in one round trip (nestlab/transport/batch.py): the script runs in a
+real POSIX shell here, and the session that answers reads from a batch."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import cast
+
+import paramiko
+import pytest
+
+from nestlab.transport.base import CommandResult, Transport, TransportError
+from nestlab.transport.batch import RememberedReads, batch_script, parse_batch
+from nestlab.transport.ssh import SSHTransport
+
+MARK = "nestlab-0123456789abcdef"
+
+
+def run_locally(argvs: Sequence[list[str]]) -> list[CommandResult]:
+    out = subprocess.run(["sh", "-c", batch_script(argvs, MARK)], capture_output=True,
+                         check=True).stdout
+    return parse_batch(out, argvs, MARK, "here")
+
+
+def test_each_command_gets_its_own_status_stdout_and_stderr() -> None:
+    argvs = [["printf", "one\ntwo\n"], ["sh", "-c", "echo out; echo err >&2; exit 3"],
+             ["test", "-c", "/nonexistent"], ["printf", ""],
+             ["printf", f"{MARK} 0 1 1\nnot a header"], ["cat"],
+             ["nestlab-no-such-program"], ["echo", "it's $HOME; `x`"]]
+    results = run_locally(argvs)
+    assert [(r.exit_status, r.stdout, r.stderr) for r in results[:6]] == [
+        (0, "one\ntwo\n", ""), (3, "out\n", "err\n"), (1, "", ""), (0, "", ""),
+        (0, f"{MARK} 0 1 1\nnot a header", ""), (0, "", "")]  # cat: stdin is closed
+    assert results[6].exit_status == 127 and "nestlab-no-such-program" in results[6].stderr
+    assert results[7].stdout == "it's $HOME; `x`\n"  # arguments quoted, never expanded
+    assert [r.command for r in results][1] == "sh -c 'echo out; echo err >&2; exit 3'"
+
+
+def test_a_batch_cut_short_is_an_error_not_fewer_results() -> None:
+    argvs = [["echo", "a"], ["echo", "b"]]
+    out = subprocess.run(["sh", "-c", batch_script(argvs, MARK)], capture_output=True,
+                         check=True).stdout
+    with pytest.raises(TransportError, match="ended early, at `echo b`"):
+        parse_batch(out[:out.rindex(MARK.encode())], argvs, MARK, "here")
+    with pytest.raises(TransportError, match="ended early"):
+        parse_batch(out, argvs, "nestlab-another-mark", "here")
+
+
+class Recorder(Transport):
+    """Answers every command with its own text, and records what reached it."""
+
+    def __init__(self) -> None:
+        self.name = "l1"
+        self.sent: list[str] = []
+
+    def run(self, argv: list[str], timeout: float = 600.0) -> CommandResult:
+        self.sent.append(" ".join(argv))
+        return CommandResult(" ".join(argv), 0, f"{len(self.sent)}", "")
+
+    def run_batch(self, argvs: Sequence[list[str]], timeout: float = 600.0
+                  ) -> list[CommandResult]:
+        self.sent.append("batch")
+        return [CommandResult(" ".join(a), 0, f"batched {' '.join(a)}", "") for a in argvs]
+
+    def put(self, local: Path, remote: str) -> None:
+        self.sent.append(f"put {remote}")
+
+    def put_text(self, text: str, remote: str, mode: int = 0o644) -> None:
+        self.sent.append(f"put {remote}")
+
+    def wait_until_reachable(self, timeout: float, waiting: Callable[[str], None] | None = None,
+                             cancel: threading.Event | None = None) -> None:
+        pass
+
+    def reconnect(self, timeout: float) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_reads_come_from_the_batch_until_anything_else_is_sent() -> None:
+    session = Recorder()
+    reads = RememberedReads(session)
+    reads.fetch([["state", "a"], ["state", "b"], ["state", "a"]])
+    assert session.sent == ["batch"]
+    assert reads.run(["state", "a"]).stdout == "batched state a"
+    assert reads.run(["state", "b"]).stdout == "batched state b"
+    assert reads.run(["state", "a"]).stdout == "batched state a"  # asked again: same answer
+    assert session.sent == ["batch"]
+    reads.run(["start", "a"])  # not a read of the batch: it goes out, and the batch is old
+    assert reads.run(["state", "a"]).stdout == "3"
+    assert session.sent == ["batch", "start a", "state a"]
+
+
+@pytest.mark.parametrize("act", [
+    lambda reads: reads.put_text("x", "/f"),
+    lambda reads: reads.put(Path("/dev/null"), "/f"),
+    lambda reads: reads.reconnect(1),
+])
+def test_a_file_or_a_reconnect_makes_the_batch_old(act: Callable[[RememberedReads], None]
+                                                     ) -> None:
+    session = Recorder()
+    reads = RememberedReads(session)
+    reads.fetch([["state", "a"]])
+    act(reads)
+    assert reads.run(["state", "a"]).stdout != "batched state a"
+
+
+class LocalSSH(SSHTransport):
+    """SSHTransport with its one channel replaced by a local `sh -c` of the command line
+    it sends (sshd hands the line to the user's shell the same way)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__("l1", lambda _t: None, cast(paramiko.PKey, None),
+                         tmp_path / "known_hosts")
+        self.lines: list[str] = []
+
+    def _exec(self, argv: list[str], timeout: float,
+              shown: str | None = None) -> tuple[CommandResult, bytes]:
+        line = shlex.join(argv)
+        self.lines.append(line)
+        done = subprocess.run(["sh", "-c", line], capture_output=True, timeout=timeout)
+        return CommandResult(line, done.returncode, done.stdout.decode(),
+                             done.stderr.decode()), done.stdout
+
+
+def test_ssh_sends_a_batch_as_one_command_line(tmp_path: Path) -> None:
+    ssh = LocalSSH(tmp_path)
+    results = ssh.run_batch([["echo", "a b"], ["sh", "-c", "echo e >&2; exit 4"],
+                             ["test", "-d", str(tmp_path)]])
+    assert len(ssh.lines) == 1
+    assert [(r.exit_status, r.stdout, r.stderr) for r in results] == [
+        (0, "a b\n", ""), (4, "", "e\n"), (0, "", "")]
+    assert ssh.run_batch([]) == [] and len(ssh.lines) == 1
