@@ -31,10 +31,13 @@ from nestlab.provision import linux
 from nestlab.sandbox import open_socket
 from nestlab.state.keys import known_hosts_path, load_private_key
 from nestlab.steps import Step
-from nestlab.transport.base import CommandResult, Transport
+from nestlab.transport.base import CommandResult, Transport, Unreachable
 from nestlab.transport.ssh import SSHTransport
 from nestlab.virt import disks
 from nestlab.waiting import hear_within
+
+_ONE_TRY = 0.1
+"""A wait that makes one attempt (its connection still gets its own timeout)."""
 
 
 class LinuxDriver(L1Driver):
@@ -73,19 +76,23 @@ class LinuxDriver(L1Driver):
 
     def prove(self, host: HostPlan, session: Transport, guest: GuestPlan, say: Say,
               cancel: threading.Event) -> Proof:
-        """The L2's own SSH server answers through the L1 and runs commands. The L2 is
-        first awaited on its console, where it announces its SSH server (the L1 follows
-        the log, so nestlab hears of it at once); SSH is then tried until it answers,
-        which covers an L2 whose announcement was missed."""
+        """The L2's own SSH server answers through the L1 and runs commands. An L2 that
+        does not answer at the first try is awaited on its console, where it announces
+        its SSH server (the L1 follows the log, so nestlab hears of it at once); SSH is
+        then tried until it answers, which covers an announcement that was missed."""
         deadline = time.monotonic() + self.timeouts().l2
-        heard = time.monotonic() if hear_within(
-            partial(linux.await_announcement, session, guest.console_log),
-            self.timeouts().l2, cancel, partial(say, guest.name),
-            f"waiting for it to announce itself in {host.name}") else None
+        heard: float | None = None
         l2 = self.l2_session(session, guest)
         try:
-            l2.wait_until_reachable(max(deadline - time.monotonic(), 1.0), lambda why: say(
-                guest.name, f"waiting for SSH through {host.name} ({why})"), cancel)
+            try:
+                l2.wait_until_reachable(_ONE_TRY)  # an L2 that is up: no watch, no wait
+            except Unreachable:
+                if hear_within(partial(linux.await_announcement, session, guest.console_log),
+                               self.timeouts().l2, cancel, partial(say, guest.name),
+                               f"waiting for it to announce itself in {host.name}"):
+                    heard = time.monotonic()
+                l2.wait_until_reachable(max(deadline - time.monotonic(), 1.0), lambda why: say(
+                    guest.name, f"waiting for SSH through {host.name} ({why})"), cancel)
             # One command, one round trip: "UPTIME IDLE" then the kernel's release.
             uptime, _idle, kernel = l2.check(
                 ["cat", "/proc/uptime", "/proc/sys/kernel/osrelease"]).stdout.split()[:3]

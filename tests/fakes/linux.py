@@ -475,8 +475,11 @@ class FakePrime(Transport):
                 raise NotYet(f"{self.domain} is {self.l1.domain_state(self.domain)} (fake)")
             return True
 
-        wait_for(answers, timeout=timeout, interval=0.05, what=f"{self.name}: SSH",
-                 cancel=cancel, progress=waiting)
+        try:  # as SSHTransport: a guest that does not answer in time is Unreachable
+            wait_for(answers, timeout=timeout, interval=0.05, what=f"{self.name}: SSH",
+                     cancel=cancel, progress=waiting)
+        except WaitTimedOut as exc:
+            raise Unreachable(exc.message, hint=exc.hint) from None
 
     def reconnect(self, timeout: float) -> None:
         self.wait_until_reachable(timeout)
