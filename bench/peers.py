@@ -217,31 +217,33 @@ def run_logged(log: Path, argv: list[str], env: dict[str, str] | None = None,
     return result.stdout
 
 
-def running_count(uri: str, prefix: str) -> int:
-    import libvirt
-
-    try:
-        conn = libvirt.open(uri)
-    except libvirt.libvirtError:
-        return 0  # the daemon is not there yet (nestlab starts its own)
-    try:
-        return sum(1 for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_RUNNING)
-                   if d.name().startswith(prefix))
-    finally:
-        conn.close()
-
-
 def wait_running(uri: str, prefix: str, count: int, proc: subprocess.Popen[bytes] | None,
                  log: Path, timeout: float = 600) -> float:
-    """time.time() when libvirt first reports ``count`` domains named ``prefix``* running."""
+    """time.time() when libvirt first reports ``count`` domains named ``prefix``* running
+    (one connection, kept, polled every 0.1 s)."""
+    import libvirt
+
+    from nestlab.virt.connection import LibvirtError, connect
+
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if running_count(uri, prefix) >= count:
-            return time.time()
-        if proc is not None and proc.poll() is not None:
-            raise Failed(f"the command ended ({proc.returncode}) before {count} L1s ran; "
-                         f"see {log}")
-        time.sleep(0.1)
+    conn = None
+    try:
+        while time.monotonic() < deadline:
+            try:
+                conn = conn or connect(uri)
+                running = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_RUNNING)
+                if sum(1 for d in running if d.name().startswith(prefix)) >= count:
+                    return time.time()
+            except (libvirt.libvirtError, LibvirtError):
+                conn = None  # the daemon is not there yet (nestlab starts its own)
+            if proc is not None and proc.poll() is not None:
+                raise Failed(f"the command ended ({proc.returncode}) before {count} L1s "
+                             f"ran; see {log}")
+            time.sleep(0.1)
+    finally:
+        if conn is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.close()
     raise Failed(f"{count} L1s were not running after {timeout:.0f}s; see {log}")
 
 
@@ -412,11 +414,12 @@ def run_nestlab(work: Work) -> Outcome:
                                     stdout=handle, stderr=handle)
         try:
             running = wait_running(box.uri, f"nestlab-{name}-", hosts, proc, log)
+            sandbox_seconds = _sandbox_seconds(lab_dir)  # before `down --purge` deletes it
         finally:
             interrupt(proc)
             run_logged(log, [*nl, "down", "--lab", name, "--purge"], env=env)
             sandboxes.stop(box)
-        return running - started - _sandbox_seconds(lab_dir)
+        return running - started - sandbox_seconds
 
     try:
         overhead("peers-warm", 1)
@@ -438,7 +441,7 @@ def run_nestlab(work: Work) -> Outcome:
                                          if k.startswith("proven")) - offset
         (folder / "proof.txt").write_text(json.dumps(up["proofs"], indent=2) + "\n")
     except (Failed, subprocess.SubprocessError, OSError, KeyError, ValueError) as exc:
-        outcome.error = str(exc)
+        outcome.error = str(exc) or type(exc).__name__
     return outcome
 
 
@@ -634,7 +637,9 @@ def main() -> None:
     outcomes = []
     for tool in sys.argv[1:] or TOOLS:
         print(f"{tool} ...", flush=True)
-        outcomes.append(RUNNERS[tool](work))
+        outcome = RUNNERS[tool](work)
+        outcomes.append(outcome)
+        print(f"{tool}: {outcome.error or outcome.times}", flush=True)
     print()
     print(format_table(outcomes))
     failed = [o for o in outcomes if o.error]
