@@ -106,7 +106,8 @@ class VagrantSpec:
 
 def vagrantfile(spec: VagrantSpec) -> str:
     """The Vagrantfile: nested CPU as vagrant-libvirt documents it, the private libvirtd,
-    root with the lab's key, no synced folder (the image has no rsync and none is needed)."""
+    root with the lab's key (no sudo: the image has none), no synced folder (the image
+    has no rsync and none is needed)."""
     lines = [
         'Vagrant.configure("2") do |config|',
         f"  config.vm.box = {_ruby(BOX)}",
@@ -115,6 +116,7 @@ def vagrantfile(spec: VagrantSpec) -> str:
         "  config.ssh.username = 'root'",
         f"  config.ssh.private_key_path = {_ruby(str(spec.key))}",
         "  config.ssh.insert_key = false",
+        "  config.ssh.sudo_command = '%c'",  # root already; the image has no sudo
         "  config.vm.provider :libvirt do |lv|",
         f"    lv.uri = {_ruby(spec.uri)}",
         "    lv.driver = 'qemu'",
@@ -247,7 +249,7 @@ def wait_running(uri: str, prefix: str, count: int, proc: subprocess.Popen[bytes
     raise Failed(f"{count} L1s were not running after {timeout:.0f}s; see {log}")
 
 
-def interrupt(proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
+def interrupt(proc: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 180) -> None:
     """Ctrl-C, as a user would; killed when it does not end."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
@@ -356,7 +358,7 @@ def l2_steps_and_proof(work: Work, netns: str, l1_ip: str, folder: Path,
     with (folder / "l2-script.log").open("w") as log:
         log.write(result.stdout + result.stderr)
     if not result.ok:
-        raise Failed(f"the L2 script failed ({result.status}); see {folder / 'l2-script.log'}")
+        raise Failed(f"the L2 script failed ({result.exit_status}); see {folder / 'l2-script.log'}")
     l2_ip = ET.fromstring(l2_info["net_xml"]).find("ip/dhcp/host").get("ip")  # type: ignore[union-attr]  # noqa: S314
     l2 = SSHTransport("prime1", lambda t: l1.open_channel(str(l2_ip), 22, t), key, known)
     try:
@@ -388,7 +390,7 @@ def _sandbox_seconds(lab_dir: Path) -> float:
     """What nestlab's `up` spent starting its sandbox (the peers' start before the clock)."""
     from nestlab.state.record import read_events
 
-    return sum(e["end"] - e["start"] for e in read_events(lab_dir)
+    return sum(float(e["end"]) - float(e["start"]) for e in read_events(lab_dir)
                if e["phase"] == "sandbox libvirtd")
 
 
@@ -641,7 +643,7 @@ def main() -> None:
         outcomes.append(outcome)
         print(f"{tool}: {outcome.error or outcome.times}", flush=True)
     print()
-    print(format_table(outcomes))
+    print(format_table(sorted(outcomes, key=lambda o: TOOLS.index(o.tool))))
     failed = [o for o in outcomes if o.error]
     for o in failed:
         print(f"\n{o.tool} failed: {o.error}\n  log: {o.log}", file=sys.stderr)

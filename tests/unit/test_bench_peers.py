@@ -49,7 +49,7 @@ def test_vagrantfile_asks_for_the_nested_cpu_the_private_libvirtd_and_the_lab_ke
                  "lv.cmd_line = 'root=/dev/vda rw console=ttyS0,115200n8'",
                  "config.ssh.username = 'root'",
                  "config.ssh.private_key_path = '/k/id_ed25519'",
-                 "config.ssh.insert_key = false",
+                 "config.ssh.insert_key = false", "config.ssh.sudo_command = '%c'",
                  "path: '/w/seed.iso'"):
         assert line in text
     assert text.count("config.vm.define") == 1
