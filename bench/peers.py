@@ -60,8 +60,8 @@ BOX = "nestlab-debian-12"
 GiB = 1024 ** 3
 TOOLS = ("nestlab", "vagrant-libvirt", "virt-install")
 COLUMNS = ("L1 SSH-ready", "L2 proven", "overhead 1 L1", "overhead 4 L1s")
-PACKAGES = {"vagrant": "vagrant", "vagrant-libvirt": "vagrant-libvirt",
-            "virt-install": "virtinst"}
+NAMESPACES = [f"nestlab-{lab}" for lab in
+              (LAB, "peers-warm", "peers-one", "peers-four", "peers-vagrant", "peers-virt")]
 
 # Runs in a peer's L1 as root: what a user would script to get the L2 going.
 L2_SCRIPT = r"""
@@ -634,6 +634,13 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("bench/peers needs root (sandboxes, real VMs)")
     require_programs()
+    from nestlab.sandbox import netns_exists
+
+    # Starting a sandbox clears a namespace of the same name: never someone else's.
+    taken = [n for n in NAMESPACES if netns_exists(n)]
+    if taken:
+        raise SystemExit(f"network namespace {', '.join(taken)} exists: another run is using "
+                         "it; try again when it is gone")
     root = Path(tempfile.mkdtemp(prefix="nestlab-peers-"))
     work = prepare(root)
     outcomes = []
