@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -147,6 +148,8 @@ class Outcome:
     times: dict[str, float | None] = field(default_factory=dict)
     error: str | None = None
     log: Path | None = None
+    steps: dict[str, float] = field(default_factory=dict)
+    """Where the time to the L2 went: step -> seconds."""
 
 
 def _cell(value: float | None, base: float | None) -> str:
@@ -333,9 +336,9 @@ def seed_iso(work: Work, folder: Path) -> Path:
 
 
 def l2_steps_and_proof(work: Work, netns: str, l1_ip: str, folder: Path,
-                       boot_timeout: float = 300) -> tuple[float, float]:
+                       boot_timeout: float = 300) -> tuple[float, float, float]:
     """Wait for the L1's SSH, then the scripted L2 steps and the proof through the L1:
-    (time.time() at L1 SSH, time.time() at the L2's `uname -r`)."""
+    time.time() at the L1's SSH, at the end of the L2 script, at the L2's `uname -r`."""
     from nestlab.sandbox import open_socket
     from nestlab.state.keys import load_private_key
     from nestlab.transport.ssh import SSHTransport
@@ -359,6 +362,7 @@ def l2_steps_and_proof(work: Work, netns: str, l1_ip: str, folder: Path,
         log.write(result.stdout + result.stderr)
     if not result.ok:
         raise Failed(f"the L2 script failed ({result.exit_status}); see {folder / 'l2-script.log'}")
+    scripted = time.time()
     l2_ip = ET.fromstring(l2_info["net_xml"]).find("ip/dhcp/host").get("ip")  # type: ignore[union-attr]  # noqa: S314
     l2 = SSHTransport("prime1", lambda t: l1.open_channel(str(l2_ip), 22, t), key, known)
     try:
@@ -369,7 +373,7 @@ def l2_steps_and_proof(work: Work, netns: str, l1_ip: str, folder: Path,
         l2.close()
         l1.close()
     (folder / "proof.txt").write_text(f"L2 answered through the L1: kernel {kernel}\n")
-    return ready, proven
+    return ready, scripted, proven
 
 
 # -- nestlab ---------------------------------------------------------------------------
@@ -442,6 +446,9 @@ def run_nestlab(work: Work) -> Outcome:
         outcome.times["L2 proven"] = max(v for k, v in ends.items()
                                          if k.startswith("proven")) - offset
         (folder / "proof.txt").write_text(json.dumps(up["proofs"], indent=2) + "\n")
+        l1_ssh = ends["ssh"]
+        outcome.steps = {t["phase"]: float(t["seconds"]) for t in up["timings"]
+                         if t["start"] >= l1_ssh - 0.05 and t["phase"] != "ssh"}
     except (Failed, subprocess.SubprocessError, OSError, KeyError, ValueError) as exc:
         outcome.error = str(exc) or type(exc).__name__
     return outcome
@@ -541,13 +548,17 @@ def run_vagrant(work: Work) -> Outcome:
                 ssh_config = run_logged(log, [*vagrant, "ssh-config"], env=env, cwd=path)
                 address = next(line.split()[1] for line in ssh_config.splitlines()
                                if line.strip().startswith("HostName"))
-                _ready, proven = l2_steps_and_proof(work, netns, address, folder)
+                returned = time.time()
+                _ready, scripted, proven = l2_steps_and_proof(work, netns, address, folder)
             finally:
                 interrupt(proc)
                 with contextlib.suppress(Failed):
                     run_logged(log, [*vagrant, "destroy", "-f"], env=env, cwd=path)
             outcome.times["L1 SSH-ready"] = marks[ready_line] - started
             outcome.times["L2 proven"] = proven - started
+            outcome.steps = {"vagrant up, after its 'ready' line": returned - marks[ready_line],
+                             "copy + L2 script": scripted - returned,
+                             "L2 SSH + uname -r": proven - scripted}
     except (Failed, subprocess.SubprocessError, OSError, KeyError, StopIteration) as exc:
         outcome.error = str(exc) or type(exc).__name__
     except Exception as exc:  # a nestlab transport error while scripting the L2
@@ -614,11 +625,13 @@ def run_virt_install(work: Work) -> Outcome:
             started = time.time()
             try:
                 up([f"peers-{L1}"], L1_MEMORY_MIB, [mac])
-                ready, proven = l2_steps_and_proof(work, netns, ip, folder)
+                ready, scripted, proven = l2_steps_and_proof(work, netns, ip, folder)
             finally:
                 down([f"peers-{L1}"])
             outcome.times["L1 SSH-ready"] = ready - started
             outcome.times["L2 proven"] = proven - started
+            outcome.steps = {"copy + L2 script": scripted - ready,
+                             "L2 SSH + uname -r": proven - scripted}
     except (Failed, subprocess.SubprocessError, OSError) as exc:
         outcome.error = str(exc)
     except Exception as exc:  # a nestlab transport error while scripting the L2
@@ -641,6 +654,8 @@ def main() -> None:
     if taken:
         raise SystemExit(f"network namespace {', '.join(taken)} exists: another run is using "
                          "it; try again when it is gone")
+    # As nestlab's CLI: paramiko logs every refused connection while a guest boots.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     root = Path(tempfile.mkdtemp(prefix="nestlab-peers-"))
     work = prepare(root)
     outcomes = []
@@ -651,6 +666,9 @@ def main() -> None:
         print(f"{tool}: {outcome.error or outcome.times}", flush=True)
     print()
     print(format_table(sorted(outcomes, key=lambda o: TOOLS.index(o.tool))))
+    print("\nafter the L1's SSH, to the L2 proven:")
+    for o in outcomes:
+        print(f"  {o.tool}: " + ", ".join(f"{k} {v:.1f}s" for k, v in o.steps.items()))
     failed = [o for o in outcomes if o.error]
     for o in failed:
         print(f"\n{o.tool} failed: {o.error}\n  log: {o.log}", file=sys.stderr)
