@@ -33,7 +33,6 @@ from nestlab.commands.context import LabContext
 from nestlab.commands.reset import LayerResult, go_back_and_wake, keep_and_wake
 from nestlab.commands.up import bring_back_hosts
 from nestlab.errors import InputError
-from nestlab.plan import HostPlan
 from nestlab.progress import Reporter
 from nestlab.state.record import iso_utc, lab_lock
 from nestlab.virt import layers
@@ -88,8 +87,8 @@ def save(lab_dir: Path, name: str, reporter: Reporter) -> LayerResult:
             raise SnapshotExists(f"lab {ctx.name} has a snapshot {name} already",
                                  hint=f"Pick another name, or `nestlab snapshot delete {name}` "
                                       "first.")
-        keep_and_wake(ctx, ctx.plan.hosts, partial(_layer, name=name), f"snapshot {name}",
-                      reporter, result.notes)
+        keep_and_wake(ctx, ctx.plan.hosts, partial(layers.snapshot_path, name=name),
+                      f"snapshot {name}", reporter, result.notes)
         result.proofs = bring_back_hosts(ctx, reporter)
     return result
 
@@ -103,14 +102,11 @@ def restore(lab_dir: Path, name: str, reporter: Reporter) -> LayerResult:
         ctx.require_sandbox_running()
         _finish_interrupted(ctx)
         _require_complete(ctx, name)
-        go_back_and_wake(ctx, ctx.plan.hosts, partial(_layer, name=name),
+        go_back_and_wake(ctx, ctx.plan.hosts, partial(layers.snapshot_path, name=name),
                          f"back to snapshot {name}", reporter, result.notes)
         result.proofs = bring_back_hosts(ctx, reporter)
     return result
 
-
-def _layer(host: HostPlan, name: str) -> Path:
-    return layers.snapshot_path(host, name)
 
 
 def delete(lab_dir: Path, name: str) -> LayerResult:

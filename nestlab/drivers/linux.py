@@ -88,7 +88,7 @@ class LinuxDriver(L1Driver):
                 l2.wait_until_reachable(_ONE_TRY)  # an L2 that is up: no watch, no wait
             except Unreachable:
                 if hear_within(partial(linux.await_announcement, session, guest.console_log),
-                               self.timeouts().l2, cancel, partial(say, guest.name),
+                               deadline - time.monotonic(), cancel, partial(say, guest.name),
                                f"waiting for it to announce itself in {host.name}"):
                     heard = time.monotonic()
                 l2.wait_until_reachable(max(deadline - time.monotonic(), 1.0), lambda why: say(
@@ -233,7 +233,6 @@ class ConsoleWatch(BootWatch):
                            "waiting for it to announce SSH on its console")
 
     def _listen(self, seconds: float) -> bool:
-        argv = ["timeout", str(max(1, int(seconds))),
-                *linux.announcement_watch(str(self.console_log), linux.L1_ANNOUNCEMENT)]
+        argv = linux.announcement_watch(str(self.console_log), linux.L1_ANNOUNCEMENT, seconds)
         return subprocess.run(argv, capture_output=True, timeout=seconds + 30,
                               check=False).returncode == 0

@@ -264,17 +264,19 @@ polling; coreutils' tail ends as soon as grep has, without a further write). Any
 written after that size is seen, so a line written while this starts is not missed."""
 
 
-def announcement_watch(console_log: str, line: str) -> list[str]:
+def announcement_watch(console_log: str, line: str, seconds: float) -> list[str]:
     """The command that exits 0 once ``line`` is announced on ``console_log`` (see
-    ``_AWAIT_ANNOUNCEMENT``); run under `timeout`."""
-    return ["sh", "-c", _AWAIT_ANNOUNCEMENT, "await", console_log, line]
+    ``_AWAIT_ANNOUNCEMENT``), 124 when ``seconds`` pass first: run on L0 for an L1's
+    console, in the L1 for an L2's."""
+    argv = ["timeout", str(max(1, int(seconds))), "sh", "-c", _AWAIT_ANNOUNCEMENT, "await",
+            console_log, line]
+    return argv
 
 
 def await_announcement(t: Transport, console_log: str, seconds: float) -> bool:
     """Whether the L2 whose console ``console_log`` is announced within ``seconds``
     (the L1 watches the log; an error or the time running out is just False)."""
-    return t.run(["timeout", str(max(1, int(seconds))),
-                  *announcement_watch(console_log, PRIME_ANNOUNCEMENT)],
+    return t.run(announcement_watch(console_log, PRIME_ANNOUNCEMENT, seconds),
                  timeout=seconds + 30).ok
 
 
@@ -329,18 +331,21 @@ def stop_guests(t: Transport, domains: list[str], timeout: float,
 
 def pause_guests(t: Transport, domains: list[str]) -> list[str]:
     """`virsh suspend` of the running ones of ``domains``; returns those."""
-    running = [d for d, s in guest_states(t, domains).items() if s == "running"]
-    for name in running:
-        _virsh_check(t, "suspend", name)
-    return running
+    return _virsh_each(t, domains, "running", "suspend")
 
 
 def resume_guests(t: Transport, domains: list[str]) -> list[str]:
     """`virsh resume` of the paused ones of ``domains``; returns those."""
-    paused = [d for d, s in guest_states(t, domains).items() if s == "paused"]
-    for name in paused:
-        _virsh_check(t, "resume", name)
-    return paused
+    return _virsh_each(t, domains, "paused", "resume")
+
+
+def _virsh_each(t: Transport, domains: list[str], state: str, verb: str) -> list[str]:
+    """`virsh VERB` of each of ``domains`` that is in ``state`` (one `virsh list` to tell);
+    returns those."""
+    found = [d for d, s in guest_states(t, domains).items() if s == state]
+    for name in found:
+        _virsh_check(t, verb, name)
+    return found
 
 
 def set_clock(t: Transport) -> None:
