@@ -23,6 +23,7 @@ from nestlab.state.record import iso_utc
 
 if TYPE_CHECKING:
     from nestlab.commands.labs import LabSummary
+    from nestlab.commands.nodes import NodeCheck
     from nestlab.commands.plan import Preview
     from nestlab.commands.seats import SeatStatus, SeatUp
     from nestlab.commands.status import LabStatus
@@ -49,7 +50,35 @@ def _shown(text: str, keep_newlines: bool = False) -> str:
 _MARK = {Status.ok: "[green]ok[/]", Status.warn: "[yellow]warn[/]", Status.fail: "[red]FAIL[/]"}
 
 
-def print_check(report: HostReport, lab: Lab | None) -> None:
+def nodes_check_json(checked: list[NodeCheck], lab: Lab) -> dict[str, Any]:
+    """`nestlab check` of a lab with nodes: each node's verdict for one seat."""
+    return {"lab": lab.name, "can_run": all(c.report is not None and c.report.can_run
+                                            for c in checked),
+            "nodes": [{"node": c.node.name, "uri": c.node.uri, "error": c.error,
+                       **(check_json(c.report, lab) if c.report else {"can_run": False})}
+                      for c in checked]}
+
+
+def print_nodes_check(checked: list[NodeCheck], lab: Lab) -> None:
+    """Each node's checks, then which node cannot take a seat and why."""
+    console = Console()
+    for c in checked:
+        console.print(f"\n[bold]node {_shown(c.node.name)}[/] ({_shown(c.node.uri)}), "
+                      "for one seat:")
+        if c.report is None:
+            console.print(f"[red]FAIL[/] cannot be asked: {_shown(c.error or '')}")
+            continue
+        print_check(c.report, lab, f"Node {c.node.name}")
+    cannot = [c for c in checked if c.report is None or not c.report.can_run]
+    console.print("\n" + ("Every node can take a seat of lab " + _shown(lab.name) + "."
+                          if not cannot else "Cannot take a seat: " + "; ".join(
+                              f"{_shown(c.node.name)} ("
+                              + (_shown(c.error or "") if c.report is None else ", ".join(
+                                  f.name for f in c.report.failures)) + ")"
+                              for c in cannot)))
+
+
+def print_check(report: HostReport, lab: Lab | None, subject_host: str = "This host") -> None:
     console = Console()
     table = Table(show_header=False, box=None, pad_edge=False)
     for c in report.checks:
@@ -62,7 +91,7 @@ def print_check(report: HostReport, lab: Lab | None) -> None:
     verdict = "[green]can run[/]" if report.can_run else "[red]cannot run[/]"
     subject = f"lab {_shown(lab.name)}" if lab else "a lab"
     console.print(f"\naccel: [bold]{report.accel}[/]. {_shown(report.summary)}")
-    console.print(f"This host {verdict} {subject}.")
+    console.print(f"{_shown(subject_host)} {verdict} {subject}.")
 
 
 def print_timings(timings: list[dict[str, Any]], when: bool = False) -> None:
@@ -222,6 +251,8 @@ def print_preview(preview: Preview) -> None:
     """`nestlab plan`: each step of `up` with what it would do, then a one-line summary."""
     console = Console()
     mode = "sandbox" if preview.sandbox else escape(preview.uri)
+    if preview.node is not None:
+        mode = f"node [bold]{escape(preview.node)}[/], {mode}"
     console.print(f"lab [bold]{escape(preview.lab)}[/] accel={preview.accel} ({mode})")
     if preview.changes:
         console.print("[yellow]The lab file differs from the plan the lab is up with: `up` "

@@ -25,7 +25,7 @@ from nestlab.commands.up import FactsReader, Proof, up
 from nestlab.errors import InputError, NestlabError
 from nestlab.host.check import check_host, seats_at_once
 from nestlab.host.facts import HostFacts
-from nestlab.lab.model import Lab
+from nestlab.lab.model import Lab, Node
 from nestlab.lab.seats import seat_labs
 from nestlab.plan import network_name
 from nestlab.progress import ProgressLines, Reporter
@@ -65,26 +65,49 @@ class SeatUp:
 
 def up_seats(lab: Lab, lab_file: Path, seats: int | None, uri: str, want_sandbox: bool,
              read_facts: FactsReader, lines: ProgressLines,
-             baseline: bool = False) -> tuple[list[SeatUp], int]:
+             baseline: bool = False, nodes: tuple[Node, ...] = ()) -> tuple[list[SeatUp], int]:
     """Bring up every seat (``seats`` overrides the lab file's), a few at a time, each
     keeping its baseline once proven when ``baseline`` (``up --baseline``):
-    (each seat's outcome, how many ran at once). The host check counts every seat that
-    is not up yet; on the host's libvirt (no sandbox) a seat network that overlaps a
-    network already there is refused before anything starts."""
+    (each seat's outcome, how many ran at once). With ``nodes``, each seat runs on the
+    node it is placed on (``commands.nodes``), else all at ``uri``. The host check of
+    each host counts every seat there that is not up yet; on a host's libvirt (no
+    sandbox) a seat network that overlaps a network already there is refused before
+    anything starts."""
     labs = seat_labs(lab, seats, str(lab_file))
-    facts = read_facts(uri)  # once for every seat: each seat's `up` decides from these
-    pending = [s for s in labs if not was_up(lab_dir(s.name))]
-    counted = lab.model_copy(update={"seats": max(len(pending), 1)})
-    decision = check_host(facts, counted, "sandbox" if want_sandbox else "host").decide(lab.name)
-    if not want_sandbox:
-        refuse_network_clashes(uri, labs)
-    at_once = seats_at_once(facts, counted, decision.accel, len(pending) or 1)
+    hosts: dict[str, tuple[str, str | None, list[Lab]]]  # (uri, node, its seats)
+    if nodes:
+        from nestlab.commands.nodes import placement
+
+        if want_sandbox:
+            raise InputError("--sandbox runs the seats in private libvirtds on this host; "
+                             "seats placed on nodes cannot run in them",
+                             hint="Leave out --sandbox.")
+
+        placed = placement(labs, nodes)
+        hosts = {node.name: (node.uri, node.name, [s for s in labs if placed[s.name] == node])
+                 for node in nodes if node in placed.values()}
+    else:
+        hosts = {"": (uri, None, labs)}
+    at_once, facts_of = 0, {}
+    # Per host: its facts read once, its check counting its seats that are not up yet.
+    for host_uri, _node, here in hosts.values():
+        facts = read_facts(host_uri)
+        pending = [s for s in here if not was_up(lab_dir(s.name))]
+        counted = lab.model_copy(update={"seats": max(len(pending), 1)})
+        decision = check_host(facts, counted, "sandbox" if want_sandbox else "host"
+                              ).decide(lab.name)
+        if not want_sandbox:
+            refuse_network_clashes(host_uri, here)
+        at_once += seats_at_once(facts, counted, decision.accel, len(pending) or 1)
+        facts_of[host_uri] = facts
     build_images(lab, lines)
+    where = {s.name: (host_uri, node) for host_uri, node, here in hosts.values() for s in here}
     # One event per seat: a seat whose L1 fails cancels its own lab's waits, never
     # another seat's; Ctrl-C sets them all.
     cancels = [threading.Event() for _ in labs]
-    jobs = [_seat_up_job(number, seat, lab_file, uri, want_sandbox, facts, lines, cancel,
-                         baseline)
+    jobs = [_seat_up_job(number, seat, lab_file, where[seat.name][0], want_sandbox,
+                         facts_of[where[seat.name][0]], lines, cancel, baseline,
+                         where[seat.name][1])
             for (number, seat), cancel in zip(enumerate(labs, start=1), cancels, strict=True)]
     return run_seats(jobs, at_once, on_interrupt=partial(_set_all, cancels)), at_once
 
@@ -109,7 +132,7 @@ def _say_image(lines: ProgressLines, name: str, step: str) -> None:
 
 def _seat_up_job(number: int, seat: Lab, lab_file: Path, uri: str, want_sandbox: bool,
                  facts: HostFacts, lines: ProgressLines, cancel: threading.Event,
-                 baseline: bool = False) -> Callable[[], SeatUp]:
+                 baseline: bool = False, node: str | None = None) -> Callable[[], SeatUp]:
     def bring_up() -> SeatUp:
         result = SeatUp(number, seat.name)
         directory = lab_dir(seat.name)
@@ -117,7 +140,7 @@ def _seat_up_job(number: int, seat: Lab, lab_file: Path, uri: str, want_sandbox:
         started = time.monotonic()
         try:
             result.proofs = up(seat, lab_file, directory, uri, want_sandbox,
-                               lambda _uri: facts, reporter, cancel)
+                               lambda _uri: facts, reporter, cancel, node)
             if baseline:
                 from nestlab.commands.reset import make_baseline
 

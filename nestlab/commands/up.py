@@ -26,7 +26,7 @@ from nestlab.commands.changes import LabChanged, Restarts, changes_to_apply
 from nestlab.commands.context import LabContext
 from nestlab.commands.status import seen_after_up
 from nestlab.drivers import Proof, driver_class, driver_for
-from nestlab.errors import NestlabError
+from nestlab.errors import InputError, NestlabError
 from nestlab.host.check import check_host
 from nestlab.host.facts import HostFacts
 from nestlab.lab.model import Lab
@@ -60,14 +60,17 @@ FactsReader = Callable[[str], HostFacts]
 
 def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
        read_facts: FactsReader, reporter: Reporter,
-       cancel: threading.Event | None = None) -> list[Proof]:
+       cancel: threading.Event | None = None, node: str | None = None) -> list[Proof]:
     """Bring the lab up (or continue it); returns one proof per L2.
 
     ``reporter`` counts the steps that changed something: a second ``up`` on a
     lab that is up reports 0 changed. ``cancel``, once set, stops the L1s' waits
     (Ctrl-C reaches a seat's ``up`` this way: it runs outside the main thread).
+    ``node``: the node the lab is placed on (``commands.nodes``), whose URI ``uri`` is.
     """
     box = _sandbox_for(lab, lab_dir, want_sandbox)
+    if node is not None:
+        _refuse_another_node(lab, lab_dir, uri, node, box)
     # In a sandbox its libvirtd is not started yet: the host's facts decide.
     report = check_host(read_facts(uri), lab, "sandbox" if box else "host")
     decision = report.decide(lab.name)  # refuses a host that cannot run the lab
@@ -80,7 +83,7 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
         # Recorded before anything else exists, so that `down` can always clean up.
         record = LabRecord(lab=lab.name, lab_file=str(lab_file.resolve()),
                            uri=box.uri if box else uri, sandbox=box is not None,
-                           netns=box.netns if box else None)
+                           netns=box.netns if box else None, node=node)
         save_record(lab_dir, record)
         if not restarts.guests:
             save_plan(lab_dir, plan, lab_hash(lab))
@@ -292,6 +295,20 @@ def _restarts(lab_dir: Path, plan: Plan, lab_file: Path) -> Restarts:
     saved, _saved_hash = load_plan(lab_dir)
     return changes_to_apply(saved, plan, lab_file,
                             lambda host: driver_class(host).redefines_guests)
+
+
+def _refuse_another_node(lab: Lab, lab_dir: Path, uri: str, node: str,
+                         box: sandboxes.Sandbox | None) -> None:
+    """A lab placed on a node stays there: same node, same URI."""
+    if box is not None:
+        raise InputError("--sandbox runs the lab in a private libvirtd on this host; a lab "
+                         "placed on nodes cannot run in one", hint="Leave out --sandbox.")
+    if record_path(lab_dir).exists():
+        had = load_record(lab_dir)
+        if (had.node, had.uri) != (node, uri):
+            raise InputError(f"lab {lab.name} runs on {had.node or 'this host'} ({had.uri}); "
+                             f"it cannot continue on node {node} ({uri})",
+                             hint=f"Take it down first: nestlab down --lab {lab.name}")
 
 
 def _sandbox_for(lab: Lab, lab_dir: Path, want: bool) -> sandboxes.Sandbox | None:
