@@ -159,8 +159,12 @@ def print_status(status: LabStatus) -> None:
     console.print(f"lab [bold]{_shown(seen.lab)}[/] accel={seen.accel} "
                   + (f"sandbox={_shown(sandbox.netns)} "
                      f"({'running' if sandbox.running else 'stopped'})"
-                     if sandbox else f"uri={_shown(seen.uri)}"))
+                     if sandbox else f"uri={_shown(seen.uri)}")
+                  + (f" node={_shown(seen.node)}" if seen.node else ""))
     console.print(_checked(status), highlight=False)
+    if seen.unanswered:
+        console.print(f"[red]{_shown(seen.unanswered)}[/]: its networks, L1s and L2s are "
+                      "unknown", highlight=False, soft_wrap=True)
     table = Table(box=None, pad_edge=False)
     for column in ("level", "name", "state", "address", "in"):
         table.add_column(column)
@@ -182,7 +186,7 @@ def seats_status_json(lab: str, rows: list[SeatStatus]) -> dict[str, Any]:
     """`status --json` of a lab with seats: one object per seat, with its lab's whole
     status (as `status --seat N --json` prints it) when it is up."""
     return {"lab": lab, "seats": [
-        {"seat": r.seat, "lab": r.lab, "state": r.state,
+        {"seat": r.seat, "lab": r.lab, "node": r.node, "state": r.state,
          "l1s": {"running": r.l1s[0], "total": r.l1s[1]},
          "l2s": {"running": r.l2s[0], "total": r.l2s[1]},
          "last_up": None if r.last_up is None else {
@@ -196,7 +200,7 @@ def seats_status_json(lab: str, rows: list[SeatStatus]) -> dict[str, Any]:
 _SEAT_STATE = {"up": "[green]up[/]", "partly up": "[yellow]partly up[/]",
                "not running": "[yellow]not running[/]", "down": "down",
                "sandbox not running": "[yellow]sandbox not running[/]",
-               "damaged": "[red]damaged[/]"}
+               "damaged": "[red]damaged[/]", "unknown": "[red]unknown[/]"}
 
 
 def print_seats_status(lab: str, rows: list[SeatStatus]) -> None:
@@ -205,11 +209,14 @@ def print_seats_status(lab: str, rows: list[SeatStatus]) -> None:
     console.print(f"lab [bold]{_shown(lab)}[/]: {len(rows)} seats "
                   f"({sum(r.state == 'up' for r in rows)} up)")
     table = Table(box=None, pad_edge=False)
-    for column in ("seat", "lab", "state", "L1s", "L2s", "last up", "took", "outcome"):
+    placed = any(r.node for r in rows)  # the node column, where seats are on nodes
+    for column in ("seat", "lab", *(("node",) if placed else ()), "state", "L1s", "L2s",
+                   "last up", "took", "outcome"):
         table.add_column(column)
     for r in rows:
         last = r.last_up
-        table.add_row(str(r.seat), _shown(r.lab), _SEAT_STATE[r.state],
+        table.add_row(str(r.seat), _shown(r.lab), *((_shown(r.node or ""),) if placed else ()),
+                      _SEAT_STATE[r.state],
                       f"{r.l1s[0]}/{r.l1s[1]}" if r.status else "",
                       f"{r.l2s[0]}/{r.l2s[1]}" if r.status else "",
                       time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last.end))

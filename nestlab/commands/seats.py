@@ -88,18 +88,16 @@ def up_seats(lab: Lab, lab_file: Path, seats: int | None, uri: str, want_sandbox
                  for node in nodes if node in placed.values()}
     else:
         hosts = {"": (uri, None, labs)}
-    at_once, facts_of = 0, {}
-    # Per host: its facts read once, its check counting its seats that are not up yet.
-    for host_uri, _node, here in hosts.values():
-        facts = read_facts(host_uri)
-        pending = [s for s in here if not was_up(lab_dir(s.name))]
-        counted = lab.model_copy(update={"seats": max(len(pending), 1)})
-        decision = check_host(facts, counted, "sandbox" if want_sandbox else "host"
-                              ).decide(lab.name)
-        if not want_sandbox:
-            refuse_network_clashes(host_uri, here)
-        at_once += seats_at_once(facts, counted, decision.accel, len(pending) or 1)
-        facts_of[host_uri] = facts
+    at_once, facts_of, failed = 0, {}, {}
+    for host_uri, node, here in hosts.values():
+        try:
+            facts_of[host_uri], most = _prepare_host(lab, host_uri, here, want_sandbox,
+                                                     read_facts)
+            at_once += most
+        except NestlabError as exc:
+            if node is None:
+                raise  # the one host: no seat can come up
+            failed[host_uri] = NestlabError(f"node {node}: {exc.message}", exc.hint)
     build_images(lab, lines)
     where = {s.name: (host_uri, node) for host_uri, node, here in hosts.values() for s in here}
     # One event per seat: a seat whose L1 fails cancels its own lab's waits, never
@@ -108,8 +106,31 @@ def up_seats(lab: Lab, lab_file: Path, seats: int | None, uri: str, want_sandbox
     jobs = [_seat_up_job(number, seat, lab_file, where[seat.name][0], want_sandbox,
                          facts_of[where[seat.name][0]], lines, cancel, baseline,
                          where[seat.name][1])
+            if where[seat.name][0] not in failed else
+            partial(_refused, SeatUp(number, seat.name), failed[where[seat.name][0]])
             for (number, seat), cancel in zip(enumerate(labs, start=1), cancels, strict=True)]
-    return run_seats(jobs, at_once, on_interrupt=partial(_set_all, cancels)), at_once
+    return run_seats(jobs, max(at_once, 1), on_interrupt=partial(_set_all, cancels)), at_once
+
+
+def _prepare_host(lab: Lab, uri: str, here: list[Lab], want_sandbox: bool,
+                  read_facts: FactsReader) -> tuple[HostFacts, int]:
+    """A host's facts, read once for its seats, and how many of them come up at once; its
+    check counts its seats that are not up yet (``HostCannotRunLab`` when it cannot run
+    them), and a seat network that clashes with one already there is refused."""
+    facts = read_facts(uri)
+    pending = [s for s in here if not was_up(lab_dir(s.name))]
+    counted = lab.model_copy(update={"seats": max(len(pending), 1)})
+    decision = check_host(facts, counted, "sandbox" if want_sandbox else "host").decide(lab.name)
+    if not want_sandbox:
+        refuse_network_clashes(uri, here)
+    return facts, seats_at_once(facts, counted, decision.accel, len(pending) or 1)
+
+
+def _refused(outcome: SeatUp, exc: NestlabError) -> SeatUp:
+    """A seat whose node could not be prepared (it does not answer, or cannot run it):
+    failed, as the others come up."""
+    outcome.outcome, outcome.error, outcome.hint = "failed", exc.message, exc.hint
+    return outcome
 
 
 def _set_all(events: list[threading.Event]) -> None:
@@ -248,7 +269,7 @@ def network_cidrs(xml: str) -> list[ipaddress.IPv4Network]:
 
 
 SeatState = Literal["up", "partly up", "not running", "down", "sandbox not running",
-                    "damaged"]
+                    "damaged", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -273,6 +294,8 @@ class SeatStatus:
     l2s: tuple[int, int] = (0, 0)
     problem: str | None = None
     status: LabStatus | None = None
+    node: str | None = None
+    """The node the seat is placed on (None: the host at --connect)."""
 
 
 def seats_status(folders: list[Path], cached: bool,
@@ -304,13 +327,16 @@ def _seat_status(folder: Path, cached: bool,
     guests = [g for h in hosts for g in h.guests]
     l2s = (sum(g.state == "running" for g in guests), len(guests))
     state: SeatState
-    if status.seen.sandbox is not None and not status.seen.sandbox.running:
+    if status.seen.unanswered is not None:
+        state = "unknown"  # its node does not answer: nothing is known of it
+    elif status.seen.sandbox is not None and not status.seen.sandbox.running:
         state = "sandbox not running"
     elif l1s[0] == l1s[1] and l2s[0] == l2s[1]:
         state = "up"
     else:
         state = "partly up" if l1s[0] else "not running"
-    return SeatStatus(seat, folder.name, state, last, l1s, l2s, status=status)
+    return SeatStatus(seat, folder.name, state, last, l1s, l2s, status=status,
+                      node=status.seen.node, problem=status.seen.unanswered)
 
 
 def last_up(folder: Path) -> LastUp | None:

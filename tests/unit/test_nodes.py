@@ -174,3 +174,35 @@ def test_plan_refuses_with_every_nodes_reason_when_nothing_fits(
         "nestlab: error: no node can take course-s01 (1.0GiB, 1 vCPUs): node1: 512MiB of "
         "memory left; node2: does not answer (connection refused)")
     assert "Traceback" not in result.stderr
+
+
+def test_check_runs_per_node_and_says_which_node_cannot_take_a_seat(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from nestlab import cli
+    from nestlab.errors import NestlabError
+    from tests.conftest import facts
+
+    def read(uri: str, _root: Path) -> object:
+        if uri == "test:///gone":
+            raise NestlabError("node test:///gone: libvirt does not answer (refused)")
+        return facts("amd-nested-1" if uri == "test:///good" else "intel-nested-n")
+
+    monkeypatch.setattr(cli, "read_host_facts", read)
+    lab_file = tmp_path / "course.yaml"
+    lab_file.write_text(COURSE.replace("seats: 3\n", "seats: 3\naccel: kvm\n"))
+    args = ["check", "-f", str(lab_file), "--node", "test:///good", "--node",
+            "test:///nested-off", "--node", "test:///gone"]
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 1
+    checked = json.loads(result.stdout)
+    assert checked["can_run"] is False
+    assert [(n["node"], n["can_run"]) for n in checked["nodes"]] == [
+        ("node1", True), ("node2", False), ("node3", False)]
+    assert checked["nodes"][2]["error"] == ("node test:///gone: libvirt does not answer "
+                                            "(refused)")
+    text = CliRunner().invoke(main, args).stdout
+    assert "node node1 (test:///good), for one seat:" in text
+    assert "Node node1 can run lab course." in text
+    last = " ".join(text[text.rindex("Cannot take a seat"):].split())  # unwrapped
+    assert last.startswith("Cannot take a seat: node2 (nested") and \
+        "node3 (node test:///gone" in last
