@@ -66,6 +66,7 @@ def make_baseline(lab_dir: Path, reporter: Reporter) -> LayerResult:
     ctx = LabContext.load(lab_dir)
     result = LayerResult(ctx.name, "baseline")
     with lab_lock(lab_dir, "up --baseline"):
+        ctx.require_local_disks("a baseline")
         ctx.require_sandbox_running()
         for host in ctx.plan.hosts:
             layers.finish_interrupted(host)
@@ -84,6 +85,7 @@ def reset(lab_dir: Path, reporter: Reporter) -> LayerResult:
     """Every L1 (and so its L2s) back to the lab's baseline, started and proven."""
     ctx = LabContext.load(lab_dir)
     with lab_lock(lab_dir, "reset"):
+        ctx.require_local_disks("reset")
         ctx.require_sandbox_running()
         for host in ctx.plan.hosts:
             layers.finish_interrupted(host)

@@ -48,7 +48,7 @@ from nestlab.state.record import (
 from nestlab.state.seen import save_seen
 from nestlab.steps import Step, run_steps
 from nestlab.transport.base import Transport
-from nestlab.virt import disks, objects
+from nestlab.virt import disks, nodefiles, objects
 from nestlab.virt.connection import LibvirtError
 from nestlab.waiting import Cancelled
 
@@ -118,6 +118,12 @@ def l0_steps(ctx: LabContext, conn: libvirt.virConnect | None, images: dict[str,
     steps = [Step("L0", f"image {name}", partial(_ensure_image, name, images, say),
                   present=partial(lambda n: find_image(n) is not None, name))
              for name in names]
+    if nodefiles.needs_copies(ctx.record.uri, ctx.record.node):
+        steps += [Step("L0", f"image {name} on node {ctx.record.node}",
+                       partial(lambda n: nodefiles.push_files(
+                           conn, nodefiles.image_files(images[n])), name),
+                       present=partial(nodefiles.image_present, conn, name))
+                  for name in sorted({h.base_image for h in plan.hosts})]
     for net in plan.networks:
         steps.append(Step(
             "L0", f"network {net.name}",
@@ -269,6 +275,10 @@ def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
 
     steps = [
         Step(host.name, "disk", disk, present=host.disk_path.exists),
+        *([Step(host.name, f"files on node {ctx.record.node}",
+                lambda: nodefiles.push_files(conn, nodefiles.host_files(host)),
+                present=lambda: nodefiles.files_present(conn, nodefiles.host_files(host)))]
+          if nodefiles.needs_copies(ctx.record.uri, ctx.record.node) else []),
         Step(host.name, "define + start", define_and_start,
              present=partial(_domain_running, conn, host.domain_name)),
         Step(host.name, driver.reach_phase, reach),

@@ -19,10 +19,10 @@ from nestlab.errors import NestlabError
 from nestlab.files import last_lines, read_tail_bytes
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.provision import linux
-from nestlab.sandbox import open_socket
 from nestlab.state.keys import known_hosts_path, load_private_key
 from nestlab.steps import Step
 from nestlab.transport.base import CommandResult, Transport
+from nestlab.transport.node import open_stream
 from nestlab.transport.ssh import SSHTransport
 from nestlab.virt import disks
 
@@ -33,8 +33,10 @@ class LinuxDriver(L1Driver):
     redefines_guests = True
 
     def session(self, host: HostPlan) -> SSHTransport:
-        address, netns = str(host.nics[0].ip), self.ctx.record.netns
-        return SSHTransport(host.name, lambda timeout: open_socket(netns, address, 22, timeout),
+        """The L1's SSH: from this host, or through the node the lab is placed on."""
+        address, record = str(host.nics[0].ip), self.ctx.record
+        return SSHTransport(host.name, lambda timeout: open_stream(record.uri, record.netns,
+                                                                   address, 22, timeout),
                             load_private_key(self.ctx.lab_dir),
                             known_hosts_path(self.ctx.lab_dir))
 

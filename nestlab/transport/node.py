@@ -10,6 +10,7 @@ copied, never put on a command line.
 from __future__ import annotations
 
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +19,7 @@ import paramiko
 
 from nestlab.errors import NestlabError
 from nestlab.files import private_dir
+from nestlab.sandbox import open_socket
 from nestlab.state.paths import data_root
 from nestlab.transport.ssh import SSHTransport
 
@@ -86,3 +88,23 @@ def known_nodes_path(root: Path | None = None) -> Path:
     """The nodes' pinned host keys, one file for every lab (a node outlives the labs on
     it; `down` forgets guests' keys, never a node's), in a 0700 folder."""
     return private_dir((root or data_root()) / "nodes") / "known_hosts"
+
+
+_NODES: dict[str, SSHTransport] = {}
+_NODES_LOCK = threading.Lock()
+
+
+def open_stream(uri: str, netns: str | None, host: str, port: int,
+                timeout: float) -> socket.socket | paramiko.Channel:
+    """A TCP stream to a guest's ``host:port``, from where the lab's libvirt runs its
+    guests: through the node for a lab on a ``qemu+ssh://`` node (one SSH session per
+    node, shared by every guest there), else from this host (inside ``netns``, a
+    sandbox's, when given)."""
+    if node_address(uri) is None:
+        return open_socket(netns, host, port, timeout)
+    with _NODES_LOCK:
+        node = _NODES.get(uri) or node_session(uri)
+        assert node is not None  # node_address found its SSH end
+        _NODES[uri] = node
+        node.client  # noqa: B018 - connects, or connects again after the node dropped it
+    return node.open_channel(host, port, timeout)
