@@ -3,7 +3,8 @@
 A seat (or a lab without seats) is placed on one node as a whole: its L1s and
 their L2s never span nodes. A seat placed by an earlier `up` stays where it is
 (its record says where); only new seats are placed. A new seat goes to the node
-with the most room left, where room is the node's free memory times its weight;
+with the most room left, where room is how many such seats the node's free memory
+holds, times its weight (the first node listed wins a tie);
 a node takes it only while the seats given to it in this run fit in its free
 memory and its CPUs (no vCPU beyond a CPU: under emulation each busy vCPU takes a
 whole CPU) and its ``max_seats`` allows. Nothing fits: ``NoRoom``, naming each
@@ -83,7 +84,9 @@ def place(seats: Sequence[SeatNeed], nodes: Sequence[NodeRoom],
                                        for n in nodes),
                 hint="Add a node (nodes: or --node URI), free memory on one, or bring up "
                      "fewer seats.")
-        best = max(fitting, key=lambda n: memory[n.name] * n.weight)  # first wins a tie
+        # Counted in whole seats, so that a few MiB a node's free memory moves between
+        # `plan` and `up` do not move a seat; the first listed wins a tie.
+        best = max(fitting, key=lambda n: memory[n.name] * n.weight // max(seat.memory, 1))
         placed[seat.lab] = best.name
         memory[best.name] -= seat.memory
         cpus[best.name] -= seat.vcpus

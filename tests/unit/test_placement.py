@@ -68,3 +68,11 @@ def test_nothing_fits_names_each_node_and_why() -> None:
 def test_a_node_that_does_not_answer_gets_no_new_seat() -> None:
     nodes = [NodeRoom("a", 0, 0, answers=False), NodeRoom("b", 4 * GiB, 4)]
     assert list(place(seats(2), nodes, {}).values()) == ["b", "b"]
+
+
+def test_a_few_mib_of_difference_do_not_decide_room_counts_in_whole_seats() -> None:
+    """Free memory moves between `plan` and `up`: what plan shows must be what up does."""
+    mib = 1024**2
+    for noise in (0, 3 * mib, 40 * mib):
+        nodes = [NodeRoom("a", 21 * GiB, 8), NodeRoom("b", 21 * GiB + noise, 8)]
+        assert list(place(seats(2, memory=GiB), nodes, {}).values()) == ["a", "b"]
