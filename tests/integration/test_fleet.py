@@ -162,6 +162,12 @@ def test_a_file_is_copied_to_a_node_once_checked_by_hash_and_never_onto_itself(
     assert copy.read_bytes() == disk.read_bytes()  # the node's own copy, in its folder
     assert (copy.parent / "disk.img.sha256").read_text().strip() == \
         __import__("hashlib").sha256(disk.read_bytes()).hexdigest()
+    assert copy.stat().st_mode & 0o777 == 0o600
+    empty = folder / "console.log"  # an L1's console log is copied before it has a line
+    empty.touch()
+    assert fleet.in_controller(sys.executable, *push, a.uri, str(empty),
+                               check=True).stdout == "copied\n"
+    assert (copy.parent / "console.log").read_bytes() == b""
     disk.write_bytes(b"changed")
     assert fleet.in_controller(sys.executable, *push, a.uri, str(disk),
                                check=True).stdout == "copied\n"
