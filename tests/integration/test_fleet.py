@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.fleet import SUBNET, Fleet, netns_names
+from tests.system.fleet import SUBNET, Fleet, leftovers, netns_names
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not Path("/usr/sbin/sshd").exists(),
@@ -65,13 +64,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         yield fleet
     finally:
         fleet.close()
-    assert set(netns_names()) == before
-    left = subprocess.run(["pgrep", "-af", str(root)], capture_output=True, text=True,
-                          check=False).stdout
-    assert left == ""
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
-                           check=True).stdout
-    assert " fl1c" not in links and " fl2c" not in links
+    assert leftovers(root, before) == []
 
 
 def node_objects(fleet: Fleet, uri: str) -> list[str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -207,6 +208,19 @@ def netns_names() -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
                          check=True).stdout
     return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def leftovers(root: Path, netns_before: set[str]) -> list[str]:
+    """What a fleet under ``root`` left on the machine: new namespaces, processes that
+    name its folder, its veths in the machine's own namespace (they never belong there)."""
+    found = [f"namespace {name}" for name in sorted(set(netns_names()) - netns_before)]
+    processes = subprocess.run(["pgrep", "-af", str(root)], capture_output=True, text=True,
+                               check=False).stdout
+    found += [f"process {line}" for line in processes.splitlines()]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
+                           check=True).stdout
+    found += [f"link {name}" for name in re.findall(r"^\d+: (fl\d+[cn])[@:]", links, re.M)]
+    return found
 
 
 def _with_home(entry: str, home: Path) -> str:

@@ -13,13 +13,12 @@ in order and share the fleet and its seats (each boot costs minutes under TCG).
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.system.fleet import SUBNET, Fleet, FleetNode, netns_names
+from tests.system.fleet import SUBNET, Fleet, FleetNode, leftovers, netns_names
 
 pytestmark = pytest.mark.system
 
@@ -74,12 +73,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str],
                           timeout=600)
     finally:
         fleet.close()
-    assert set(netns_names()) == before
-    left = subprocess.run(["pgrep", "-af", str(root)], capture_output=True, text=True,
-                          check=False).stdout
-    assert left == ""
-    assert "fl1c" not in subprocess.run(["ip", "-o", "link"], capture_output=True,
-                                        text=True, check=True).stdout
+    assert leftovers(root, before) == []
 
 
 def lab_file(fleet: Fleet) -> str:
