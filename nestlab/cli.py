@@ -245,6 +245,9 @@ def check(ctx: click.Context, lab_file: Path | None, facts_file: Path | None, sa
 
         if lab is None:
             raise InputError("--node checks a lab on its nodes: give the lab file (-f FILE)")
+        if facts_file is not None:
+            raise InputError("--facts decides for one recorded host; a lab with nodes is "
+                             "checked on each node", hint="Leave out --facts, or --node.")
         checked = check_nodes(lab, lab_nodes(lab, node_uris), _facts_at)
         if as_json:
             click.echo(json.dumps(report.nodes_check_json(checked, lab), indent=2))

@@ -51,6 +51,11 @@ class LabContext:
         try:
             return connect(self.record.uri)
         except LibvirtError as exc:
+            if self.record.node is not None:
+                raise LibvirtError(
+                    f"node {self.record.node} does not answer ({exc.message})",
+                    hint=f"Is libvirtd running on it, and sshd? `virsh -c {self.record.uri} "
+                         "uri` asks it; the lab's other seats do not depend on it.") from None
             if not self.record.sandbox:
                 raise
             raise LibvirtError(

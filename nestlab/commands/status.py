@@ -118,8 +118,7 @@ def _ask(ctx: LabContext, answer_timeout: float, at: float) -> LabSeen:
         return _lab_seen(ctx, None,
                          tuple(NetworkSeen(net.name, "unknown") for net in ctx.plan.networks),
                          {h.name: L1Answer("unknown", None) for h in ctx.plan.hosts},
-                         at, "status", unanswered=f"node {ctx.record.node} does not answer: "
-                                                  f"{exc.message}")
+                         at, "status", unanswered=exc.message)
     answers = {h.name: L1Answer(on_l0[h.name], None) for h in ctx.plan.hosts}
     answers |= _ask_running_l1s(ctx, [h for h in ctx.plan.hosts if on_l0[h.name] == "running"],
                                 answer_timeout)

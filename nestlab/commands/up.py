@@ -69,8 +69,7 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
     ``node``: the node the lab is placed on (``commands.nodes``), whose URI ``uri`` is.
     """
     box = _sandbox_for(lab, lab_dir, want_sandbox)
-    if node is not None:
-        _refuse_another_node(lab, lab_dir, uri, node, box)
+    _refuse_another_node(lab, lab_dir, uri, node, box)
     # In a sandbox its libvirtd is not started yet: the host's facts decide.
     report = check_host(read_facts(uri), lab, "sandbox" if box else "host")
     decision = report.decide(lab.name)  # refuses a host that cannot run the lab
@@ -307,18 +306,26 @@ def _restarts(lab_dir: Path, plan: Plan, lab_file: Path) -> Restarts:
                             lambda host: driver_class(host).redefines_guests)
 
 
-def _refuse_another_node(lab: Lab, lab_dir: Path, uri: str, node: str,
+def _refuse_another_node(lab: Lab, lab_dir: Path, uri: str, node: str | None,
                          box: sandboxes.Sandbox | None) -> None:
-    """A lab placed on a node stays there: same node, same URI."""
-    if box is not None:
+    """A lab placed on a node stays there (same node, same URI), and a lab brought up at
+    --connect is not moved onto a node, nor the reverse: exit 2."""
+    if node is not None and box is not None:
         raise InputError("--sandbox runs the lab in a private libvirtd on this host; a lab "
                          "placed on nodes cannot run in one", hint="Leave out --sandbox.")
-    if record_path(lab_dir).exists():
-        had = load_record(lab_dir)
-        if (had.node, had.uri) != (node, uri):
-            raise InputError(f"lab {lab.name} runs on {had.node or 'this host'} ({had.uri}); "
-                             f"it cannot continue on node {node} ({uri})",
-                             hint=f"Take it down first: nestlab down --lab {lab.name}")
+    if nodefiles.needs_copies(uri, node) and any(h.os.profile.family == "windows"
+                                                 for h in lab.hosts):
+        raise InputError(f"lab {lab.name} has Windows L1s: nestlab reaches them over WinRM "
+                         "from this host, not yet through a node",
+                         hint="Run it at --connect, without nodes.")
+    if not record_path(lab_dir).exists():
+        return
+    had = load_record(lab_dir)
+    if (had.node is not None or node is not None) and (had.node, had.uri) != (node, uri):
+        was = f"node {had.node}" if had.node else "this host"
+        now = f"node {node} ({uri})" if node else f"{uri}, not on a node"
+        raise InputError(f"lab {lab.name} runs on {was} ({had.uri}); it cannot continue on "
+                         f"{now}", hint=f"Take it down first: nestlab down --lab {lab.name}")
 
 
 def _sandbox_for(lab: Lab, lab_dir: Path, want: bool) -> sandboxes.Sandbox | None:

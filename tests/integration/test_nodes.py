@@ -136,7 +136,7 @@ def test_seats_on_two_nodes_a_node_that_stops_answering_and_down_of_both(
     rows = {s["lab"]: s for s in out["seats"]}
     assert rows["course-s01"]["state"] == "up"
     assert rows["course-s02"]["state"] == "unknown"
-    assert rows["course-s02"]["problem"].startswith("node node-b does not answer: cannot "
+    assert rows["course-s02"]["problem"].startswith("node node-b does not answer (cannot "
                                                     "connect to libvirt at test:///node-b")
     l1 = rows["course-s02"]["status"]["hosts"][0]
     assert (l1["state"], [g["state"] for g in l1["guests"]]) == ("unknown", ["unknown"])
@@ -151,7 +151,7 @@ def test_seats_on_two_nodes_a_node_that_stops_answering_and_down_of_both(
     code, out, _ = nestlab("down", "-f", str(course), "--json", "-q")
     assert code == 1
     assert out["seats"][0]["result"]["removed_domains"] == ["nestlab-course-s01-kvm1"]
-    assert "test:///node-b" in out["seats"][1]["error"]
+    assert out["seats"][1]["error"].startswith("node node-b does not answer (")
     assert inventory(a) == {"domains": [], "networks": []}
 
     fleet.gone.clear()
@@ -159,3 +159,22 @@ def test_seats_on_two_nodes_a_node_that_stops_answering_and_down_of_both(
     assert code == 0, err
     assert inventory(b) == {"domains": [], "networks": []}
     assert not (home / "labs" / "course-s02").exists()
+
+
+def test_a_seat_on_a_node_does_not_continue_elsewhere(fleet: Fleet, home: Path,
+                                                      tmp_path: Path) -> None:
+    course = tmp_path / "course.yaml"
+    course.write_text(COURSE)
+    assert nestlab("up", "-f", str(course), "-q")[0] == 0
+    without_nodes = tmp_path / "here.yaml"
+    without_nodes.write_text(COURSE.split("nodes:")[0])
+    code, out, _ = nestlab("--connect", "test:///node-a", "up", "-f", str(without_nodes),
+                           "--json", "-q")
+    assert code == 1
+    assert [s["error"] for s in out["seats"]] == [
+        "lab course-s01 runs on node node-a (test:///node-a); it cannot continue on "
+        "test:///node-a, not on a node",
+        "lab course-s02 runs on node node-b (test:///node-b); it cannot continue on "
+        "test:///node-a, not on a node"]
+    assert load_record(home / "labs" / "course-s02").uri == "test:///node-b"  # untouched
+    assert nestlab("down", "-f", str(course), "-q", "--purge")[0] == 0

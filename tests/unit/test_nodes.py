@@ -206,3 +206,25 @@ def test_check_runs_per_node_and_says_which_node_cannot_take_a_seat(
     last = " ".join(text[text.rindex("Cannot take a seat"):].split())  # unwrapped
     assert last.startswith("Cannot take a seat: node2 (nested") and \
         "node3 (node test:///gone" in last
+
+
+def test_check_of_nodes_refuses_a_facts_file(tmp_path: Path) -> None:
+    lab_file = tmp_path / "course.yaml"
+    lab_file.write_text(COURSE)
+    result = CliRunner().invoke(main, ["check", "-f", str(lab_file), "--node",
+                                       "test:///a", "--facts", str(FACTS / "amd-nested-1.json")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("nestlab: error: --facts decides for one recorded host")
+
+
+def test_windows_l1s_are_not_sent_to_a_node_yet(home: Path) -> None:
+    from nestlab.commands.up import _refuse_another_node
+    from nestlab.lab.labfile import load_lab
+    from tests.conftest import EXAMPLES
+
+    windows = load_lab(EXAMPLES / "windows-hyperv.yaml")
+    with pytest.raises(InputError) as caught:
+        _refuse_another_node(windows, lab_dir(windows.name), "qemu+ssh://root@n1/system",
+                             "n1", None)
+    assert "has Windows L1s" in caught.value.message
+    _refuse_another_node(windows, lab_dir(windows.name), "qemu:///system", None, None)
