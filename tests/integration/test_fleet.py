@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -100,12 +101,30 @@ def test_two_seats_on_two_nodes_over_qemu_ssh(fleet: Fleet) -> None:
     assert steps[("L0", "image debian-12 on node node-a")] == "create"
     assert steps[("kvm1", "files on node node-a")] == "create"
 
+    # Seat 1 also through up's own steps that copy to node-a (node-b shares this host's
+    # folders: see the copy test below).
     defined = fleet.in_controller(sys.executable, "-m", "tests.system.fleet_lab", "define",
-                                  str(lab_file), check=True).stdout.split("\n")
+                                  str(lab_file), "node-a", check=True).stdout.split("\n")
     assert [line.split()[:2] for line in defined if line] == [
         ["fleet-s01", "node-a"], ["fleet-s02", "node-b"]]
     assert node_objects(fleet, a.uri) == ["nestlab-fleet-s01-kvm1", "nestlab-fleet-s01-lab"]
     assert node_objects(fleet, b.uri) == ["nestlab-fleet-s02-kvm1", "nestlab-fleet-s02-lab"]
+    l1_folder = home / "labs" / "fleet-s01" / "hosts" / "kvm1"
+    on_a = a.folder / "data" / "nestlab_home" / l1_folder.relative_to(home)
+    for name in ("disk.qcow2", "vmlinuz", "initrd.img", "seed.iso", "console.log"):
+        assert (on_a / name).read_bytes() == (l1_folder / name).read_bytes(), name
+        assert (on_a / f"{name}.sha256").exists()
+    backing = json.loads(subprocess.run(
+        ["qemu-img", "info", "-U", "--output=json", str(on_a / "disk.qcow2")],
+        capture_output=True, text=True, check=True).stdout)["backing-filename"]
+    cache = Path(fleet.env["NESTLAB_CACHE"])
+    base_on_a = a.folder / "data" / "nestlab_cache" / Path(backing).relative_to(cache)
+    assert base_on_a.read_bytes() == Path(backing).read_bytes()  # node-a's own base image
+    again = json.loads(fleet.nestlab("plan", "-f", str(lab_file), "--seat", "1", "--json",
+                                     check=True).stdout)
+    steps = {(s["guest"], s["step"]): s["state"] for s in again["steps"]}
+    assert steps[("L0", "image debian-12 on node node-a")] == "present"
+    assert steps[("kvm1", "files on node node-a")] == "present"
 
     rows = json.loads(fleet.nestlab("status", "-f", str(lab_file), "--json",
                                     check=True).stdout)["seats"]
@@ -130,6 +149,8 @@ def test_two_seats_on_two_nodes_over_qemu_ssh(fleet: Fleet) -> None:
     seats_down = json.loads(down.stdout)["seats"]
     assert seats_down[0]["result"]["removed_domains"] == ["nestlab-fleet-s01-kvm1"]
     assert seats_down[0]["result"]["removed_networks"] == ["nestlab-fleet-s01-lab"]
+    assert seats_down[0]["result"]["removed_node_folders"] == [str(l1_folder)]
+    assert not on_a.exists() and base_on_a.exists()  # the L1's copies go, the image stays
     assert seats_down[1]["error"].startswith(f"node node-b does not answer (cannot connect "
                                              f"to libvirt at {b.uri}")
     assert node_objects(fleet, a.uri) == []
