@@ -360,12 +360,14 @@ def plan_command(ctx: click.Context, lab_file: Path, facts_file: Path | None, sa
     labs = labs_of_file(whole, seat, str(lab_file))
     nodes = lab_nodes(whole, node_uris)
     placed = placement(labs, nodes) if nodes else {}
+    facts_of: dict[str, HostFacts] = {}  # read once per host, however many seats it has
     for lab in labs:
         node = placed.get(lab.name)
         uri = node.uri if node else ctx.obj["uri"]
-        facts = (load_facts(facts_file) if facts_file is not None else
-                 _facts_at(uri) if node else _host_facts(ctx, None))
-        verdict = check_host(facts, lab, "sandbox" if sandbox else "unused")
+        if uri not in facts_of:
+            facts_of[uri] = (load_facts(facts_file) if facts_file is not None else
+                             _facts_at(uri) if node else _host_facts(ctx, None))
+        verdict = check_host(facts_of[uri], lab, "sandbox" if sandbox else "unused")
         previews.append(preview(lab, verdict.decide(lab.name), lab_dir(lab.name),
                                 uri, sandbox, ask_libvirt=facts_file is None,
                                 node=node.name if node else None))

@@ -70,12 +70,17 @@ def print_nodes_check(checked: list[NodeCheck], lab: Lab) -> None:
             continue
         print_check(c.report, lab, f"Node {c.node.name}")
     cannot = [c for c in checked if c.report is None or not c.report.can_run]
-    console.print("\n" + ("Every node can take a seat of lab " + _shown(lab.name) + "."
-                          if not cannot else "Cannot take a seat: " + "; ".join(
-                              f"{_shown(c.node.name)} ("
-                              + (_shown(c.error or "") if c.report is None else ", ".join(
-                                  f.name for f in c.report.failures)) + ")"
+    console.print("\n" + (f"Every node can take a seat of lab {_shown(lab.name)}." if not cannot
+                          else "Cannot take a seat: " + "; ".join(
+                              f"{_shown(c.node.name)} ({_shown(_why_not(c))})"
                               for c in cannot)))
+
+
+def _why_not(checked: NodeCheck) -> str:
+    """Why a node cannot take a seat: why it could not be asked, or its failed checks."""
+    if checked.report is None:
+        return checked.error or ""
+    return ", ".join(f.name for f in checked.report.failures)
 
 
 def print_check(report: HostReport, lab: Lab | None, subject_host: str = "This host") -> None:

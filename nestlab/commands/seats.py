@@ -74,22 +74,9 @@ def up_seats(lab: Lab, lab_file: Path, seats: int | None, uri: str, want_sandbox
     sandbox) a seat network that overlaps a network already there is refused before
     anything starts."""
     labs = seat_labs(lab, seats, str(lab_file))
-    hosts: dict[str, tuple[str, str | None, list[Lab]]]  # (uri, node, its seats)
-    if nodes:
-        from nestlab.commands.nodes import placement
-
-        if want_sandbox:
-            raise InputError("--sandbox runs the seats in private libvirtds on this host; "
-                             "seats placed on nodes cannot run in them",
-                             hint="Leave out --sandbox.")
-
-        placed = placement(labs, nodes)
-        hosts = {node.name: (node.uri, node.name, [s for s in labs if placed[s.name] == node])
-                 for node in nodes if node in placed.values()}
-    else:
-        hosts = {"": (uri, None, labs)}
+    hosts = _hosts_of(labs, uri, want_sandbox, nodes)
     at_once, facts_of, failed = 0, {}, {}
-    for host_uri, node, here in hosts.values():
+    for host_uri, node, here in hosts:
         try:
             facts_of[host_uri], most = _prepare_host(lab, host_uri, here, want_sandbox,
                                                      read_facts)
@@ -99,17 +86,34 @@ def up_seats(lab: Lab, lab_file: Path, seats: int | None, uri: str, want_sandbox
                 raise  # the one host: no seat can come up
             failed[host_uri] = NestlabError(f"node {node}: {exc.message}", exc.hint)
     build_images(lab, lines)
-    where = {s.name: (host_uri, node) for host_uri, node, here in hosts.values() for s in here}
     # One event per seat: a seat whose L1 fails cancels its own lab's waits, never
     # another seat's; Ctrl-C sets them all.
-    cancels = [threading.Event() for _ in labs]
-    jobs = [_seat_up_job(number, seat, lab_file, where[seat.name][0], want_sandbox,
-                         facts_of[where[seat.name][0]], lines, cancel, baseline,
-                         where[seat.name][1])
-            if where[seat.name][0] not in failed else
-            partial(_refused, SeatUp(number, seat.name), failed[where[seat.name][0]])
-            for (number, seat), cancel in zip(enumerate(labs, start=1), cancels, strict=True)]
-    return run_seats(jobs, max(at_once, 1), on_interrupt=partial(_set_all, cancels)), at_once
+    cancels = {seat.name: threading.Event() for seat in labs}
+    numbers = {seat.name: number for number, seat in enumerate(labs, start=1)}
+    jobs = {seat.name: _seat_up_job(numbers[seat.name], seat, lab_file, host_uri,
+                                    want_sandbox, facts_of[host_uri], lines,
+                                    cancels[seat.name], baseline, node)
+            if host_uri not in failed else
+            partial(_refused, SeatUp(numbers[seat.name], seat.name), failed[host_uri])
+            for host_uri, node, here in hosts for seat in here}
+    return run_seats([jobs[seat.name] for seat in labs], max(at_once, 1),
+                     on_interrupt=partial(_set_all, list(cancels.values()))), at_once
+
+
+def _hosts_of(labs: list[Lab], uri: str, want_sandbox: bool,
+              nodes: tuple[Node, ...]) -> list[tuple[str, str | None, list[Lab]]]:
+    """(URI, node, its seats) of each host the seats run on: the node each is placed on,
+    or all at ``uri`` without nodes."""
+    if not nodes:
+        return [(uri, None, labs)]
+    from nestlab.commands.nodes import placement
+
+    if want_sandbox:
+        raise InputError("--sandbox runs the seats in private libvirtds on this host; "
+                         "seats placed on nodes cannot run in them", hint="Leave out --sandbox.")
+    placed = placement(labs, nodes)
+    return [(node.uri, node.name, [s for s in labs if placed[s.name] == node])
+            for node in nodes if node in placed.values()]
 
 
 def _prepare_host(lab: Lab, uri: str, here: list[Lab], want_sandbox: bool,

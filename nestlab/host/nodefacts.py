@@ -9,6 +9,7 @@ this host. Deciding stays in ``host.check`` and ``host.placement``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import libvirt
 
@@ -16,6 +17,7 @@ from nestlab.errors import NestlabError
 from nestlab.host.facts import (
     HostFacts,
     KvmFacts,
+    KvmModule,
     ResourceFacts,
     parse_cpuinfo,
     parse_meminfo,
@@ -37,6 +39,8 @@ c=/boot/config-$(uname -r); grep -q '^CONFIG_KVM_HYPERV=y' $c 2>/dev/null && ech
 grep -q '^# CONFIG_KVM_HYPERV is not set' $c 2>/dev/null && echo hyperv=n
 echo kernel=$(uname -r)
 """
+_MODULES: dict[str, KvmModule] = {"kvm_intel": "kvm_intel", "kvm_amd": "kvm_amd"}
+_BUILT_IN: dict[str, Literal["y", "n"]] = {"y": "y", "n": "n"}
 _DF_SCRIPT = 'p=$1; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; df -P -B1 "$p" | tail -1'
 
 
@@ -105,10 +109,10 @@ def read_node_facts(uri: str, ssh: Transport, data_root: Path) -> HostFacts:
         cpu=cpu,
         kvm=KvmFacts(
             device_present="device_present" in kvm, device_openable="device_openable" in kvm,
-            module=module if module in ("kvm_intel", "kvm_amd") else None,  # type: ignore[arg-type]
+            module=_MODULES.get(module or ""),
             nested=kvm.get("nested"),
             slat=kvm.get("ept" if module == "kvm_intel" else "npt"),
-            hyperv_emulation=kvm.get("hyperv") if kvm.get("hyperv") in ("y", "n") else None,  # type: ignore[arg-type]
+            hyperv_emulation=_BUILT_IN.get(kvm.get("hyperv", "")),
         ),
         libvirt=lib.model_copy(update={"daemon_installed": True}),  # it answered
         qemu_binary=_emulator(uri),

@@ -1,6 +1,7 @@
 """SSH to a node: the user, host and port of its ``qemu+ssh://`` URI, the node's host key
-pinned in the lab's folder as guests' keys are, and a ``direct-tcpip`` channel through
-it to a guest on the node (a jump host, as ``ssh -J`` is).
+pinned on first contact (``known_nodes_path``) and refused when it changes, as guests'
+keys are, and a ``direct-tcpip`` channel through it to a guest on the node (a jump
+host, as ``ssh -J`` is).
 
 The key is the one libvirt's own ssh uses for that URI: its ``keyfile=`` parameter, or
 else the user's ``~/.ssh/id_ed25519``, ``id_ecdsa`` or ``id_rsa``. It is read, never
