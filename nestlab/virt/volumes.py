@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -78,9 +79,16 @@ def file_present(conn: libvirt.virConnect, local: Path) -> bool:
 
 def push_file(conn: libvirt.virConnect, local: Path) -> bool:
     """Copy ``local`` to the same path on the node, unless it is there already; the copy
-    is read back and its SHA-256 compared. True when it was copied."""
-    if file_present(conn, local):
-        return False
+    is read back and its SHA-256 compared. True when it was copied. Seats on one node
+    share its base image: one copies it, the others wait and find it there."""
+    with _copying(conn_uri(conn), local):
+        if file_present(conn, local):
+            return False
+        _copy(conn, local)
+        return True
+
+
+def _copy(conn: libvirt.virConnect, local: Path) -> None:
     pool = ensure_pool(conn, local.parent)
     _refuse_shared_folder(pool, local.parent)
     expected = file_sha256(local)
@@ -95,7 +103,16 @@ def push_file(conn: libvirt.virConnect, local: Path) -> bool:
     text = (expected + "\n").encode()
     marker = _new_volume(pool, local.name + HASH_SUFFIX, len(text))
     _upload(conn, marker, len(text), _reader(text))
-    return True
+
+
+_LOCKS: dict[tuple[str, Path], threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _copying(uri: str, local: Path) -> threading.Lock:
+    """The lock of one file on one node, for every thread of this process."""
+    with _LOCKS_LOCK:
+        return _LOCKS.setdefault((uri, local), threading.Lock())
 
 
 def _refuse_shared_folder(pool: libvirt.virStoragePool, folder: Path) -> None:

@@ -188,6 +188,11 @@ def test_a_file_is_copied_to_a_node_once_checked_by_hash_and_never_onto_itself(
                                check=True).stdout == "copied\n"
     assert copy.read_bytes() == b"changed"
 
+    base = folder / "base.qcow2"  # three seats on one node start at once: one copy
+    base.write_bytes(os.urandom(2 * 1024 * 1024))
+    assert fleet.in_controller(sys.executable, *push, a.uri, str(base), "3",
+                               check=True).stdout.split() == ["copied", "present", "present"]
+
     shared = fleet.in_controller(sys.executable, *push, b.uri, str(disk))
     assert shared.returncode != 0
     assert f"sees this host's own {folder}" in shared.stderr

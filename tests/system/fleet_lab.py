@@ -5,7 +5,8 @@ namespace, where a command runs (``python -m tests.system.fleet_lab WHAT ARGS``)
   it; for a seat on one of the NODEs, up's own steps that make its disk and copy the
   base image and the L1's files to the node (stand-in images: ``tests.fakes.lab``);
   then its networks and L1 domains defined (not started) on its node;
-- ``push URI FILE``: the file copied to the node (printed: copied or not);
+- ``push URI FILE [THREADS]``: the file copied to the node, from THREADS threads at
+  once (printed: copied or present, for each);
 - ``banner URI HOST PORT``: the first line a TCP service on the node's side answers,
   through the node's SSH (how guests on a node are reached).
 """
@@ -87,14 +88,22 @@ def _quiet(_guest: str, _message: str) -> None:
     pass
 
 
-def push(uri: str, path: Path) -> None:
+def push(uri: str, path: Path, at_once: int = 1) -> None:
+    """Copy ``path`` to the node from ``at_once`` threads, each with its connection, as
+    seats on one node copy its base image (printed: each copied or present, sorted)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from nestlab.virt.connection import connect
 
-    conn = connect(uri)
-    try:
-        print("copied" if volumes.push_file(conn, path) else "present")
-    finally:
-        conn.close()
+    def one(_index: int) -> str:
+        conn = connect(uri)
+        try:
+            return "copied" if volumes.push_file(conn, path) else "present"
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
+        print("\n".join(sorted(pool.map(one, range(at_once)))))
 
 
 def banner(uri: str, host: str, port: int) -> None:
@@ -110,6 +119,6 @@ if __name__ == "__main__":
     if what == "define":
         define(Path(args[0]), args[1:])
     elif what == "push":
-        push(args[0], Path(args[1]))
+        push(args[0], Path(args[1]), int(args[2]) if len(args) > 2 else 1)
     else:
         banner(args[0], args[1], int(args[2]))
