@@ -24,7 +24,8 @@ from nestlab.steps import Step
 from nestlab.transport.base import CommandResult, Transport
 from nestlab.transport.node import open_stream
 from nestlab.transport.ssh import SSHTransport
-from nestlab.virt import disks
+from nestlab.virt import disks, volumes
+from nestlab.virt.nodefiles import needs_copies
 
 
 class LinuxDriver(L1Driver):
@@ -130,14 +131,23 @@ class LinuxDriver(L1Driver):
 
     def read_console_log(self, host: HostPlan, guest: GuestPlan | None,
                          lines: int) -> ConsoleLog:
-        """An L1's serial console is logged on L0 (``HostPlan.console_log``); an L2's
-        inside its L1, by the L1's libvirt, read there with ``tail -c``."""
+        """An L1's serial console is logged on L0 (``HostPlan.console_log``), or on the
+        node the lab runs on, read through its libvirt; an L2's inside its L1, by the
+        L1's libvirt, read there with ``tail -c``."""
         if guest is None:
             if not host.console_log.exists():
                 raise NestlabError(f"{host.name} has no console log yet",
                                    hint="`nestlab up` makes it as it starts the L1.")
-            data, cut = read_tail_bytes(host.console_log, CONSOLE_LOG_BYTES, "console log")
-            return ConsoleLog(host.name, "L0", str(host.console_log),
+            record, where = self.ctx.record, "L0"
+            if needs_copies(record.uri, record.node):  # written on its node, read there
+                conn, where = self.ctx.libvirt(), f"node {record.node}"
+                try:
+                    data, cut = volumes.read_tail(conn, host.console_log, CONSOLE_LOG_BYTES)
+                finally:
+                    conn.close()
+            else:
+                data, cut = read_tail_bytes(host.console_log, CONSOLE_LOG_BYTES, "console log")
+            return ConsoleLog(host.name, where, str(host.console_log),
                               last_lines(data.decode(errors="replace"), lines, cut))
         session = self.session(host)
         try:

@@ -185,25 +185,43 @@ def _upload(conn: libvirt.virConnect, volume: libvirt.virStorageVol, size: int,
         raise _failed(conn, f"copying {volume.path()}", exc) from None
 
 
-def _download(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> tuple[str, bytes]:
-    """(the volume's SHA-256, its first bytes: all of a small one)."""
+def _download(conn: libvirt.virConnect, volume: libvirt.virStorageVol, offset: int = 0,
+              length: int = 0, keep: int = 4096) -> tuple[str, bytes]:
+    """(the SHA-256 of the volume's bytes from ``offset``, ``length`` of them or all, and
+    the first ``keep`` of them: all of a small one)."""
     digest, head = hashlib.sha256(), bytearray()
 
     def take(_stream: libvirt.virStream, data: bytes, _opaque: object) -> int:
         digest.update(data)
-        if len(head) < 4096:
-            head.extend(data[:4096 - len(head)])
+        if len(head) < keep:
+            head.extend(data[:keep - len(head)])
         return len(data)
 
     stream = conn.newStream(0)
     try:
-        volume.download(stream, 0, 0, 0)
+        volume.download(stream, offset, length, 0)
         stream.recvAll(take, None)
         stream.finish()
     except libvirt.libvirtError as exc:
         _abort(stream)
         raise _failed(conn, f"reading back {volume.path()}", exc) from None
     return digest.hexdigest(), bytes(head)
+
+
+def read_tail(conn: libvirt.virConnect, path: Path, limit: int) -> tuple[bytes, bool]:
+    """The last ``limit`` bytes of the node's file at ``path`` (a log its guest writes
+    there), and whether that is less than all of it."""
+    try:
+        pool = conn.storagePoolLookupByName(pool_name(path.parent))
+        pool.refresh(0)
+        volume = pool.storageVolLookupByName(path.name)
+        size = int(volume.info()[1])
+    except libvirt.libvirtError as exc:
+        raise _failed(conn, f"finding {path}", exc) from None
+    start = max(size - limit, 0)
+    if size == start:
+        return b"", False
+    return _download(conn, volume, start, size - start, keep=limit)[1], start > 0
 
 
 def _abort(stream: libvirt.virStream) -> None:

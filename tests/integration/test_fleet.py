@@ -125,6 +125,12 @@ def test_two_seats_on_two_nodes_over_qemu_ssh(fleet: Fleet) -> None:
     steps = {(s["guest"], s["step"]): s["state"] for s in again["steps"]}
     assert steps[("L0", "image debian-12 on node node-a")] == "present"
     assert steps[("kvm1", "files on node node-a")] == "present"
+    # The L1's console is logged on its node: `logs` reads it there (this host's is empty).
+    (on_a / "console.log").write_text("kernel: booting\r\nsystemd: started\r\nkvm1 login: ")
+    logs = fleet.nestlab("logs", "--lab", "fleet-s01", "kvm1", "-n", "2", check=True)
+    assert logs.stdout.splitlines() == ["systemd: started", "kvm1 login: "]
+    assert "in node node-a" in logs.stderr
+    assert (l1_folder / "console.log").read_bytes() == b""
 
     rows = json.loads(fleet.nestlab("status", "-f", str(lab_file), "--json",
                                     check=True).stdout)["seats"]
