@@ -72,12 +72,14 @@ class FleetNode:
         return f"qemu+ssh://root@{self.address}/system"
 
     def libvirtd_pids(self) -> list[int]:
-        """The node's libvirtd (and virtlogd), children of its supervisor."""
+        """The node's libvirtd and virtlogd, children of its supervisor (which is also
+        the parent of the QEMU and dnsmasq processes libvirtd started: not these)."""
         pid = supervisor_pid(self.box)
         if pid is None:
             return []
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return [int(c) for c in children]
+        children = [int(c) for c in
+                    Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        return [c for c in children if _comm(c) in ("libvirtd", "virtlogd")]
 
 
 @dataclass
@@ -265,6 +267,13 @@ def _reap(pid: int) -> None:
     """The supervisor is the fleet's child (through ip netns exec, which execs it)."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _wait_dead(pid: int, timeout: float = 10.0) -> None:
