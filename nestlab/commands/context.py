@@ -15,6 +15,7 @@ from nestlab.errors import InputError, NestlabError
 from nestlab.plan import GuestPlan, HostPlan, Plan
 from nestlab.sandbox import Sandbox, is_running
 from nestlab.state.record import LabRecord, load_plan, load_record, require_lab_dir
+from nestlab.transport.node import NODE_TIMEOUT, reach_node
 from nestlab.virt.connection import LibvirtError, connect
 from nestlab.virt.nodefiles import needs_copies
 
@@ -49,6 +50,8 @@ class LabContext:
 
     def libvirt(self) -> libvirt.virConnect:
         try:
+            if self.record.node is not None:
+                reach_node(self.record.uri, NODE_TIMEOUT)  # a node that is down: fast
             return connect(self.record.uri)
         except LibvirtError as exc:
             if self.record.node is not None:

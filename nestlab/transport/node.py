@@ -23,6 +23,7 @@ from nestlab.files import private_dir
 from nestlab.sandbox import open_socket
 from nestlab.state.paths import data_root
 from nestlab.transport.ssh import SSHTransport
+from nestlab.virt.connection import LibvirtError
 
 DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 
@@ -51,6 +52,24 @@ def node_address(uri: str) -> NodeAddress | None:
     keyfile = parse_qs(parts.query).get("keyfile", [None])[0]
     return NodeAddress(parts.username or "root", parts.hostname, parts.port or 22,
                        Path(keyfile) if keyfile else None)
+
+
+NODE_TIMEOUT = 10.0
+"""How long a node's SSH port may take to accept a connection: libvirt's ssh would wait
+for the system's TCP timeout (minutes) on a node that is down."""
+
+
+def reach_node(uri: str, timeout: float) -> None:
+    """Whether the SSH port of a ``qemu+ssh://`` node accepts a connection within
+    ``timeout`` (a URI reached without SSH: nothing to try). ``LibvirtError`` when not."""
+    address = node_address(uri)
+    if address is None:
+        return
+    try:
+        socket.create_connection((address.host, address.port), timeout=timeout).close()
+    except OSError as exc:
+        raise LibvirtError(f"no connection to {address.host} port {address.port} within "
+                           f"{timeout:.0f}s: {exc.strerror or exc}") from None
 
 
 def node_key(address: NodeAddress) -> paramiko.PKey:

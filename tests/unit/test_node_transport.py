@@ -51,3 +51,24 @@ def test_only_a_lab_on_another_machines_node_gets_copies() -> None:
     assert not needs_copies("qemu+ssh://root@node1/system", None)  # not placed: --connect
     assert not needs_copies("qemu:///system", "here")  # a node that is this host
     assert not needs_copies("test:///node-a", "node-a")
+
+
+def test_a_node_that_is_down_is_said_to_be_at_once(tmp_path: Path) -> None:
+    """libvirt's ssh would wait for the system's TCP timeout; the node's SSH port is
+    tried first, within NODE_TIMEOUT (here: a loopback port nothing listens on)."""
+    import time
+
+    from nestlab.commands.context import LabContext
+    from nestlab.plan import Plan
+    from nestlab.state.record import LabRecord
+    from nestlab.virt.connection import LibvirtError
+
+    record = LabRecord("course-s01", "", "qemu+ssh://root@127.0.0.1:1/system", False, None,
+                       node="node1")
+    ctx = LabContext(tmp_path, record, Plan("course-s01", "tcg", tmp_path, (), ()))
+    started = time.monotonic()
+    with pytest.raises(LibvirtError) as caught:
+        ctx.libvirt()
+    assert time.monotonic() - started < 5
+    assert caught.value.message == ("node node1 does not answer (no connection to 127.0.0.1 "
+                                    "port 1 within 10s: Connection refused)")
