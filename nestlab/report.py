@@ -303,6 +303,8 @@ def print_labs(labs: list[LabSummary], root: str) -> None:
         table.add_column(column)
     for lab in labs:
         where = "sandbox" if lab.sandbox else (lab.uri or "")
+        if lab.node:
+            where = f"node {lab.node} ({where})"
         last = f"{iso_utc(lab.last_up)} ({lab.last_up_outcome})" if lab.last_up else ""
         state = {"up": "[green]up[/]", "down": "down", "damaged": "[red]damaged[/]"}[lab.state]
         seat = (f"{lab.seat} of {_shown(lab.seat_of)}" if lab.seat_of else "",) if seats else ()

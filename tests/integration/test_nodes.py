@@ -129,6 +129,10 @@ def test_seats_on_two_nodes_a_node_that_stops_answering_and_down_of_both(
         ("course-s01", "node-a", "up"), ("course-s02", "node-b", "up")]
     code, text, _ = nestlab("status", "-f", str(course))
     assert "node" in text.splitlines()[1] and "node-b" in text
+    code, listed, _ = nestlab("ls", "--json")
+    assert [(lab["name"], lab["node"], lab["uri"]) for lab in listed] == [
+        ("course-s01", "node-a", "test:///node-a"), ("course-s02", "node-b", "test:///node-b")]
+    assert "node node-b" in " ".join(nestlab("ls")[1].split())
 
     fleet.gone.add("test:///node-b")
     code, out, _ = nestlab("status", "-f", str(course), "--json")
