@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.fleet import SUBNET, Fleet, leftovers, netns_names
+from tests.system.fleet import SUBNET, Fleet, leftovers
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not Path("/usr/sbin/sshd").exists(),
@@ -56,7 +56,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
            "NESTLAB_CACHE": str(root / "cache")}
     for key in ("NESTLAB_HOME", "NESTLAB_CACHE"):
         Path(env[key]).mkdir()
-    before = set(netns_names())
+    assert leftovers(root) == []  # no fleet left by an earlier run either
     fleet = Fleet(root / "fleet", env)
     try:
         # node-a sees its own data folders, as another machine would; node-b sees this
@@ -65,7 +65,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         yield fleet
     finally:
         fleet.close()
-    assert leftovers(root, before) == []
+    assert leftovers(root) == []
 
 
 def node_objects(fleet: Fleet, uri: str) -> list[str]:

@@ -32,6 +32,9 @@ from nestlab import sandbox
 from nestlab.sandbox import Sandbox, start_daemons, supervisor_pid
 
 SUBNET = "10.251"
+NETNS_PREFIX = "nestlab-fleet-"
+"""Every namespace of a fleet: its controller's, and its nodes' sandboxes (``nestlab.sandbox``
+names a sandbox's namespace nestlab-LAB; a node's lab is fleet-NAME)."""
 SSHD_CONFIG = """\
 ListenAddress {address}
 HostKey {host_key}
@@ -86,7 +89,7 @@ class FleetNode:
 class Fleet:
     root: Path
     env: dict[str, str]
-    controller: str = "nestlab-fleet-ctl"
+    controller: str = NETNS_PREFIX + "ctl"
     nodes: list[FleetNode] = field(default_factory=list)
 
     @property
@@ -212,10 +215,11 @@ def netns_names() -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
-def leftovers(root: Path, netns_before: set[str]) -> list[str]:
-    """What a fleet under ``root`` left on the machine: new namespaces, processes that
-    name its folder, its veths in the machine's own namespace (they never belong there)."""
-    found = [f"namespace {name}" for name in sorted(set(netns_names()) - netns_before)]
+def leftovers(root: Path) -> list[str]:
+    """What a fleet under ``root`` left on the machine: its namespaces, processes that
+    name its folder, its veths in the machine's own namespace (they never belong there).
+    Namespaces others make meanwhile (other labs' sandboxes) are not the fleet's."""
+    found = [f"namespace {name}" for name in netns_names() if name.startswith(NETNS_PREFIX)]
     processes = subprocess.run(["pgrep", "-af", str(root)], capture_output=True, text=True,
                                check=False).stdout
     found += [f"process {line}" for line in processes.splitlines()]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.fleet import SUBNET, Fleet, FleetNode, leftovers, netns_names
+from tests.system.fleet import SUBNET, Fleet, FleetNode, leftovers
 
 pytestmark = pytest.mark.system
 
@@ -59,7 +59,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str],
     home.mkdir()
     fleet_env = {**env, "NESTLAB_HOME": str(home),
                  "NESTLAB_CACHE": env.get("NESTLAB_CACHE", "/var/cache/nestlab")}
-    before = set(netns_names())
+    assert leftovers(root) == []  # no fleet left by an earlier run either
     fleet = Fleet(root / "fleet", fleet_env)
     try:
         fleet.start(["a", "b"], private_data={"a", "b"})
@@ -73,7 +73,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str],
                           timeout=600)
     finally:
         fleet.close()
-    assert leftovers(root, before) == []
+    assert leftovers(root) == []
 
 
 def lab_file(fleet: Fleet) -> str:
