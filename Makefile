@@ -14,13 +14,14 @@ ROOT   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -E)
 # build libvirt-python, QEMU, mmdebstrap and e2fsprogs for the images, dnsmasq
 # and iptables for libvirt's networks, iproute2 for namespaces, mount for the
 # sandbox, OpenSSH's client; for the tests xmllint (libxml2-utils: virt-xml-validate
-# runs it, libvirt only recommends it), cpio, pgrep (procps), git and make.
+# runs it, libvirt only recommends it), cpio, pgrep (procps), git, make, and OpenSSH's
+# server (each node of the test fleet runs one: tests/system/fleet.py).
 # Installed with --no-install-recommends: a package that only a Recommends brings is
 # missing. nestlab/programs.py lists every program with its package;
 # tests/integration/test_debian_packages.py checks each is here or a Depends of these.
 DEBS := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config gcc python3-dev \
         python3-venv qemu-system-x86 qemu-utils mmdebstrap e2fsprogs dnsmasq-base iptables \
-        iproute2 mount openssh-client ovmf cpio procps libxml2-utils git make
+        iproute2 mount openssh-client ovmf cpio procps libxml2-utils git make openssh-server
 
 .PHONY: help system-deps venv test quick lint typecheck unit integration system check \
         images demo demo-down acceptance-windows acceptance-windows-os golden clean

@@ -30,7 +30,7 @@ from nestlab.errors import InputError, NestlabError, escape_control_chars, short
 from nestlab.host.check import check_host
 from nestlab.host.facts import HostFacts, load_facts, read_host_facts
 from nestlab.lab.labfile import DEFAULT_LAB_FILE, load_lab
-from nestlab.lab.model import MAX_SEATS, WINDOWS_IMAGES, Lab, human_size
+from nestlab.lab.model import MAX_SEATS, WINDOWS_IMAGES, Lab, Node, human_size
 from nestlab.plan import make_plan
 from nestlab.progress import ProgressLines, Reporter
 from nestlab.render import render_artifacts, write_artifacts
@@ -187,6 +187,23 @@ def _host_facts(ctx: click.Context, facts_file: Path | None) -> HostFacts:
     return read_host_facts(ctx.obj["uri"], data_root())
 
 
+def _facts_at(uri: str) -> HostFacts:
+    """The facts of the host at ``uri``: this one's, or a node's over libvirt and SSH."""
+    from nestlab.transport.node import node_address
+
+    if node_address(uri) is None:
+        return read_host_facts(uri, data_root())
+    from nestlab.host.nodefacts import read_facts_over_ssh
+
+    return read_facts_over_ssh(uri, data_root())
+
+
+_node_option = click.option(
+    "--node", "node_uris", multiple=True, metavar="URI",
+    help="A libvirt host the lab's seats may be placed on, e.g. qemu+ssh://root@node1/system "
+         "(repeat for each; replaces the lab file's nodes:).")
+
+
 @main.command(interrupted=READ_ONLY)
 def schema() -> None:
     """Print the lab file's JSON Schema (for editors and validators)."""
@@ -210,16 +227,33 @@ def facts(ctx: click.Context, as_json: bool) -> None:
 @_facts_option
 @click.option("--sandbox", is_flag=True,
               help="Check for `up --sandbox`: nestlab's own libvirtd, not the one at --connect.")
+@_node_option
 @_json_option
 @click.pass_context
 def check(ctx: click.Context, lab_file: Path | None, facts_file: Path | None, sandbox: bool,
-          as_json: bool) -> None:
+          node_uris: tuple[str, ...], as_json: bool) -> None:
     """Check whether this host can run the lab, and how (kvm or tcg).
 
-    Every check that is not ok comes with the exact fix. Exit status: 0 when
-    the lab can run here, 1 when it cannot, 2 for bad input.
+    Every check that is not ok comes with the exact fix. A lab with nodes (nodes: or
+    --node): every node, each checked for one seat, its facts read over its libvirt
+    URI and SSH. Exit status: 0 when the lab can run here (on every node), 1 when it
+    cannot, 2 for bad input.
     """
     lab = _optional_lab(lab_file)
+    if node_uris or (lab is not None and lab.nodes):
+        from nestlab.commands.nodes import check_nodes, lab_nodes
+
+        if lab is None:
+            raise InputError("--node checks a lab on its nodes: give the lab file (-f FILE)")
+        if facts_file is not None:
+            raise InputError("--facts decides for one recorded host; a lab with nodes is "
+                             "checked on each node", hint="Leave out --facts, or --node.")
+        checked = check_nodes(lab, lab_nodes(lab, node_uris), _facts_at)
+        if as_json:
+            click.echo(json.dumps(report.nodes_check_json(checked, lab), indent=2))
+        else:
+            report.print_nodes_check(checked, lab)
+        sys.exit(0 if all(c.report is not None and c.report.can_run for c in checked) else 1)
     verdict = check_host(_host_facts(ctx, facts_file), lab, "sandbox" if sandbox else "host")
     if as_json:
         click.echo(json.dumps(report.check_json(verdict, lab), indent=2))
@@ -301,29 +335,42 @@ def _render_lab(ctx: click.Context, lab: Lab, facts_file: Path | None, out_dir: 
 @_facts_option
 @click.option("--sandbox", is_flag=True,
               help="For a lab not up yet: plan it as `up --sandbox` would run it.")
+@_node_option
 @_seat_option
 @_json_option
 @click.pass_context
 def plan_command(ctx: click.Context, lab_file: Path, facts_file: Path | None, sandbox: bool,
-                 seat: int | None, as_json: bool) -> None:
+                 node_uris: tuple[str, ...], seat: int | None, as_json: bool) -> None:
     """Show what `up` would do on this host now, step by step, without doing any of it.
 
     Each step is `present`, `create` (up would make or start it), `unknown`
     (inside an L1 up has to reach first, or in a libvirt that cannot be asked:
     a sandbox not running, a host recorded with --facts) or `skipped`. For a
     lab that is up, what the lab file would change in its plan is listed too.
-    A lab with seats: every seat, or --seat N.
+    A lab with seats: every seat, or --seat N. A lab with nodes (nodes: or --node):
+    the node each seat is placed on (kept where an earlier `up` placed it, else
+    placed now by the room each node reports), decided by that node's facts.
     """
+    from nestlab.commands.nodes import lab_nodes, placement
     from nestlab.commands.plan import preview
     from nestlab.commands.selection import labs_of_file
 
     previews = []
     whole = load_lab(lab_file)
-    for lab in labs_of_file(whole, seat, str(lab_file)):
-        verdict = check_host(_host_facts(ctx, facts_file), lab,
-                             "sandbox" if sandbox else "unused")
+    labs = labs_of_file(whole, seat, str(lab_file))
+    nodes = lab_nodes(whole, node_uris)
+    placed = placement(labs, nodes) if nodes else {}
+    facts_of: dict[str, HostFacts] = {}  # read once per host, however many seats it has
+    for lab in labs:
+        node = placed.get(lab.name)
+        uri = node.uri if node else ctx.obj["uri"]
+        if uri not in facts_of:
+            facts_of[uri] = (load_facts(facts_file) if facts_file is not None else
+                             _facts_at(uri) if node else _host_facts(ctx, None))
+        verdict = check_host(facts_of[uri], lab, "sandbox" if sandbox else "unused")
         previews.append(preview(lab, verdict.decide(lab.name), lab_dir(lab.name),
-                                ctx.obj["uri"], sandbox, ask_libvirt=facts_file is None))
+                                uri, sandbox, ask_libvirt=facts_file is None,
+                                node=node.name if node else None))
     if as_json:
         click.echo(json.dumps(previews[0].to_json() if len(previews) == 1 else
                               {"lab": whole.name,
@@ -448,30 +495,35 @@ def _selected_lab_dir(lab_file: Path, lab_name: str | None, seat: int | None) ->
               help="Once every L2 is proven, keep the lab as it is now (L2s and L1s shut "
                    "down cleanly, disks frozen, started again): what `nestlab reset` returns "
                    "to. An L1 that has a baseline keeps it.")
+@_node_option
 @_quiet_option
 @_json_option
 @click.pass_context
 def up(ctx: click.Context, lab_file: Path, sandbox: bool, seats: int | None, baseline: bool,
-       quiet: bool,
-       as_json: bool) -> None:
+       node_uris: tuple[str, ...], quiet: bool, as_json: bool) -> None:
     """Bring the lab up: L1 guests, their hypervisor, and their L2 guests, proven running.
 
     Every step first checks whether it is already done: running `up` again on
     a running lab changes nothing, and after a failure or Ctrl-C it continues.
     A lab with seats brings up every seat, a few at a time within the host's CPUs
     and memory; a seat that fails does not stop the others, and `up` again
-    finishes only what is missing. Exit 1 when any seat failed.
+    finishes only what is missing. Exit 1 when any seat failed. With nodes (nodes:
+    or --node) each seat, or the lab, is placed on one node as a whole (see `plan`)
+    and stays there.
     """
+    from nestlab.commands.nodes import lab_nodes, placement
     from nestlab.commands.up import up as bring_up
 
     lab = load_lab(lab_file)
+    nodes = lab_nodes(lab, node_uris)
     if seats is not None or lab.seats is not None:
-        _up_seats(ctx, lab, lab_file, seats, sandbox, baseline, quiet, as_json)
+        _up_seats(ctx, lab, lab_file, seats, sandbox, baseline, quiet, as_json, nodes)
         return
+    node = placement([lab], nodes)[lab.name] if nodes else None
     directory = lab_dir(lab.name)
     reporter = Reporter(lab.name, directory, "up", show=False if quiet else None)
-    proofs = bring_up(lab, lab_file, directory, ctx.obj["uri"], sandbox,
-                      lambda uri: read_host_facts(uri, data_root()), reporter)
+    proofs = bring_up(lab, lab_file, directory, node.uri if node else ctx.obj["uri"], sandbox,
+                      _facts_at, reporter, node=node.name if node else None)
     kept: list[str] = []
     if baseline:
         from nestlab.commands.reset import make_baseline
@@ -498,13 +550,12 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, seats: int | None, bas
 
 
 def _up_seats(ctx: click.Context, lab: Lab, lab_file: Path, seats: int | None, sandbox: bool,
-              baseline: bool, quiet: bool, as_json: bool) -> None:
+              baseline: bool, quiet: bool, as_json: bool, nodes: tuple[Node, ...]) -> None:
     from nestlab.commands.seats import up_seats
 
     lines = ProgressLines("quiet" if quiet else None)
-    outcomes, at_once = up_seats(lab, lab_file, seats, ctx.obj["uri"], sandbox,
-                                 lambda uri: read_host_facts(uri, data_root()), lines,
-                                 baseline)
+    outcomes, at_once = up_seats(lab, lab_file, seats, ctx.obj["uri"], sandbox, _facts_at,
+                                 lines, baseline, nodes)
     elapsed = round(time.monotonic() - lines.started, 1)
     failed = [o for o in outcomes if o.outcome != "up"]
     if as_json:

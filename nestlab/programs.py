@@ -119,6 +119,14 @@ PROGRAMS: tuple[Program, ...] = (
             "names the package that owns each program (dpkg -S)"),
     Program("dpkg-query", "dpkg", RunBy.TESTS, (Need.TESTS,),
             "lists the Essential packages (`make system-deps` also asks it what is installed)"),
+    Program("sshd", "openssh-server", RunBy.TESTS, (Need.TESTS,),
+            "serves each node of the test fleet (tests/system/fleet.py), which nestlab "
+            "reaches with qemu+ssh:// as it would a real host"),
+    Program("ssh-keygen", "openssh-client", RunBy.TESTS, (Need.TESTS,),
+            "makes the test fleet's key and its nodes' host keys"),
+    Program("virt-ssh-helper", "libvirt-daemon", RunBy.TESTS, (Need.TESTS,),
+            "relays libvirt's qemu+ssh:// on a node (a Depends of libvirt-daemon-system, "
+            "checked here because the fleet's nodes run it)"),
     Program("gcc", "gcc", RunBy.PIP, (Need.INSTALL, Need.TESTS),
             "compiles libvirt-python"),
     Program("pkg-config", "pkgconf", RunBy.PIP, (Need.INSTALL, Need.TESTS),

@@ -23,6 +23,7 @@ from nestlab.state.record import iso_utc
 
 if TYPE_CHECKING:
     from nestlab.commands.labs import LabSummary
+    from nestlab.commands.nodes import NodeCheck
     from nestlab.commands.plan import Preview
     from nestlab.commands.seats import SeatStatus, SeatUp
     from nestlab.commands.status import LabStatus
@@ -50,7 +51,40 @@ def _shown(text: str, keep_newlines: bool = False) -> str:
 _MARK = {Status.ok: "[green]ok[/]", Status.warn: "[yellow]warn[/]", Status.fail: "[red]FAIL[/]"}
 
 
-def print_check(report: HostReport, lab: Lab | None) -> None:
+def nodes_check_json(checked: list[NodeCheck], lab: Lab) -> dict[str, Any]:
+    """`nestlab check` of a lab with nodes: each node's verdict for one seat."""
+    return {"lab": lab.name, "can_run": all(c.report is not None and c.report.can_run
+                                            for c in checked),
+            "nodes": [{"node": c.node.name, "uri": c.node.uri, "error": c.error,
+                       **(check_json(c.report, lab) if c.report else {"can_run": False})}
+                      for c in checked]}
+
+
+def print_nodes_check(checked: list[NodeCheck], lab: Lab) -> None:
+    """Each node's checks, then which node cannot take a seat and why."""
+    console = Console()
+    for c in checked:
+        console.print(f"\n[bold]node {_shown(c.node.name)}[/] ({_shown(c.node.uri)}), "
+                      "for one seat:")
+        if c.report is None:
+            console.print(f"[red]FAIL[/] cannot be asked: {_shown(c.error or '')}")
+            continue
+        print_check(c.report, lab, f"Node {c.node.name}")
+    cannot = [c for c in checked if c.report is None or not c.report.can_run]
+    console.print("\n" + (f"Every node can take a seat of lab {_shown(lab.name)}." if not cannot
+                          else "Cannot take a seat: " + "; ".join(
+                              f"{_shown(c.node.name)} ({_shown(_why_not(c))})"
+                              for c in cannot)))
+
+
+def _why_not(checked: NodeCheck) -> str:
+    """Why a node cannot take a seat: why it could not be asked, or its failed checks."""
+    if checked.report is None:
+        return checked.error or ""
+    return ", ".join(f.name for f in checked.report.failures)
+
+
+def print_check(report: HostReport, lab: Lab | None, subject_host: str = "This host") -> None:
     console = Console()
     table = Table(show_header=False, box=None, pad_edge=False)
     for c in report.checks:
@@ -63,7 +97,7 @@ def print_check(report: HostReport, lab: Lab | None) -> None:
     verdict = "[green]can run[/]" if report.can_run else "[red]cannot run[/]"
     subject = f"lab {_shown(lab.name)}" if lab else "a lab"
     console.print(f"\naccel: [bold]{report.accel}[/]. {_shown(report.summary)}")
-    console.print(f"This host {verdict} {subject}.")
+    console.print(f"{_shown(subject_host)} {verdict} {subject}.")
 
 
 def print_timings(timings: list[dict[str, Any]], when: bool = False) -> None:
@@ -131,8 +165,12 @@ def print_status(status: LabStatus) -> None:
     console.print(f"lab [bold]{_shown(seen.lab)}[/] accel={seen.accel} "
                   + (f"sandbox={_shown(sandbox.netns)} "
                      f"({'running' if sandbox.running else 'stopped'})"
-                     if sandbox else f"uri={_shown(seen.uri)}"))
+                     if sandbox else f"uri={_shown(seen.uri)}")
+                  + (f" node={_shown(seen.node)}" if seen.node else ""))
     console.print(_checked(status), highlight=False)
+    if seen.unanswered:
+        console.print(f"[red]{_shown(seen.unanswered)}[/]: its networks, L1s and L2s are "
+                      "unknown", highlight=False, soft_wrap=True)
     table = Table(box=None, pad_edge=False)
     for column in ("level", "name", "state", "address", "in"):
         table.add_column(column)
@@ -154,7 +192,7 @@ def seats_status_json(lab: str, rows: list[SeatStatus]) -> dict[str, Any]:
     """`status --json` of a lab with seats: one object per seat, with its lab's whole
     status (as `status --seat N --json` prints it) when it is up."""
     return {"lab": lab, "seats": [
-        {"seat": r.seat, "lab": r.lab, "state": r.state,
+        {"seat": r.seat, "lab": r.lab, "node": r.node, "state": r.state,
          "l1s": {"running": r.l1s[0], "total": r.l1s[1]},
          "l2s": {"running": r.l2s[0], "total": r.l2s[1]},
          "last_up": None if r.last_up is None else {
@@ -168,7 +206,7 @@ def seats_status_json(lab: str, rows: list[SeatStatus]) -> dict[str, Any]:
 _SEAT_STATE = {"up": "[green]up[/]", "partly up": "[yellow]partly up[/]",
                "not running": "[yellow]not running[/]", "down": "down",
                "sandbox not running": "[yellow]sandbox not running[/]",
-               "damaged": "[red]damaged[/]"}
+               "damaged": "[red]damaged[/]", "unknown": "[red]unknown[/]"}
 
 
 def print_seats_status(lab: str, rows: list[SeatStatus]) -> None:
@@ -177,11 +215,14 @@ def print_seats_status(lab: str, rows: list[SeatStatus]) -> None:
     console.print(f"lab [bold]{_shown(lab)}[/]: {len(rows)} seats "
                   f"({sum(r.state == 'up' for r in rows)} up)")
     table = Table(box=None, pad_edge=False)
-    for column in ("seat", "lab", "state", "L1s", "L2s", "last up", "took", "outcome"):
+    placed = any(r.node for r in rows)  # the node column, where seats are on nodes
+    for column in ("seat", "lab", *(("node",) if placed else ()), "state", "L1s", "L2s",
+                   "last up", "took", "outcome"):
         table.add_column(column)
     for r in rows:
         last = r.last_up
-        table.add_row(str(r.seat), _shown(r.lab), _SEAT_STATE[r.state],
+        table.add_row(str(r.seat), _shown(r.lab), *((_shown(r.node or ""),) if placed else ()),
+                      _SEAT_STATE[r.state],
                       f"{r.l1s[0]}/{r.l1s[1]}" if r.status else "",
                       f"{r.l2s[0]}/{r.l2s[1]}" if r.status else "",
                       time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last.end))
@@ -223,6 +264,8 @@ def print_preview(preview: Preview) -> None:
     """`nestlab plan`: each step of `up` with what it would do, then a one-line summary."""
     console = Console()
     mode = "sandbox" if preview.sandbox else escape(preview.uri)
+    if preview.node is not None:
+        mode = f"node [bold]{escape(preview.node)}[/], {mode}"
     console.print(f"lab [bold]{escape(preview.lab)}[/] accel={preview.accel} ({mode})")
     if preview.changes:
         console.print("[yellow]The lab file differs from the plan the lab is up with: `up` "
@@ -261,6 +304,8 @@ def print_labs(labs: list[LabSummary], root: str) -> None:
         table.add_column(column)
     for lab in labs:
         where = "sandbox" if lab.sandbox else (lab.uri or "")
+        if lab.node:
+            where = f"node {lab.node} ({where})"
         last = f"{iso_utc(lab.last_up)} ({lab.last_up_outcome})" if lab.last_up else ""
         state = {"up": "[green]up[/]", "down": "down", "damaged": "[red]damaged[/]"}[lab.state]
         seat = (f"{lab.seat} of {_shown(lab.seat_of)}" if lab.seat_of else "",) if seats else ()

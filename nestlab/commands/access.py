@@ -20,9 +20,9 @@ from typing import Any
 from nestlab.commands.context import LabContext
 from nestlab.drivers import ConsoleLog, driver_for
 from nestlab.errors import NestlabError
-from nestlab.sandbox import open_socket
 from nestlab.state.keys import known_hosts_path, private_key_path
 from nestlab.transport.base import CommandResult
+from nestlab.transport.node import open_stream
 from nestlab.transport.ssh import SSHTransport
 
 
@@ -85,7 +85,7 @@ def relay(ctx: LabContext, name: str) -> None:
     assert isinstance(l1, SSHTransport)  # require_ssh: a guest OpenSSH reaches
     stream: Any
     if guest is None:
-        stream = open_socket(ctx.record.netns, str(host.nics[0].ip), 22, 30)
+        stream = open_stream(ctx.record.uri, ctx.record.netns, str(host.nics[0].ip), 22, 30)
     else:
         l1.wait_until_reachable(60)
         stream = l1.open_channel(str(guest.ip), 22, 30)

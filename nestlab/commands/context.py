@@ -15,7 +15,9 @@ from nestlab.errors import InputError, NestlabError
 from nestlab.plan import GuestPlan, HostPlan, Plan
 from nestlab.sandbox import Sandbox, is_running
 from nestlab.state.record import LabRecord, load_plan, load_record, require_lab_dir
+from nestlab.transport.node import NODE_TIMEOUT, reach_node
 from nestlab.virt.connection import LibvirtError, connect
+from nestlab.virt.nodefiles import needs_copies
 
 
 class NoSuchGuest(InputError):
@@ -48,8 +50,15 @@ class LabContext:
 
     def libvirt(self) -> libvirt.virConnect:
         try:
+            if self.record.node is not None:
+                reach_node(self.record.uri, NODE_TIMEOUT)  # a node that is down: fast
             return connect(self.record.uri)
         except LibvirtError as exc:
+            if self.record.node is not None:
+                raise LibvirtError(
+                    f"node {self.record.node} does not answer ({exc.message})",
+                    hint=f"Is libvirtd running on it, and sshd? `virsh -c {self.record.uri} "
+                         "uri` asks it; the lab's other seats do not depend on it.") from None
             if not self.record.sandbox:
                 raise
             raise LibvirtError(
@@ -65,6 +74,14 @@ class LabContext:
             raise NestlabError(f"lab {self.name}'s sandbox is not running",
                                hint=f"`nestlab up --sandbox -f {self.record.lab_file}` starts "
                                     "it and the lab.")
+
+    def require_local_disks(self, command: str) -> None:
+        """Disk layers (baselines, snapshots, rebuilt disks) are this host's files; a lab
+        on another machine's node has its disks there: refused, exit 2."""
+        if needs_copies(self.record.uri, self.record.node):
+            raise InputError(f"lab {self.name} runs on node {self.record.node}: {command} "
+                             "works on disks on this host, not yet on a node's",
+                             hint="`nestlab down` and `up` again start it afresh.")
 
     def find(self, name: str) -> tuple[HostPlan, GuestPlan | None]:
         """An L1 by name -> (host, None); an L2 -> (its L1, guest)."""

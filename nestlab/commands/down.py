@@ -31,7 +31,7 @@ from nestlab.state.record import (
     require_lab_dir,
 )
 from nestlab.state.seen import forget_seen
-from nestlab.virt import objects
+from nestlab.virt import nodefiles, objects
 from nestlab.virt.connection import LibvirtError, connect
 
 
@@ -43,6 +43,8 @@ class DownResult:
     """L2s stopped and removed inside their L1s."""
     notes: list[str] = field(default_factory=list)
     purged: bool = False
+    removed_node_folders: list[str] = field(default_factory=list)
+    """The L1s' folders whose copies were removed from the lab's node."""
 
 
 def down(lab_dir: Path, purge: bool, reporter: Reporter, uri: str) -> DownResult:
@@ -92,6 +94,15 @@ def _take_down(lab_dir: Path, record: LabRecord | None, uri: str, reporter: Repo
                     _remove_l2s(ctx, result)
             with reporter.phase("L0", "remove L1s and networks"):
                 _remove_owned(lab_uri, lab_dir.name, result)
+            if ctx is not None and record is not None and \
+                    nodefiles.needs_copies(record.uri, record.node):
+                with reporter.phase("L0", f"remove files on node {record.node}"):
+                    conn = connect(record.uri)
+                    try:
+                        result.removed_node_folders = nodefiles.remove_host_files(
+                            conn, list(ctx.plan.hosts))
+                    finally:
+                        conn.close()
         except LibvirtError as exc:
             if box is None:
                 raise  # the host's libvirtd: nothing else can remove its objects

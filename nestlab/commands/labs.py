@@ -50,6 +50,8 @@ class LabSummary:
     seat_of: str | None = None
     """The lab this one is a seat of (its name is ``<seat_of>-sNN``), and which seat."""
     seat: int | None = None
+    node: str | None = None
+    """The node it is placed on (its ``uri`` is that node's)."""
 
 
 def list_labs(root: Path | None = None) -> list[LabSummary]:
@@ -98,6 +100,7 @@ def _summarize(folder: Path) -> LabSummary:
     return LabSummary(
         name, "up" if record else "down",
         sandbox=record.sandbox if record else None, uri=record.uri if record else None,
+        node=record.node if record else None,
         accel=plan.accel, l1s=len(plan.hosts), l2s=sum(len(h.guests) for h in plan.hosts),
         last_up=last_up, last_up_outcome=outcome, problem=problem, **seat)
 

@@ -42,6 +42,8 @@ class Preview:
     accel: str
     uri: str
     sandbox: bool
+    node: str | None = None
+    """The node the lab (seat) is placed on; None: the host at ``uri``."""
     steps: list[StepPreview] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
     """What the lab file would change in the plan of a lab that is up."""
@@ -51,22 +53,25 @@ class Preview:
 
     def to_json(self) -> dict[str, Any]:
         return {"lab": self.lab, "accel": self.accel, "uri": self.uri, "sandbox": self.sandbox,
+                "node": self.node,
                 "changes": self.changes, "counts": self.counts(),
                 "steps": [{"guest": s.guest, "step": s.step, "state": s.state}
                           for s in self.steps]}
 
 
 def preview(lab: Lab, decision: HostDecision, lab_dir: Path, uri: str,
-            want_sandbox: bool, ask_libvirt: bool = True) -> Preview:
-    """What `up` would do now; the lab keeps the mode (and URI) it was brought up with.
+            want_sandbox: bool, ask_libvirt: bool = True, node: str | None = None) -> Preview:
+    """What `up` would do now; the lab keeps the mode (and URI, and node) it was brought
+    up with. ``node``: the node a lab not up yet would be placed on, ``uri`` its URI.
 
     Without a libvirt to ask (``ask_libvirt`` False: a recorded host; or a sandbox
     that is not running) its objects are ``unknown``.
     """
-    record = _record(lab, lab_dir, uri, want_sandbox)
+    record = _record(lab, lab_dir, uri, want_sandbox, node)
     plan = make_plan(lab, decision, lab_dir, existing_public_key(lab_dir))
     ctx = LabContext(lab_dir, record, plan)
-    result = Preview(lab=lab.name, accel=plan.accel, uri=record.uri, sandbox=record.sandbox)
+    result = Preview(lab=lab.name, accel=plan.accel, uri=record.uri, sandbox=record.sandbox,
+                     node=record.node)
     if plan_path(lab_dir).exists():
         saved, _hash = load_plan(lab_dir)
         result.changes = plan_changes(saved, plan)
@@ -90,12 +95,13 @@ def preview(lab: Lab, decision: HostDecision, lab_dir: Path, uri: str,
     return result
 
 
-def _record(lab: Lab, lab_dir: Path, uri: str, want_sandbox: bool) -> LabRecord:
+def _record(lab: Lab, lab_dir: Path, uri: str, want_sandbox: bool,
+            node: str | None) -> LabRecord:
     if record_path(lab_dir).exists():
         return load_record(lab_dir)
     box = sandboxes.Sandbox(lab.name, lab_dir / "sandbox") if want_sandbox else None
     return LabRecord(lab=lab.name, lab_file="", uri=box.uri if box else uri,
-                     sandbox=box is not None, netns=box.netns if box else None)
+                     sandbox=box is not None, netns=box.netns if box else None, node=node)
 
 
 def _never() -> bool:

@@ -31,6 +31,8 @@ def rebuild(lab_dir: Path, name: str, reporter: Reporter) -> GuestResult:
     ctx = LabContext.load(lab_dir)
     host, guest = ctx.find(name)
     with lab_lock(lab_dir, f"rebuild {name}"):
+        if guest is None:
+            ctx.require_local_disks(f"rebuild of an L1 ({name})")
         ctx.require_sandbox_running()
         if guest is None:
             result = GuestResult(host.name, "L1", host.name)

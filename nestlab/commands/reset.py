@@ -78,6 +78,7 @@ def make_baseline(lab_dir: Path, reporter: Reporter) -> LayerResult:
     ctx = LabContext.load(lab_dir)
     result = LayerResult(ctx.name, "baseline")
     with lab_lock(lab_dir, "up --baseline"):
+        ctx.require_local_disks("a baseline")
         ctx.require_sandbox_running()
         for host in ctx.plan.hosts:
             layers.finish_interrupted(host)
@@ -95,6 +96,7 @@ def reset(lab_dir: Path, reporter: Reporter) -> LayerResult:
     ctx = LabContext.load(lab_dir)
     result = LayerResult(ctx.name, "reset", hosts=[h.name for h in ctx.plan.hosts])
     with lab_lock(lab_dir, "reset"):
+        ctx.require_local_disks("reset")
         ctx.require_sandbox_running()
         for host in ctx.plan.hosts:
             layers.finish_interrupted(host)

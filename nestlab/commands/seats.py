@@ -25,7 +25,7 @@ from nestlab.commands.up import FactsReader, Proof, up
 from nestlab.errors import InputError, NestlabError
 from nestlab.host.check import check_host, seats_at_once
 from nestlab.host.facts import HostFacts
-from nestlab.lab.model import Lab
+from nestlab.lab.model import Lab, Node
 from nestlab.lab.seats import seat_labs
 from nestlab.plan import network_name
 from nestlab.progress import ProgressLines, Reporter
@@ -65,28 +65,76 @@ class SeatUp:
 
 def up_seats(lab: Lab, lab_file: Path, seats: int | None, uri: str, want_sandbox: bool,
              read_facts: FactsReader, lines: ProgressLines,
-             baseline: bool = False) -> tuple[list[SeatUp], int]:
+             baseline: bool = False, nodes: tuple[Node, ...] = ()) -> tuple[list[SeatUp], int]:
     """Bring up every seat (``seats`` overrides the lab file's), a few at a time, each
     keeping its baseline once proven when ``baseline`` (``up --baseline``):
-    (each seat's outcome, how many ran at once). The host check counts every seat that
-    is not up yet; on the host's libvirt (no sandbox) a seat network that overlaps a
-    network already there is refused before anything starts."""
+    (each seat's outcome, how many ran at once). With ``nodes``, each seat runs on the
+    node it is placed on (``commands.nodes``), else all at ``uri``. The host check of
+    each host counts every seat there that is not up yet; on a host's libvirt (no
+    sandbox) a seat network that overlaps a network already there is refused before
+    anything starts."""
     labs = seat_labs(lab, seats, str(lab_file))
-    facts = read_facts(uri)  # once for every seat: each seat's `up` decides from these
-    pending = [s for s in labs if not was_up(lab_dir(s.name))]
-    counted = lab.model_copy(update={"seats": max(len(pending), 1)})
-    decision = check_host(facts, counted, "sandbox" if want_sandbox else "host").decide(lab.name)
-    if not want_sandbox:
-        refuse_network_clashes(uri, labs)
-    at_once = seats_at_once(facts, counted, decision.accel, len(pending) or 1)
+    hosts = _hosts_of(labs, uri, want_sandbox, nodes)
+    at_once, facts_of, failed = 0, {}, {}
+    for host_uri, node, here in hosts:
+        try:
+            facts_of[host_uri], most = _prepare_host(lab, host_uri, here, want_sandbox,
+                                                     read_facts)
+            at_once += most
+        except NestlabError as exc:
+            if node is None:
+                raise  # the one host: no seat can come up
+            failed[host_uri] = NestlabError(f"node {node}: {exc.message}", exc.hint)
     build_images(lab, lines)
     # One event per seat: a seat whose L1 fails cancels its own lab's waits, never
     # another seat's; Ctrl-C sets them all.
-    cancels = [threading.Event() for _ in labs]
-    jobs = [_seat_up_job(number, seat, lab_file, uri, want_sandbox, facts, lines, cancel,
-                         baseline)
-            for (number, seat), cancel in zip(enumerate(labs, start=1), cancels, strict=True)]
-    return run_seats(jobs, at_once, on_interrupt=partial(_set_all, cancels)), at_once
+    cancels = {seat.name: threading.Event() for seat in labs}
+    numbers = {seat.name: number for number, seat in enumerate(labs, start=1)}
+    jobs = {seat.name: _seat_up_job(numbers[seat.name], seat, lab_file, host_uri,
+                                    want_sandbox, facts_of[host_uri], lines,
+                                    cancels[seat.name], baseline, node)
+            if host_uri not in failed else
+            partial(_refused, SeatUp(numbers[seat.name], seat.name), failed[host_uri])
+            for host_uri, node, here in hosts for seat in here}
+    return run_seats([jobs[seat.name] for seat in labs], max(at_once, 1),
+                     on_interrupt=partial(_set_all, list(cancels.values()))), at_once
+
+
+def _hosts_of(labs: list[Lab], uri: str, want_sandbox: bool,
+              nodes: tuple[Node, ...]) -> list[tuple[str, str | None, list[Lab]]]:
+    """(URI, node, its seats) of each host the seats run on: the node each is placed on,
+    or all at ``uri`` without nodes."""
+    if not nodes:
+        return [(uri, None, labs)]
+    from nestlab.commands.nodes import placement
+
+    if want_sandbox:
+        raise InputError("--sandbox runs the seats in private libvirtds on this host; "
+                         "seats placed on nodes cannot run in them", hint="Leave out --sandbox.")
+    placed = placement(labs, nodes)
+    return [(node.uri, node.name, [s for s in labs if placed[s.name] == node])
+            for node in nodes if node in placed.values()]
+
+
+def _prepare_host(lab: Lab, uri: str, here: list[Lab], want_sandbox: bool,
+                  read_facts: FactsReader) -> tuple[HostFacts, int]:
+    """A host's facts, read once for its seats, and how many of them come up at once; its
+    check counts its seats that are not up yet (``HostCannotRunLab`` when it cannot run
+    them), and a seat network that clashes with one already there is refused."""
+    facts = read_facts(uri)
+    pending = [s for s in here if not was_up(lab_dir(s.name))]
+    counted = lab.model_copy(update={"seats": max(len(pending), 1)})
+    decision = check_host(facts, counted, "sandbox" if want_sandbox else "host").decide(lab.name)
+    if not want_sandbox:
+        refuse_network_clashes(uri, here)
+    return facts, seats_at_once(facts, counted, decision.accel, len(pending) or 1)
+
+
+def _refused(outcome: SeatUp, exc: NestlabError) -> SeatUp:
+    """A seat whose node could not be prepared (it does not answer, or cannot run it):
+    failed, as the others come up."""
+    outcome.outcome, outcome.error, outcome.hint = "failed", exc.message, exc.hint
+    return outcome
 
 
 def _set_all(events: list[threading.Event]) -> None:
@@ -110,7 +158,7 @@ def _say_image(lines: ProgressLines, name: str, step: str) -> None:
 
 def _seat_up_job(number: int, seat: Lab, lab_file: Path, uri: str, want_sandbox: bool,
                  facts: HostFacts, lines: ProgressLines, cancel: threading.Event,
-                 baseline: bool = False) -> Callable[[], SeatUp]:
+                 baseline: bool = False, node: str | None = None) -> Callable[[], SeatUp]:
     def bring_up() -> SeatUp:
         result = SeatUp(number, seat.name)
         directory = lab_dir(seat.name)
@@ -118,7 +166,7 @@ def _seat_up_job(number: int, seat: Lab, lab_file: Path, uri: str, want_sandbox:
         started = time.monotonic()
         try:
             result.proofs = up(seat, lab_file, directory, uri, want_sandbox,
-                               lambda _uri: facts, reporter, cancel)
+                               lambda _uri: facts, reporter, cancel, node)
             if baseline:
                 from nestlab.commands.reset import make_baseline
 
@@ -226,7 +274,7 @@ def network_cidrs(xml: str) -> list[ipaddress.IPv4Network]:
 
 
 SeatState = Literal["up", "partly up", "not running", "down", "sandbox not running",
-                    "damaged"]
+                    "damaged", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -251,6 +299,8 @@ class SeatStatus:
     l2s: tuple[int, int] = (0, 0)
     problem: str | None = None
     status: LabStatus | None = None
+    node: str | None = None
+    """The node the seat is placed on (None: the host at --connect)."""
 
 
 def seats_status(folders: list[Path], cached: bool,
@@ -282,13 +332,16 @@ def _seat_status(folder: Path, cached: bool,
     guests = [g for h in hosts for g in h.guests]
     l2s = (sum(g.state == "running" for g in guests), len(guests))
     state: SeatState
-    if status.seen.sandbox is not None and not status.seen.sandbox.running:
+    if status.seen.unanswered is not None:
+        state = "unknown"  # its node does not answer: nothing is known of it
+    elif status.seen.sandbox is not None and not status.seen.sandbox.running:
         state = "sandbox not running"
     elif l1s[0] == l1s[1] and l2s[0] == l2s[1]:
         state = "up"
     else:
         state = "partly up" if l1s[0] else "not running"
-    return SeatStatus(seat, folder.name, state, last, l1s, l2s, status=status)
+    return SeatStatus(seat, folder.name, state, last, l1s, l2s, status=status,
+                      node=status.seen.node, problem=status.seen.unanswered)
 
 
 def last_up(folder: Path) -> LastUp | None:

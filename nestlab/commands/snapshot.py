@@ -81,6 +81,7 @@ def save(lab_dir: Path, name: str, reporter: Reporter) -> LayerResult:
     ctx = LabContext.load(lab_dir)
     result = LayerResult(ctx.name, "save", name, [h.name for h in ctx.plan.hosts])
     with lab_lock(lab_dir, f"snapshot save {name}"):
+        ctx.require_local_disks("a snapshot")
         ctx.require_sandbox_running()
         _finish_interrupted(ctx)
         if any(layers.snapshot_path(h, name).exists() for h in ctx.plan.hosts):
@@ -99,6 +100,7 @@ def restore(lab_dir: Path, name: str, reporter: Reporter) -> LayerResult:
     ctx = LabContext.load(lab_dir)
     result = LayerResult(ctx.name, "restore", name, [h.name for h in ctx.plan.hosts])
     with lab_lock(lab_dir, f"snapshot restore {name}"):
+        ctx.require_local_disks("a snapshot")
         ctx.require_sandbox_running()
         _finish_interrupted(ctx)
         _require_complete(ctx, name)

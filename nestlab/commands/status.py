@@ -35,6 +35,7 @@ from nestlab.state.seen import (
 )
 from nestlab.transport.base import Unreachable
 from nestlab.virt import objects
+from nestlab.virt.connection import LibvirtError
 from nestlab.waiting import Cancelled
 
 ANSWER_TIMEOUT = 5.0
@@ -108,7 +109,16 @@ def _ask(ctx: LabContext, answer_timeout: float, at: float) -> LabSeen:
                          tuple(NetworkSeen(net.name, "unknown") for net in ctx.plan.networks),
                          {h.name: L1Answer("sandbox not running", None) for h in ctx.plan.hosts},
                          at, "status")
-    networks, on_l0 = _ask_l0(ctx)
+    try:
+        networks, on_l0 = _ask_l0(ctx)
+    except LibvirtError as exc:
+        if ctx.record.node is None:
+            raise  # the one host's libvirt: nothing else to show
+        # A node that does not answer: its seat is unknown, the other nodes are asked.
+        return _lab_seen(ctx, None,
+                         tuple(NetworkSeen(net.name, "unknown") for net in ctx.plan.networks),
+                         {h.name: L1Answer("unknown", None) for h in ctx.plan.hosts},
+                         at, "status", unanswered=exc.message)
     answers = {h.name: L1Answer(on_l0[h.name], None) for h in ctx.plan.hosts}
     answers |= _ask_running_l1s(ctx, [h for h in ctx.plan.hosts if on_l0[h.name] == "running"],
                                 answer_timeout)
@@ -189,11 +199,12 @@ def _screen_note(screen: Path | None) -> str:
 
 
 def _lab_seen(ctx: LabContext, sandbox: SandboxSeen | None, networks: tuple[NetworkSeen, ...],
-              answers: dict[str, L1Answer], at: float, by: str) -> LabSeen:
+              answers: dict[str, L1Answer], at: float, by: str,
+              unanswered: str | None = None) -> LabSeen:
     return LabSeen(lab=ctx.name, accel=ctx.plan.accel, uri=ctx.record.uri, sandbox=sandbox,
                    networks=networks,
                    hosts=tuple(_l1_seen(ctx, h, answers[h.name]) for h in ctx.plan.hosts),
-                   at=round(at, 3), by=by)
+                   at=round(at, 3), by=by, node=ctx.record.node, unanswered=unanswered)
 
 
 def _l1_seen(ctx: LabContext, host: HostPlan, answer: L1Answer) -> L1Seen:

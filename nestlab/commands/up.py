@@ -26,7 +26,7 @@ from nestlab.commands.changes import LabChanged, Restarts, changes_to_apply
 from nestlab.commands.context import LabContext
 from nestlab.commands.status import seen_after_up
 from nestlab.drivers import Proof, driver_class, driver_for
-from nestlab.errors import NestlabError
+from nestlab.errors import InputError, NestlabError
 from nestlab.host.check import check_host
 from nestlab.host.facts import HostFacts
 from nestlab.lab.model import Lab
@@ -49,7 +49,7 @@ from nestlab.state.seen import save_seen
 from nestlab.steps import Step, run_steps
 from nestlab.together import Together
 from nestlab.transport.base import Transport
-from nestlab.virt import disks, objects
+from nestlab.virt import disks, nodefiles, objects
 from nestlab.virt.connection import LibvirtError
 from nestlab.waiting import Cancelled
 
@@ -61,14 +61,16 @@ FactsReader = Callable[[str], HostFacts]
 
 def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
        read_facts: FactsReader, reporter: Reporter,
-       cancel: threading.Event | None = None) -> list[Proof]:
+       cancel: threading.Event | None = None, node: str | None = None) -> list[Proof]:
     """Bring the lab up (or continue it); returns one proof per L2.
 
     ``reporter`` counts the steps that changed something: a second ``up`` on a
     lab that is up reports 0 changed. ``cancel``, once set, stops the L1s' waits
     (Ctrl-C reaches a seat's ``up`` this way: it runs outside the main thread).
+    ``node``: the node the lab is placed on (``commands.nodes``), whose URI ``uri`` is.
     """
     box = _sandbox_for(lab, lab_dir, want_sandbox)
+    _refuse_another_node(lab, lab_dir, uri, node, box)
     # In a sandbox its libvirtd is not started yet: the host's facts decide.
     report = check_host(read_facts(uri), lab, "sandbox" if box else "host")
     decision = report.decide(lab.name)  # refuses a host that cannot run the lab
@@ -81,7 +83,7 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
         # Recorded before anything else exists, so that `down` can always clean up.
         record = LabRecord(lab=lab.name, lab_file=str(lab_file.resolve()),
                            uri=box.uri if box else uri, sandbox=box is not None,
-                           netns=box.netns if box else None)
+                           netns=box.netns if box else None, node=node)
         save_record(lab_dir, record)
         if not restarts.guests:
             save_plan(lab_dir, plan, lab_hash(lab))
@@ -117,6 +119,12 @@ def l0_steps(ctx: LabContext, conn: libvirt.virConnect | None, images: dict[str,
     steps = [Step("L0", f"image {name}", partial(_ensure_image, builds, name, images),
                   present=partial(lambda n: find_image(n) is not None, name))
              for name in names]
+    if nodefiles.needs_copies(ctx.record.uri, ctx.record.node):
+        steps += [Step("L0", f"image {name} on node {ctx.record.node}",
+                       partial(lambda n: nodefiles.push_files(
+                           conn, nodefiles.image_files(images[n])), name),
+                       present=partial(nodefiles.image_present, conn, name))
+                  for name in sorted({h.base_image for h in plan.hosts})]
     for net in plan.networks:
         steps.append(Step(
             "L0", f"network {net.name}",
@@ -279,6 +287,10 @@ def l1_steps(ctx: LabContext, conn: libvirt.virConnect | None, host: HostPlan,
 
     steps = [
         Step(host.name, "disk", disk, present=host.disk_path.exists),
+        *([Step(host.name, f"files on node {ctx.record.node}",
+                lambda: nodefiles.push_files(conn, nodefiles.host_files(host)),
+                present=lambda: nodefiles.files_present(conn, nodefiles.host_files(host)))]
+          if nodefiles.needs_copies(ctx.record.uri, ctx.record.node) else []),
         Step(host.name, "define + start", define_and_start,
              present=partial(_domain_running, conn, host.domain_name)),
         Step(host.name, driver.reach_phase, reach),
@@ -310,6 +322,28 @@ def _restarts(lab_dir: Path, plan: Plan, lab_file: Path) -> Restarts:
     saved, _saved_hash = load_plan(lab_dir)
     return changes_to_apply(saved, plan, lab_file,
                             lambda host: driver_class(host).redefines_guests)
+
+
+def _refuse_another_node(lab: Lab, lab_dir: Path, uri: str, node: str | None,
+                         box: sandboxes.Sandbox | None) -> None:
+    """A lab placed on a node stays there (same node, same URI), and a lab brought up at
+    --connect is not moved onto a node, nor the reverse: exit 2."""
+    if node is not None and box is not None:
+        raise InputError("--sandbox runs the lab in a private libvirtd on this host; a lab "
+                         "placed on nodes cannot run in one", hint="Leave out --sandbox.")
+    if nodefiles.needs_copies(uri, node) and any(h.os.profile.family == "windows"
+                                                 for h in lab.hosts):
+        raise InputError(f"lab {lab.name} has Windows L1s: nestlab reaches them over WinRM "
+                         "from this host, not yet through a node",
+                         hint="Run it at --connect, without nodes.")
+    if not record_path(lab_dir).exists():
+        return
+    had = load_record(lab_dir)
+    if (had.node is not None or node is not None) and (had.node, had.uri) != (node, uri):
+        was = f"node {had.node}" if had.node else "this host"
+        now = f"node {node} ({uri})" if node else f"{uri}, not on a node"
+        raise InputError(f"lab {lab.name} runs on {was} ({had.uri}); it cannot continue on "
+                         f"{now}", hint=f"Take it down first: nestlab down --lab {lab.name}")
 
 
 def _sandbox_for(lab: Lab, lab_dir: Path, want: bool) -> sandboxes.Sandbox | None:

@@ -28,12 +28,13 @@ from nestlab.errors import NestlabError
 from nestlab.files import last_lines, read_tail_bytes
 from nestlab.plan import GuestPlan, HostPlan
 from nestlab.provision import linux
-from nestlab.sandbox import open_socket
 from nestlab.state.keys import known_hosts_path, load_private_key
 from nestlab.steps import Step
 from nestlab.transport.base import CommandResult, Transport, Unreachable
+from nestlab.transport.node import open_stream
 from nestlab.transport.ssh import SSHTransport
-from nestlab.virt import disks
+from nestlab.virt import disks, volumes
+from nestlab.virt.nodefiles import needs_copies
 from nestlab.waiting import hear_within
 
 _ONE_TRY = 0.1
@@ -46,8 +47,10 @@ class LinuxDriver(L1Driver):
     redefines_guests = True
 
     def session(self, host: HostPlan) -> SSHTransport:
-        address, netns = str(host.nics[0].ip), self.ctx.record.netns
-        return SSHTransport(host.name, lambda timeout: open_socket(netns, address, 22, timeout),
+        """The L1's SSH: from this host, or through the node the lab is placed on."""
+        address, record = str(host.nics[0].ip), self.ctx.record
+        return SSHTransport(host.name, lambda timeout: open_stream(record.uri, record.netns,
+                                                                   address, 22, timeout),
                             load_private_key(self.ctx.lab_dir),
                             known_hosts_path(self.ctx.lab_dir))
 
@@ -179,14 +182,23 @@ class LinuxDriver(L1Driver):
 
     def read_console_log(self, host: HostPlan, guest: GuestPlan | None,
                          lines: int) -> ConsoleLog:
-        """An L1's serial console is logged on L0 (``HostPlan.console_log``); an L2's
-        inside its L1, by the L1's libvirt, read there with ``tail -c``."""
+        """An L1's serial console is logged on L0 (``HostPlan.console_log``), or on the
+        node the lab runs on, read through its libvirt; an L2's inside its L1, by the
+        L1's libvirt, read there with ``tail -c``."""
         if guest is None:
             if not host.console_log.exists():
                 raise NestlabError(f"{host.name} has no console log yet",
                                    hint="`nestlab up` makes it as it starts the L1.")
-            data, cut = read_tail_bytes(host.console_log, CONSOLE_LOG_BYTES, "console log")
-            return ConsoleLog(host.name, "L0", str(host.console_log),
+            record, where = self.ctx.record, "L0"
+            if needs_copies(record.uri, record.node):  # written on its node, read there
+                conn, where = self.ctx.libvirt(), f"node {record.node}"
+                try:
+                    data, cut = volumes.read_tail(conn, host.console_log, CONSOLE_LOG_BYTES)
+                finally:
+                    conn.close()
+            else:
+                data, cut = read_tail_bytes(host.console_log, CONSOLE_LOG_BYTES, "console log")
+            return ConsoleLog(host.name, where, str(host.console_log),
                               last_lines(data.decode(errors="replace"), lines, cut))
         session = self.session(host)
         try:

@@ -159,8 +159,13 @@ def read_programs() -> dict[str, str | None]:
 
 
 def read_cpu(sysroot: Path) -> CpuFacts:
+    return parse_cpuinfo((sysroot / "proc/cpuinfo").read_text())
+
+
+def parse_cpuinfo(text: str) -> CpuFacts:
+    """The CPU as /proc/cpuinfo's text says it (this host's, or a node's over SSH)."""
     info: dict[str, str] = {}
-    lines = (sysroot / "proc/cpuinfo").read_text().splitlines()
+    lines = text.splitlines()
     for line in lines:
         if not line.strip():
             break  # the first processor is enough
@@ -226,10 +231,7 @@ def _read_param(path: Path) -> str | None:
 
 
 def read_resources(sysroot: Path, disk_path: Path) -> ResourceFacts:
-    meminfo = {}
-    for line in (sysroot / "proc/meminfo").read_text().splitlines():
-        key, _, value = line.partition(":")
-        meminfo[key] = int(value.split()[0]) * 1024  # values are in kB
+    meminfo = parse_meminfo((sysroot / "proc/meminfo").read_text())
     existing = disk_path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -239,6 +241,17 @@ def read_resources(sysroot: Path, disk_path: Path) -> ResourceFacts:
         disk_path=str(disk_path),
         disk_free=shutil.disk_usage(existing).free,
     )
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """/proc/meminfo's values in bytes, by name."""
+    meminfo = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields = value.split()
+        if fields and fields[0].isdigit():
+            meminfo[key] = int(fields[0]) * 1024  # values are in kB
+    return meminfo
 
 
 def read_libvirt(uri: str) -> LibvirtFacts:

@@ -326,6 +326,8 @@ def check_lab(lab: Lab) -> Iterator[tuple[KeyPath, str]]:
             yield (("hosts", i, "networks"), "an L1 host needs at least one network")
     yield from _unique(("networks",), [n.name for n in lab.networks], "network", "name")
     yield from _unique(("hosts",), [h.name for h in lab.hosts], "host", "name")
+    yield from _unique(("nodes",), [n.name for n in lab.nodes], "node", "name")
+    yield from _unique(("nodes",), [n.uri for n in lab.nodes], "node", "uri")
 
     for i, net in enumerate(lab.networks):
         for j in range(i):
@@ -448,5 +450,5 @@ def _unique(
     for index, name in enumerate(names):
         if name in seen:
             where = (*path, index, key) if key else (*path, index)
-            yield (where, f"duplicate {what} name {name!r}")
+            yield (where, f"duplicate {what} {key or 'name'} {name!r}")
         seen.add(name)

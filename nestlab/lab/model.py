@@ -290,6 +290,45 @@ class Host(Frozen):
 
 
 
+MAX_NODES = 32
+"""More libvirt hosts than one classroom's labs are spread over."""
+_NODE_SCHEMES = re.compile(r"(qemu|test)(\+(ssh|libssh|libssh2|tcp|tls|unix))?")
+
+
+def _node_uri(value: Any) -> str:
+    """A libvirt URI of a host nestlab may place seats on: ``qemu+ssh://root@node1/system``,
+    ``qemu:///system`` (this host), ``test:///default`` (libvirt's test driver)."""
+    expected = ("expected a libvirt URI like qemu+ssh://root@node1/system, got "
+                f"{brief_repr(value)}")
+    if not isinstance(value, str) or len(value) > 512 or not value.isprintable() or \
+            any(c.isspace() for c in value):
+        raise ValueError(expected)
+    scheme, sep, rest = value.partition("://")
+    if not sep or not _NODE_SCHEMES.fullmatch(scheme):
+        raise ValueError(expected)
+    authority = rest.split("/", 1)[0]
+    if scheme.endswith(("+ssh", "+libssh", "+libssh2", "+tcp", "+tls")) and \
+            not authority.rpartition("@")[2]:
+        raise ValueError(f"{value!r} names no host: a remote URI is "
+                         f"{scheme}://USER@HOST[:PORT]/system")
+    return value
+
+
+NodeUri = Annotated[str, BeforeValidator(_node_uri)]
+
+
+class Node(Frozen):
+    """A libvirt host the lab's seats may be placed on, reached by its URI."""
+
+    name: Name
+    uri: NodeUri
+    weight: int = Field(default=1, ge=1, le=100, strict=True,
+                        description="a node of weight 2 is given seats as if it had twice "
+                                    "its free memory")
+    max_seats: int | None = Field(default=None, ge=1, le=MAX_SEATS, strict=True,
+                                  description="at most this many of the lab's seats")
+
+
 class Lab(Frozen):
     """A whole lab: the networks on L0, the L1 hosts and their L2 guests."""
 
@@ -302,6 +341,10 @@ class Lab(Frozen):
         description="copies of the lab, one per student: seat k is the lab <lab>-sNN "
                     "(course-s01...), each L0 network moved up by k-1 blocks of its own "
                     "size (seat 1 keeps the lab file's CIDRs)")
+    nodes: tuple[Node, ...] = Field(
+        default=(), max_length=MAX_NODES,
+        description="libvirt hosts the seats (or the lab) may be placed on, each seat on "
+                    "one node as a whole; default: the host at --connect")
 
     @property
     def name(self) -> str:

@@ -95,8 +95,10 @@ def is_running(box: Sandbox) -> bool:
     return netns_exists(box.netns) and supervisor_pid(box) is not None
 
 
-def start(box: Sandbox) -> bool:
-    """Create the namespace and start virtlogd + libvirtd in it; False when it ran already."""
+def start(box: Sandbox, binds: tuple[tuple[Path, Path], ...] = ()) -> bool:
+    """Create the namespace and start virtlogd + libvirtd in it; False when it ran already.
+    ``binds`` (source, target): more folders the daemons see in place of the host's (a test
+    fleet's node gets its own view of nestlab's data this way)."""
     if os.geteuid() != 0:
         raise SandboxError("--sandbox needs root (network namespaces, a private libvirtd)",
                            hint="Run it with sudo.")
@@ -117,17 +119,23 @@ def start(box: Sandbox) -> bool:
     subprocess.run(["ip", "netns", "add", box.netns], check=True, capture_output=True)
     subprocess.run(["ip", "netns", "exec", box.netns, "ip", "link", "set", "lo", "up"],
                    check=True, capture_output=True)
+    start_daemons(box, binds)
+    return True
+
+
+def start_daemons(box: Sandbox, binds: tuple[tuple[Path, Path], ...] = ()) -> None:
+    """Start the supervisor and its daemons in the sandbox's namespace, which exists (after
+    ``start`` made it, or when its daemons were killed) and wait until libvirtd answers."""
     with (box.root / "log" / "supervisor.log").open("ab") as log:
         cache = cache_root() / "libvirt-cache"
         cache.mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen(
             ["ip", "netns", "exec", box.netns, sys.executable, "-m", "nestlab.sandbox.supervisor",
-             str(box.root), str(cache)],
+             str(box.root), str(cache), *(f"{source}={target}" for source, target in binds)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         )
     box.pid_file.write_text(f"{proc.pid}\n")
     _wait_ready(box, proc)
-    return True
 
 
 def _answers_soon(box: Sandbox, timeout: float = 30.0) -> bool:

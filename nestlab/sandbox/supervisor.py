@@ -1,4 +1,5 @@
-"""The sandbox's supervisor: run as ``ip netns exec NS python -m nestlab.sandbox.supervisor ROOT``.
+"""The sandbox's supervisor: run as ``ip netns exec NS python -m nestlab.sandbox.supervisor
+ROOT CACHE [SOURCE=TARGET...]``.
 
 Inside the namespace's private mount namespace it mounts libvirt's state
 folders from the lab's sandbox folder, starts virtlogd and libvirtd as its
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -29,8 +31,9 @@ def _mount(*args: str) -> None:
     subprocess.run(["mount", *args], check=True)
 
 
-def prepare_mounts(root: Path, cache: Path) -> None:
-    """Private views of libvirt's folders; the host's stay untouched."""
+def prepare_mounts(root: Path, cache: Path, binds: Sequence[tuple[str, str]] = ()) -> None:
+    """Private views of libvirt's folders (and of each ``binds`` target, its source in its
+    place); the host's stay untouched."""
     _mount("--make-rslave", "/")
     for folder in ("/run/libvirt", "/etc/libvirt", "/var/lib/libvirt", "/var/log/libvirt",
                    "/var/cache/libvirt"):
@@ -53,6 +56,8 @@ def prepare_mounts(root: Path, cache: Path) -> None:
             os.chown(node, 0, grp.getgrnam("kvm").gr_gid)
         node.chmod(0o660)
         _mount("--bind", str(node), "/dev/kvm")
+    for source, target in binds:
+        _mount("--bind", source, target)
 
 
 # Their pid files in the private /run/libvirt, not /run: two sandboxes can then run at
@@ -112,9 +117,10 @@ def supervise(commands: dict[str, list[str]]) -> int:
 
 def main() -> None:
     root, cache = Path(sys.argv[1]), Path(sys.argv[2])
+    binds = [(source, target) for source, _, target in (a.partition("=") for a in sys.argv[3:])]
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    prepare_mounts(root, cache)
+    prepare_mounts(root, cache, binds)
     sys.exit(supervise(DAEMONS))
 
 

@@ -47,6 +47,9 @@ class LabRecord:
     uri: str
     sandbox: bool
     netns: str | None
+    node: str | None = None
+    """The node (lab file's ``nodes:`` or ``--node``) the lab is placed on; ``uri`` is that
+    node's. None: the host at --connect. A placed lab stays on its node."""
 
 
 def record_path(lab_dir: Path) -> Path:

@@ -73,6 +73,10 @@ class LabSeen:
     """When it was seen (seconds since the epoch)."""
     by: str
     """``status`` (it asked) or ``up`` (what a successful `up` had just made and proven)."""
+    node: str | None = None
+    """The node the lab is placed on (None: the host at ``uri``)."""
+    unanswered: str | None = None
+    """Why the lab's libvirt (its node's) did not answer; its objects are then unknown."""
 
 
 class NothingSeen(NestlabError):

@@ -16,21 +16,8 @@ import libvirt
 
 from nestlab.plan import METADATA_NS, NAME_PREFIX
 from nestlab.render import with_uuid
-from nestlab.virt.connection import LibvirtError
+from nestlab.virt.connection import LibvirtError, failure
 from nestlab.waiting import NotYet, WaitTimedOut, wait_for
-
-
-def _uri(conn: libvirt.virConnect) -> str:
-    try:
-        return str(conn.getURI())
-    except libvirt.libvirtError:
-        return "libvirt"
-
-
-def _failure(conn: libvirt.virConnect, doing: str, exc: libvirt.libvirtError) -> LibvirtError:
-    """Anything but "no such object" is a failure to report, never taken as "absent"."""
-    return LibvirtError(f"{_uri(conn)}: {doing} failed: {exc.get_error_message() or exc}",
-                        hint="Is the lab's libvirtd running? `nestlab status` shows it.")
 
 
 def _lookup_network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork | None:
@@ -39,7 +26,7 @@ def _lookup_network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork |
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
             return None
-        raise _failure(conn, f"looking up network {name}", exc) from None
+        raise failure(conn, f"looking up network {name}", exc) from None
 
 
 def _lookup_domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
@@ -48,7 +35,7 @@ def _lookup_domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain | N
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
             return None
-        raise _failure(conn, f"looking up domain {name}", exc) from None
+        raise failure(conn, f"looking up domain {name}", exc) from None
 
 
 def network_is_owned(net: libvirt.virNetwork, lab: str) -> bool:
@@ -66,7 +53,7 @@ def domain_lab(dom: libvirt.virDomain) -> dict[str, str] | None:
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
             return None
-        raise _failure(dom.connect(), f"reading the metadata of {dom.name()}", exc) from None
+        raise failure(dom.connect(), f"reading the metadata of {dom.name()}", exc) from None
     return dict(ET.fromstring(xml).attrib)  # noqa: S314 - libvirt's own XML
 
 
@@ -263,7 +250,7 @@ def owned_domains(conn: libvirt.virConnect, lab: str) -> Iterator[tuple[libvirt.
     try:
         domains = conn.listAllDomains(0)
     except libvirt.libvirtError as exc:
-        raise _failure(conn, "listing domains", exc) from None
+        raise failure(conn, "listing domains", exc) from None
     for dom in domains:
         meta = domain_lab(dom)
         if meta is not None and meta.get("name") == lab:
@@ -274,7 +261,7 @@ def owned_networks(conn: libvirt.virConnect, lab: str) -> Iterator[libvirt.virNe
     try:
         networks = conn.listAllNetworks(0)
     except libvirt.libvirtError as exc:
-        raise _failure(conn, "listing networks", exc) from None
+        raise failure(conn, "listing networks", exc) from None
     for net in networks:
         if network_is_owned(net, lab):
             yield net
@@ -290,7 +277,7 @@ def lease_address(conn: libvirt.virConnect, network: str, mac: str) -> str | Non
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
             return None  # a driver without DHCP (libvirt's test driver)
-        raise _failure(conn, f"reading the DHCP leases of {network}", exc) from None
+        raise failure(conn, f"reading the DHCP leases of {network}", exc) from None
     for lease in leases:
         if lease.get("ipaddr"):
             return str(lease["ipaddr"])
@@ -310,7 +297,7 @@ def remove_domain(dom: libvirt.virDomain) -> None:
                 raise
             dom.undefine()  # drivers that know no such flags
     except libvirt.libvirtError as exc:
-        raise _failure(dom.connect(), f"removing domain {dom.name()}", exc) from None
+        raise failure(dom.connect(), f"removing domain {dom.name()}", exc) from None
 
 
 def remove_network(net: libvirt.virNetwork) -> None:
@@ -319,4 +306,4 @@ def remove_network(net: libvirt.virNetwork) -> None:
             net.destroy()
         net.undefine()
     except libvirt.libvirtError as exc:
-        raise _failure(net.connect(), f"removing network {net.name()}", exc) from None
+        raise failure(net.connect(), f"removing network {net.name()}", exc) from None

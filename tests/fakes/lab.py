@@ -155,6 +155,13 @@ def fake_home(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """NESTLAB_HOME and a cache with both images "built" (real qcow2, stand-in kernels)."""
     monkeypatch.setenv("NESTLAB_HOME", str(root / "home"))
     monkeypatch.setenv("NESTLAB_CACHE", str(root / "cache"))
+    fake_images()
+    return root / "home"
+
+
+def fake_images() -> None:
+    """Both images "built" in the image cache (NESTLAB_CACHE): a real qcow2 disk of 64 MiB,
+    stand-in kernels."""
     for name in ("debian-12", "prime"):
         folder = images_root() / name / recipe_key(recipe_dir(name))
         folder.mkdir(parents=True)
@@ -169,7 +176,6 @@ def fake_home(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                                           kernel=folder / "vmlinuz",
                                           initrd=folder / "initrd.img", disk=disk, size=1,
                                           seconds=0.0, built="2026-01-01T00:00:00Z"))
-    return root / "home"
 
 
 def bring_up(lab_file: Path, home: Path) -> tuple[list[Any], Reporter]:

@@ -191,7 +191,9 @@ def test_plan_json_for_a_recorded_host(tmp_path: Path, monkeypatch: pytest.Monke
                          "--json")
     assert code == 0, err
     preview = json.loads(out)
-    assert set(preview) == {"lab", "accel", "uri", "sandbox", "changes", "counts", "steps"}
+    assert set(preview) == {"lab", "accel", "uri", "sandbox", "node", "changes", "counts",
+                            "steps"}
+    assert preview["node"] is None
     assert (preview["lab"], preview["accel"], preview["changes"]) == ("windows-hyperv", "kvm",
                                                                       [])
     steps = {(s["guest"], s["step"]): s["state"] for s in preview["steps"]}

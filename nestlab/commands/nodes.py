@@ -1,0 +1,147 @@
+"""The nodes a lab may run on, and which node each seat runs on (placed once, recorded).
+
+The nodes are the lab file's ``nodes:``, or ``--node URI`` given on the command
+line (which replace them). Each seat's node is kept in its record (``LabRecord.node``
+and ``uri``): every later command reaches the seat there, and a later `up` places
+only the seats that have no record yet (``host.placement``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import TypeAdapter, ValidationError
+
+from nestlab.errors import InputError, NestlabError
+from nestlab.host.check import HostReport, check_host
+from nestlab.host.facts import HostFacts
+from nestlab.host.placement import NodeRoom, PlacementMoved, SeatNeed, place
+from nestlab.lab.model import Lab, Node, NodeUri
+from nestlab.state.paths import lab_dir
+from nestlab.state.record import load_record, record_path
+
+ANSWER_TIMEOUT = 20.0
+"""How long a node may take to say how much room it has (an SSH handshake included)."""
+_NODE_URI = TypeAdapter(NodeUri)
+_NAME = re.compile(r"[a-z]([a-z0-9-]*[a-z0-9])?")
+
+
+def lab_nodes(lab: Lab, uris: Sequence[str]) -> tuple[Node, ...]:
+    """``--node URI`` (each one a node, named after its host) or else the lab file's nodes;
+    a bad URI is an ``InputError`` naming the option."""
+    if not uris:
+        return lab.nodes
+    nodes: list[Node] = []
+    for index, uri in enumerate(uris, start=1):
+        try:
+            checked = _NODE_URI.validate_python(uri)
+        except ValidationError as exc:
+            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise InputError(f"--node: {message}") from None
+        if any(n.uri == checked for n in nodes):
+            raise InputError(f"--node {checked} is given twice")
+        nodes.append(Node(name=_node_name(checked, index, {n.name for n in nodes}),
+                          uri=checked))
+    return tuple(nodes)
+
+
+def _node_name(uri: str, index: int, taken: set[str]) -> str:
+    """A node's name from its URI's host (``qemu+ssh://root@lab-7.example/system`` ->
+    ``lab-7``), or ``nodeN`` where the host is an address or makes no name."""
+    host = urlsplit(uri).hostname or ""
+    label = host.split(".")[0]
+    if _NAME.fullmatch(label) and len(label) <= 20 and label not in taken:
+        return label
+    return f"node{index}"
+
+
+@dataclass(frozen=True)
+class NodeCheck:
+    """`check` of one node: its verdict for one seat, or why it could not be asked."""
+
+    node: Node
+    report: HostReport | None
+    error: str | None = None
+
+
+def check_nodes(lab: Lab, nodes: Sequence[Node],
+                read_facts: Callable[[str], HostFacts]) -> list[NodeCheck]:
+    """Every node's host check for one seat of ``lab`` (a seat runs on one node whole),
+    all asked at once; a node that cannot be asked is reported, not raised."""
+    one_seat = lab.model_copy(update={"seats": None})
+
+    def one(node: Node) -> NodeCheck:
+        try:
+            return NodeCheck(node, check_host(read_facts(node.uri), one_seat))
+        except NestlabError as exc:
+            return NodeCheck(node, None, exc.message)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes)), thread_name_prefix="check") as pool:
+        return list(pool.map(one, nodes))
+
+
+def seat_need(lab: Lab) -> SeatNeed:
+    """What one seat takes: its L1s' memory, and their vCPUs (1 where the lab file sets
+    none: the least the plan gives an L1)."""
+    return SeatNeed(lab.name, sum(h.memory for h in lab.hosts),
+                    sum(h.cpus or 1 for h in lab.hosts))
+
+
+def kept_nodes(labs: Sequence[Lab], nodes: Sequence[Node],
+               root: Path | None = None) -> dict[str, str]:
+    """The node each seat with a record was placed on. A seat brought up without nodes
+    (at --connect) cannot be moved onto one: ``PlacementMoved``."""
+    kept = {}
+    for seat in labs:
+        folder = lab_dir(seat.name, root)
+        if not record_path(folder).exists():
+            continue
+        record = load_record(folder)
+        if record.node is None:
+            raise PlacementMoved(
+                f"{seat.name} was brought up at {record.uri}, not on one of the lab's "
+                f"nodes ({', '.join(n.name for n in nodes)}); a seat never moves",
+                hint=f"Take it down first (`nestlab down --lab {seat.name}`).")
+        kept[seat.name] = record.node
+    return kept
+
+
+def read_rooms(nodes: Sequence[Node], labs: Sequence[Lab], kept: dict[str, str],
+               timeout: float = ANSWER_TIMEOUT) -> list[NodeRoom]:
+    """Every node's room, asked all at once; one that does not answer within ``timeout``
+    counts as not answering, and the others are not kept waiting."""
+    from nestlab.host.nodefacts import read_room
+
+    seated = {n.name: sum(1 for s in labs if kept.get(s.name) == n.name) for n in nodes}
+    pool = ThreadPoolExecutor(max_workers=max(1, len(nodes)), thread_name_prefix="node")
+    try:
+        futures = [pool.submit(read_room, node, seated[node.name]) for node in nodes]
+        rooms = []
+        for node, future in zip(nodes, futures, strict=True):
+            try:
+                rooms.append(future.result(timeout=timeout))
+            except FutureTimeout:
+                rooms.append(NodeRoom(node.name, 0, 0, node.weight, node.max_seats,
+                                      seated[node.name], answers=False,
+                                      error=f"no answer within {timeout:.0f}s"))
+        return rooms
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a hung connection is left behind
+
+
+def placement(labs: Sequence[Lab], nodes: Sequence[Node],
+              root: Path | None = None) -> dict[str, Node]:
+    """Each seat's node: kept where it is, new ones placed by the room the nodes report."""
+    kept = kept_nodes(labs, nodes, root)
+    by_name = {n.name: n for n in nodes}
+    if all(s.name in kept for s in labs) and all(kept[s.name] in by_name for s in labs):
+        return {s.name: by_name[kept[s.name]] for s in labs}  # no node need be asked
+    rooms = read_rooms(nodes, labs, kept)
+    placed = place([seat_need(s) for s in labs], rooms, kept)
+    return {seat: by_name[name] for seat, name in placed.items()}
