@@ -24,6 +24,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def _no_real_state(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit and integration tests never touch the machine's own labs or images
+    (/var/lib/nestlab, /var/cache/nestlab as root): NESTLAB_HOME and NESTLAB_CACHE point
+    at empty folders of the test's own unless it sets its own (the `home` fixture). A test
+    that forgets finds no image and fails, instead of writing into a user's lab folder.
+    System and acceptance tests set both themselves and may use the machine's image cache."""
+    if any(request.path.is_relative_to(Path(__file__).parent / kind)
+           for kind in ("system", "acceptance")):
+        return
+    empty = tmp_path_factory.mktemp("not-the-machines")
+    monkeypatch.setenv("NESTLAB_HOME", str(empty / "home"))
+    monkeypatch.setenv("NESTLAB_CACHE", str(empty / "cache"))
+
+
 def facts(name: str) -> HostFacts:
     """A recorded host, by fixture name (tests/fixtures/facts/NAME.json)."""
     return load_facts(FACTS / f"{name}.json")

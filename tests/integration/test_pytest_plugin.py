@@ -45,7 +45,7 @@ INNER = ("-p", "no:cacheprovider", "-p", "no:terminal", "--import-mode=importlib
 
 
 @pytest.fixture
-def user_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def user_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, home: Path) -> Path:
     folder = tmp_path / "course"
     folder.mkdir()
     (folder / "test_course.py").write_text(USER_TESTS)
