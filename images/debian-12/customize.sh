@@ -28,6 +28,6 @@ echo 'options kvm_amd nested=1' > "$root/etc/modprobe.d/nestlab-kvm.conf"
 echo 'options kvm_intel nested=1' >> "$root/etc/modprobe.d/nestlab-kvm.conf"
 # libvirt's default network is not used by nestlab; do not start it.
 rm -f "$root/etc/libvirt/qemu/networks/autostart/default.xml"
-# Key-only root login over SSH.
-printf 'PermitRootLogin prohibit-password\nPasswordAuthentication no\n' \
+# Key-only root login over SSH; one host key, ed25519 (nestlab-firstboot).
+printf 'PermitRootLogin prohibit-password\nPasswordAuthentication no\nHostKey /etc/ssh/ssh_host_ed25519_key\n' \
   > "$root/etc/ssh/sshd_config.d/nestlab.conf"

@@ -69,7 +69,7 @@ class LinuxDriver(L1Driver):
 
     def ensure_boot_media(self, host: HostPlan, base: BuiltImage) -> bool:
         acted = disks.ensure_boot_files(host, base)
-        acted = disks.ensure_seed(host, self.ctx.plan.public_key or "") or acted
+        acted = disks.ensure_seed(host, self.ctx.plan.public_key or "", self.ctx.lab_dir) or acted
         return disks.ensure_console_log(host) or acted
 
     def provision_steps(self, host: HostPlan, session: Transport,

@@ -2,8 +2,9 @@
 
 A key pair is generated per lab at the first ``up`` and kept 0600 in the lab's
 folder; it is never put on a command line or in a log. Guest host keys are
-pinned on first contact in the lab's own known_hosts, under the guest's name:
-a changed key later is refused.
+pinned in the lab's own known_hosts, under the guest's name: a Linux L1's before
+it first boots (nestlab makes its host key and hands it over on the seed medium),
+an L2's on first contact. A changed key later is refused.
 """
 
 from __future__ import annotations
@@ -92,16 +93,28 @@ def ensure_lab_key(lab_dir: Path) -> str:
     key = _read_private_key(private)
     if key is None:
         key = Ed25519PrivateKey.generate()
-        write_atomic(private, key.private_bytes(serialization.Encoding.PEM,
-                                                serialization.PrivateFormat.OpenSSH,
-                                                serialization.NoEncryption()))
-    line = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                         serialization.PublicFormat.OpenSSH).decode()
-    line += f" nestlab-{lab_dir.name}"
+        write_atomic(private, _openssh(key)[0])
+    line = _openssh(key)[1] + f" nestlab-{lab_dir.name}"
     public = public_key_path(lab_dir)
     if not public.exists() or public.read_text().strip() != line:
         write_atomic(public, line + "\n", mode=0o644)
     return line
+
+
+def new_host_key(name: str) -> tuple[str, str]:
+    """An SSH host key made here for guest ``name``: (the private key, OpenSSH format; its
+    known_hosts line). Made on L0 it costs nothing, where an emulated L1 took 12 s for
+    ssh-keygen's RSA key alone, and its public half is known before the guest answers."""
+    private, public = _openssh(Ed25519PrivateKey.generate())
+    return private.decode(), f"{name} {public}\n"
+
+
+def _openssh(key: Ed25519PrivateKey) -> tuple[bytes, str]:
+    """The private key as ssh-keygen writes it, and the public key's ``TYPE BASE64``."""
+    return (key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                              serialization.NoEncryption()),
+            key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                          serialization.PublicFormat.OpenSSH).decode())
 
 
 def _read_private_key(path: Path) -> Ed25519PrivateKey | None:

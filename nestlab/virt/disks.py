@@ -16,6 +16,7 @@ from nestlab.build.seed import write_seed_iso
 from nestlab.errors import NestlabError
 from nestlab.files import write_atomic
 from nestlab.plan import GuestPlan, HostPlan
+from nestlab.state.keys import new_host_key, repin_host_keys
 from nestlab.virt import layers
 
 
@@ -97,12 +98,19 @@ def _link_or_copy(source: Path, target: Path) -> None:
     os.replace(partial, target)
 
 
-def ensure_seed(host: HostPlan, public_key: str) -> bool:
-    """The first-boot medium: hostname and the lab's public key."""
+def ensure_seed(host: HostPlan, public_key: str, lab_dir: Path) -> bool:
+    """The first-boot medium: hostname, the lab's public key and the L1's SSH host key
+    (0600: it holds that key), whose public half is pinned first, so that the L1's first
+    answer is already checked."""
     if host.seed_path.exists():
         return False
+    private, known = new_host_key(host.name)
+    repin_host_keys(lab_dir, [host.name], known)
     write_seed_iso(host.seed_path, {"hostname": host.name + "\n",
-                                    "authorized_keys": public_key + "\n"})
+                                    "authorized_keys": public_key + "\n",
+                                    "ssh_host_ed25519_key": private,
+                                    "ssh_host_ed25519_key.pub": known.split(" ", 1)[1]},
+                   mode=0o600)
     return True
 
 

@@ -11,6 +11,7 @@ import libvirt
 import pytest
 from click.testing import CliRunner
 
+from nestlab.build.seed import read_seed_iso
 from nestlab.cli import main
 from nestlab.commands.context import LabContext
 from nestlab.state.keys import known_hosts_path
@@ -100,7 +101,11 @@ def test_rebuild_of_an_l1_makes_a_new_overlay_and_proves_it_again(
     assert l1.boots[0][0] != l1.boots[-1][0]  # the L1 that answered booted a new disk
     assert l1.domain_state(L2_DOMAIN) == "running"  # made again inside it
     assert [p["guest"] for p in result["proofs"]] == ["prime1"]
-    assert pinned(lab) == ["other"]
+    # The old keys are forgotten; the new L1's own was pinned with its new seed medium,
+    # before it booted (its L2's is pinned at first contact, which a FAKE L2 never makes).
+    assert pinned(lab) == ["other", "kvm1"]
+    assert known_hosts_path(lab.lab_dir).read_text().splitlines()[1] == \
+        "kvm1 " + read_seed_iso(host.seed_path)["ssh_host_ed25519_key.pub"].strip()
     assert host.console_log.exists()  # kept: the new boot's lines follow the old
 
 
