@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -92,6 +93,7 @@ def main() -> None:
     finally:
         subprocess.run([sys.executable, "-m", "nestlab", "down", "--lab", LAB, "--purge"],
                        env=env, capture_output=True, check=False)
+        shutil.rmtree(home, ignore_errors=True)
     share = statistics.median(resets) / statistics.median(fresh)
     print(f"\n{'demo lab: ' + LAB_FILE.name:<38}{'median':>9}{'min':>9}{'max':>9}{'runs':>6}")
     print(row("fresh up (images cached)", fresh))

@@ -26,6 +26,10 @@ printf '/dev/vda / ext4 rw,relatime 0 1\n' > "$root/etc/fstab"
 # L2s run under KVM in L1: nesting on (the default for kvm_amd, stated anyway).
 echo 'options kvm_amd nested=1' > "$root/etc/modprobe.d/nestlab-kvm.conf"
 echo 'options kvm_intel nested=1' >> "$root/etc/modprobe.d/nestlab-kvm.conf"
+# L2s are x86_64: libvirt would probe qemu-system-i386 too on its first start
+# (half of its QEMU probe, seconds under emulation). Diverted, so upgrades keep it so.
+chroot "$root" dpkg-divert --quiet --local --rename \
+  --divert /usr/bin/qemu-system-i386.nestlab-unused --add /usr/bin/qemu-system-i386
 # libvirt's default network is not used by nestlab; do not start it.
 rm -f "$root/etc/libvirt/qemu/networks/autostart/default.xml"
 # Key-only root login over SSH; one host key, ed25519 (nestlab-firstboot).

@@ -12,6 +12,7 @@ tests. What they copy from the real thing, and where:
   own ``tests/integration/testdriver.xml``, so the L2 network and domain XML
   nestlab renders are defined (and validated) as in a real L1, and a bad
   document fails here as it would there.
+- Several virsh commands in one argument (``a; b``) run as virsh runs them.
 - ``virsh net-info``, ``domstate`` and ``list --all`` print what virsh 9.0
   prints ("Active: yes", "running", "shut off", "paused", the padded table;
   pinned against the real virsh in tests/integration/test_fake_linux_l1.py).
@@ -318,6 +319,12 @@ class FakeLinuxL1(Transport):
         return 124, "", ""
 
     def _virsh(self, args: list[str]) -> tuple[int, str, str]:
+        """One command, or several in one argument (``a; b``), as virsh runs them: each
+        after the one before, whether it failed or not; the exit status is the last's."""
+        if len(args) == 1 and ";" in args[0]:
+            answers = [self._virsh(shlex.split(part)) for part in args[0].split(";")]
+            return (answers[-1][0], "".join(a[1] for a in answers),
+                    "".join(a[2] for a in answers))
         try:
             return self._virsh_call(args)
         except libvirt.libvirtError as exc:
@@ -331,7 +338,11 @@ class FakeLinuxL1(Transport):
             case ["net-info", name]:
                 net = conn.networkLookupByName(name)
                 active = "yes" if net.isActive() else "no"
-                return 0, f"Name:           {name}\nActive:         {active}\n", ""
+                autostart = "yes" if net.autostart() else "no"
+                return 0, (f"Name:           {name}\nUUID:           {net.UUIDString()}\n"
+                           f"Active:         {active}\nPersistent:     yes\n"
+                           f"Autostart:      {autostart}\nBridge:         {net.bridgeName()}\n"
+                           "\n"), ""
             case ["net-define", path]:
                 conn.networkDefineXML(self.files[path].decode())
                 return 0, "", ""

@@ -42,3 +42,41 @@ def test_list_all_prints_virshs_table(tmp_path: Path) -> None:
     empty = FakeLinuxL1("kvm2", libvirtd_active=True)
     assert empty.run(["virsh", "-c", "qemu:///system", "list", "--all"]).stdout == (
         " Id   Name   State\n--------------------\n\n")
+
+
+def test_commands_in_one_virsh_go_on_after_a_failure_and_exit_as_the_last(
+        tmp_path: Path) -> None:
+    """What provision/linux relies on when it sends several commands in one virsh: it ends
+    with a read of the state they were to bring about, since the exit status is the
+    last command's alone."""
+    (tmp_path / "p.xml").write_text(domain_xml("p"))
+    for script, status in ((f"start nosuch; define {tmp_path}/p.xml; domstate p", 0),
+                           (f"define {tmp_path}/p.xml; domstate p; start nosuch", 1)):
+        l1 = FakeLinuxL1("kvm1", libvirtd_active=True)
+        l1.files[str(tmp_path / "p.xml")] = domain_xml("p").encode()
+        real = subprocess.run(["virsh", "-c", f"test://{TESTDRIVER}", script],
+                              capture_output=True, text=True, check=False)
+        fake = l1.run(["virsh", "-c", "qemu:///system", script])
+        assert (real.returncode, fake.exit_status) == (status, status), script
+        assert real.stderr.startswith("error: ") and fake.stderr.startswith("error: ")
+        assert real.stdout.strip().splitlines()[-1:] == \
+            fake.stdout.strip().splitlines()[-1:], script
+
+
+def test_net_info_prints_virshs_fields(tmp_path: Path) -> None:
+    xml = ("<network><name>n1</name><bridge name='nlvirbr9'/>"
+           "<ip address='192.168.109.1' netmask='255.255.255.0'/></network>")
+    (tmp_path / "n1.xml").write_text(xml)
+    script = f"net-define {tmp_path}/n1.xml; net-autostart n1; net-start n1; net-info n1"
+    real = subprocess.run(["virsh", "-c", f"test://{TESTDRIVER}", script],
+                          capture_output=True, text=True, check=True).stdout
+    l1 = FakeLinuxL1("kvm1", libvirtd_active=True)
+    l1.files[f"{tmp_path}/n1.xml"] = xml.encode()
+    fake = l1.run(["virsh", "-c", "qemu:///system", script]).stdout
+
+    def info(out: str) -> list[tuple[str, str]]:
+        return [(key, value.strip() if key in ("Name", "Active", "Autostart", "Bridge") else "")
+                for key, _, value in (line.partition(":") for line in out.splitlines())
+                if key in ("Name", "UUID", "Active", "Persistent", "Autostart", "Bridge")]
+    assert info(real) == info(fake)
+    assert ("Autostart", "yes") in info(fake)

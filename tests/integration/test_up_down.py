@@ -4,6 +4,7 @@ libvirt's test driver with FAKE guests: tests/integration/conftest.py)."""
 from __future__ import annotations
 
 import json
+import shlex
 import stat
 import threading
 import time
@@ -16,6 +17,7 @@ from nestlab.commands.context import LabContext
 from nestlab.commands.down import down
 from nestlab.commands.plan import preview
 from nestlab.commands.up import LabChanged
+from nestlab.errors import NestlabError
 from nestlab.host.check import check_host
 from nestlab.lab.labfile import load_lab
 from nestlab.plan import HostPlan
@@ -48,9 +50,17 @@ def test_up_then_up_again_changes_nothing(l0: libvirt.virConnect,
     acting = ("put ", "qemu-img", "systemctl start")
     verbs = {"define", "net-define", "start", "net-start", "resume", "net-autostart"}
     again = l1.calls[seen:]
-    assert [c for c in l1.calls[:seen] if c.startswith("virsh") and c.split()[3] in verbs]
+    assert {v for c in l1.calls[:seen] for v in virsh_verbs(c)} >= verbs - {"resume"}
     assert [c for c in again if c.startswith(acting)] == []
-    assert [c for c in again if c.startswith("virsh") and c.split()[3] in verbs] == []
+    assert [c for c in again if set(virsh_verbs(c)) & verbs] == []
+
+
+def virsh_verbs(call: str) -> list[str]:
+    """The virsh commands of one call (several in one argument: ``'a x; b y'``)."""
+    words = shlex.split(call)
+    if words[:1] != ["virsh"]:
+        return []
+    return [part.split()[0] for part in " ".join(words[3:]).split(";") if part.strip()]
 
 
 def test_second_up_counts_what_it_had_to_repair(l0: libvirt.virConnect,
@@ -267,3 +277,27 @@ def test_routed_l1s_get_routes_to_each_others_l2s(
     _proofs, repaired = bring_up(EXAMPLES / "routed-pair.yaml", home)
     assert [(t["guest"], t["phase"]) for t in repaired.timings if t["outcome"] == "changed"] \
         == [("kvm2", "routes to other L1s' L2s")]
+
+
+def test_an_l2_its_l1_does_not_start_fails_up_with_virshs_words_and_up_again_mends_it(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """define + start go to the L1 in one virsh, whose exit status is the last command's
+    (a read of the state): the step checks the state, not the status."""
+    answer = FakeLinuxL1._virsh_call
+
+    def refusing(self: FakeLinuxL1, args: list[str]) -> tuple[int, str, str]:
+        if args[:1] == ["start"]:
+            return 1, "", "error: Failed to start domain 'x'\nerror: no room\n"
+        return answer(self, args)
+
+    monkeypatch.setattr(FakeLinuxL1, "_virsh_call", refusing)
+    with pytest.raises(NestlabError) as failed:
+        bring_up(LAB_FILE, home)
+    assert str(failed.value) == ("kvm1: could not get prime1 running in the L1:\n"
+                                 "  error: Failed to start domain 'x'\n  error: no room")
+    l1 = guests["kvm1"]
+    assert l1.domain_state("nestlab-linux-nested-prime1") == "shut off"
+    monkeypatch.setattr(FakeLinuxL1, "_virsh_call", answer)
+    bring_up(LAB_FILE, home)
+    assert l1.domain_state("nestlab-linux-nested-prime1") == "running"
