@@ -28,19 +28,9 @@ from nestlab.virt.connection import LibvirtError
 from tests.fakes.lab import fake_l1s
 from tests.fakes.linux import TESTDRIVER
 from tests.integration.conftest import host_facts, inventory
+from tests.integration.test_seats import COURSE as SEATED
 
-COURSE = textwrap.dedent("""\
-    lab: course
-    seats: 2
-    networks:
-      - name: lab
-        cidr: 10.81.0.0/24
-    hosts:
-      - name: kvm1
-        os: debian-12
-        memory: 1GiB
-        networks: [lab]
-        guests: [{name: prime1}]
+COURSE = SEATED + textwrap.dedent("""\
     nodes:
       - name: node-a
         uri: test:///node-a
