@@ -9,10 +9,13 @@ an L2's on first contact. A changed key later is refused.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
 import string
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import paramiko
@@ -138,6 +141,24 @@ def load_private_key(lab_dir: Path) -> paramiko.PKey:
     return paramiko.Ed25519Key.from_private_key_file(str(private_key_path(lab_dir)))
 
 
+_PINNING = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pinning(path: Path) -> Iterator[None]:
+    """One writer of a known_hosts at a time, each reading what the one before wrote: the
+    threads of this process (L1s, their seeds and a lab's nodes are reached in parallel)
+    and other nestlab processes (the nodes' known_hosts serves every lab); the lock is
+    the file's folder."""
+    with _PINNING:
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(folder)
+
+
 class PinningPolicy(paramiko.MissingHostKeyPolicy):
     """Accept a guest's key the first time (and record it), refuse any change after."""
 
@@ -146,21 +167,23 @@ class PinningPolicy(paramiko.MissingHostKeyPolicy):
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
                          key: paramiko.PKey) -> None:
-        keys = paramiko.HostKeys()
-        if self.path.exists():
-            keys.load(str(self.path))
-        pinned = keys.lookup(hostname)
-        if pinned is not None and pinned.get(key.get_name()) == key:
-            client.get_host_keys().add(hostname, key.get_name(), key)
-            return
-        if pinned is not None:
-            raise HostKeyChanged(
-                f"{hostname}: its SSH host key changed; refusing to connect",
-                hint=f"If the guest was rebuilt on purpose, remove its line from {self.path}.",
-            )
-        keys.add(hostname, key.get_name(), key)
-        keys.save(str(self.path))
-        self.path.chmod(0o600)
+        with _pinning(self.path):
+            keys = paramiko.HostKeys()
+            if self.path.exists():
+                keys.load(str(self.path))
+            pinned = keys.lookup(hostname)
+            if pinned is not None and pinned.get(key.get_name()) == key:
+                client.get_host_keys().add(hostname, key.get_name(), key)
+                return
+            if pinned is not None:
+                raise HostKeyChanged(
+                    f"{hostname}: its SSH host key changed; refusing to connect",
+                    hint=f"If the guest was rebuilt on purpose, remove its line from "
+                         f"{self.path}.",
+                )
+            keys.add(hostname, key.get_name(), key)
+            keys.save(str(self.path))
+            self.path.chmod(0o600)
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
@@ -171,7 +194,13 @@ def forget_host_keys(lab_dir: Path, names: Iterable[str]) -> list[str]:
     path = known_hosts_path(lab_dir)
     if not path.exists():
         return []
-    wanted = set(names)
+    with _pinning(path):
+        return _forget(path, set(names))
+
+
+def _forget(path: Path, wanted: set[str]) -> list[str]:
+    if not path.exists():
+        return []
     kept, forgotten = [], set()
     for line in read_bounded_text(path, 1024 * KiB, "known_hosts").splitlines(keepends=True):
         fields = line.split(maxsplit=1)
@@ -201,10 +230,10 @@ def pinned_host_keys(lab_dir: Path, names: Iterable[str]) -> str:
 def repin_host_keys(lab_dir: Path, names: Iterable[str], pinned: str) -> None:
     """Pin these guests' keys as ``pinned`` says (a disk layer's guests are back, with the
     keys they had then: an L2 rebuilt since had another)."""
-    names = list(names)
-    forget_host_keys(lab_dir, names)
     path = known_hosts_path(lab_dir)
-    kept = read_bounded_text(path, 1024 * KiB, "known_hosts") if path.exists() else ""
-    if kept and not kept.endswith("\n"):
-        kept += "\n"
-    write_atomic(path, kept + pinned)
+    with _pinning(path):
+        _forget(path, set(names))
+        kept = read_bounded_text(path, 1024 * KiB, "known_hosts") if path.exists() else ""
+        if kept and not kept.endswith("\n"):
+            kept += "\n"
+        write_atomic(path, kept + pinned)

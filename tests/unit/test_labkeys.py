@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import stat
+import threading
 from pathlib import Path
 
 import paramiko
@@ -17,7 +19,9 @@ from nestlab.state.keys import (
     forget_host_keys,
     known_hosts_path,
     load_private_key,
+    new_host_key,
     private_key_path,
+    repin_host_keys,
     vnc_password,
     vnc_password_path,
 )
@@ -122,3 +126,30 @@ def test_the_vnc_port_is_read_from_the_running_domains_xml() -> None:
     assert vnc_port(Domain("<graphics type='vnc' port='5901' autoport='yes'/>")) == 5901
     assert vnc_port(Domain("<graphics type='vnc' port='-1' autoport='yes'/>")) is None
     assert vnc_port(Domain("<graphics type='spice' port='5930'/>")) is None
+
+
+def test_keys_pinned_at_the_same_time_are_all_kept(tmp_path: Path) -> None:
+    """L1s are reached in parallel, and so are a lab's nodes: each pin is a read, an
+    addition and a write of one known_hosts, which must not lose the others'."""
+    path = known_hosts_path(tmp_path)
+    path.parent.mkdir()
+    names = [f"kvm{n}" for n in range(16)]
+    keys = {name: paramiko.Ed25519Key.from_private_key(io.StringIO(new_host_key(name)[0]))
+            for name in names}
+    start = threading.Barrier(len(names))
+
+    def pin(name: str) -> None:
+        start.wait()
+        if name.endswith(("0", "5")):
+            repin_host_keys(tmp_path, [name], f"{name} {keys[name].get_name()} "
+                                              f"{keys[name].get_base64()}\n")
+        else:
+            PinningPolicy(path).missing_host_key(paramiko.SSHClient(), name, keys[name])
+
+    threads = [threading.Thread(target=pin, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pinned = paramiko.HostKeys(str(path))
+    assert sorted(pinned.keys()) == sorted(names)
