@@ -23,6 +23,13 @@ rm -f "$root"/etc/ssh/ssh_host_*
 echo localhost > "$root/etc/hostname"
 printf '/dev/vda / ext4 rw,relatime 0 1\n' > "$root/etc/fstab"
 
+# A small initramfs: the modules to find and mount the root disk and nothing
+# else (MODULES=list; dependencies come along). Debian's default (most drivers,
+# 35 MB) took ~8 s under emulation from unpacking to the root mounted.
+printf 'virtio_pci\nvirtio_blk\next4\n' >> "$root/etc/initramfs-tools/modules"
+echo 'MODULES=list' > "$root/etc/initramfs-tools/conf.d/nestlab.conf"
+chroot "$root" update-initramfs -u -k all
+
 # L2s run under KVM in L1: nesting on (the default for kvm_amd, stated anyway).
 echo 'options kvm_amd nested=1' > "$root/etc/modprobe.d/nestlab-kvm.conf"
 echo 'options kvm_intel nested=1' >> "$root/etc/modprobe.d/nestlab-kvm.conf"
