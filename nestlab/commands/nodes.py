@@ -9,9 +9,10 @@ only the seats that have no record yet (``host.placement``).
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -58,6 +59,8 @@ def _node_name(uri: str, index: int, taken: set[str]) -> str:
     label = host.split(".")[0]
     if _NAME.fullmatch(label) and len(label) <= 20 and label not in taken:
         return label
+    while f"node{index}" in taken:  # a host named like the fallback came first
+        index += 1
     return f"node{index}"
 
 
@@ -119,20 +122,23 @@ def read_rooms(nodes: Sequence[Node], labs: Sequence[Lab], kept: dict[str, str],
     from nestlab.host.nodefacts import read_room
 
     seated = {n.name: sum(1 for s in labs if kept.get(s.name) == n.name) for n in nodes}
-    pool = ThreadPoolExecutor(max_workers=max(1, len(nodes)), thread_name_prefix="node")
-    try:
-        futures = [pool.submit(read_room, node, seated[node.name]) for node in nodes]
-        rooms = []
-        for node, future in zip(nodes, futures, strict=True):
-            try:
-                rooms.append(future.result(timeout=timeout))
-            except FutureTimeout:
-                rooms.append(NodeRoom(node.name, 0, 0, node.weight, node.max_seats,
-                                      seated[node.name], answers=False,
-                                      error=f"no answer within {timeout:.0f}s"))
-        return rooms
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # a hung connection is left behind
+    answers: dict[str, NodeRoom] = {}
+
+    def ask(node: Node) -> None:
+        answers[node.name] = read_room(node, seated[node.name])
+
+    # Daemon threads: a connection that never answers (libvirt's ssh waits for a banner
+    # that never comes) is left behind without keeping nestlab from exiting.
+    threads = [threading.Thread(target=ask, args=(node,), daemon=True,
+                                name=f"node-{node.name}") for node in nodes]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout  # one wait for all of them, not one each
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0.0))
+    return [answers.get(node.name) or NodeRoom(
+        node.name, 0, 0, node.weight, node.max_seats, seated[node.name], answers=False,
+        error=f"no answer within {timeout:.0f}s") for node in nodes]
 
 
 def placement(labs: Sequence[Lab], nodes: Sequence[Node],

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -292,14 +293,16 @@ class Host(Frozen):
 
 MAX_NODES = 32
 """More libvirt hosts than one classroom's labs are spread over."""
-_NODE_SCHEMES = re.compile(r"(qemu|test)(\+(ssh|libssh|libssh2|tcp|tls|unix))?")
+_NODE_SCHEMES = re.compile(r"(qemu|test)(\+(ssh|libssh|libssh2))?")
+"""Over SSH, or this host: nestlab reaches a node's guests and reads its facts through the
+SSH its URI names (qemu+tcp or +tls would give neither)."""
 
 
 def _node_uri(value: Any) -> str:
     """A libvirt URI of a host nestlab may place seats on: ``qemu+ssh://root@node1/system``,
     ``qemu:///system`` (this host), ``test:///default`` (libvirt's test driver)."""
-    expected = ("expected a libvirt URI like qemu+ssh://root@node1/system, got "
-                f"{brief_repr(value)}")
+    expected = ("expected a libvirt URI over SSH like qemu+ssh://root@node1/system (or "
+                f"qemu:///system for this host), got {brief_repr(value)}")
     if not isinstance(value, str) or len(value) > 512 or not value.isprintable() or \
             any(c.isspace() for c in value):
         raise ValueError(expected)
@@ -307,10 +310,17 @@ def _node_uri(value: Any) -> str:
     if not sep or not _NODE_SCHEMES.fullmatch(scheme):
         raise ValueError(expected)
     authority = rest.split("/", 1)[0]
-    if scheme.endswith(("+ssh", "+libssh", "+libssh2", "+tcp", "+tls")) and \
+    if scheme.endswith(("+ssh", "+libssh", "+libssh2")) and \
             not authority.rpartition("@")[2]:
         raise ValueError(f"{value!r} names no host: a remote URI is "
                          f"{scheme}://USER@HOST[:PORT]/system")
+    try:
+        port = urlsplit(value).port  # raises for a port that is not a number up to 65535
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"{value!r}: the port after the host must be a number from 1 to "
+                         "65535")
     return value
 
 

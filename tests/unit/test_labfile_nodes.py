@@ -53,7 +53,14 @@ def test_a_lab_without_nodes_has_none() -> None:
 
 
 @pytest.mark.parametrize(("uri", "expected"), [
-    ("ssh://root@node1/system", "expected a libvirt URI like qemu+ssh://root@node1/system"),
+    ("ssh://root@node1/system", "expected a libvirt URI over SSH like "
+                                "qemu+ssh://root@node1/system (or qemu:///system"),
+    # Neither facts nor guests could be reached through a node without SSH.
+    ("qemu+tcp://node1/system", "expected a libvirt URI over SSH"),
+    ("qemu+tls://node1/system", "expected a libvirt URI over SSH"),
+    ("qemu+ssh://root@node1:abc/system", "the port after the host must be a number from 1 "
+                                          "to 65535"),
+    ("qemu+ssh://root@node1:99999/system", "the port after the host must be a number"),
     ("node1", "expected a libvirt URI"),
     ("qemu+ssh:///system", "names no host: a remote URI is qemu+ssh://USER@HOST[:PORT]"),
     ("qemu+ssh://root@/system", "names no host"),
@@ -73,8 +80,8 @@ def test_bad_uris_name_the_key_and_what_is_expected(uri: str, expected: str) -> 
 
 def test_a_uri_that_is_not_a_string_is_refused() -> None:
     found = problems(with_nodes("- name: node1\n  uri: 42\n"))
-    assert found == ["lab.yaml:13: nodes[0].uri: expected a libvirt URI like "
-                     "qemu+ssh://root@node1/system, got 42"]
+    assert found == ["lab.yaml:13: nodes[0].uri: expected a libvirt URI over SSH like "
+                     "qemu+ssh://root@node1/system (or qemu:///system for this host), got 42"]
 
 
 def test_duplicate_names_and_uris_and_bad_limits() -> None:

@@ -4,6 +4,9 @@ each seat goes to one node whole, and a seat placed by an earlier `up` stays the
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -71,8 +74,36 @@ def test_node_uris_become_nodes_named_after_their_hosts() -> None:
     assert lab_nodes(lab, []) == ()
 
 
+def test_a_node_named_after_its_host_keeps_the_fallback_names_apart() -> None:
+    nodes = lab_nodes(parse_lab(COURSE), ["qemu+ssh://root@node2.invalid/system",
+                                          "qemu+ssh://root@192.0.2.9/system"])
+    assert [n.name for n in nodes] == ["node2", "node3"]
+
+
+def test_nodes_that_never_answer_cost_one_wait_and_do_not_hold_the_exit() -> None:
+    """libvirt's ssh waits for ever on a port that accepts and never speaks SSH: `plan`
+    said so after 20 s for each such node, one after another, then never exited."""
+    program = textwrap.dedent("""\
+        import threading, time
+        import nestlab.host.nodefacts as nodefacts
+        from nestlab.commands.nodes import read_rooms
+        from nestlab.lab.model import Node
+        nodefacts.read_room = lambda node, seated: threading.Event().wait()
+        nodes = [Node(name=f"n{i}", uri=f"test:///n{i}") for i in range(3)]
+        started = time.monotonic()
+        rooms = read_rooms(nodes, [], {}, timeout=1.0)
+        print(round(time.monotonic() - started), [r.answers for r in rooms])
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=30, check=True)
+    assert done.stdout == "1 [False, False, False]\n"
+
+
 @pytest.mark.parametrize(("uris", "expected"), [
-    (["ssh://node1"], "--node: expected a libvirt URI like qemu+ssh://root@node1/system"),
+    (["ssh://node1"], "--node: expected a libvirt URI over SSH like "
+                      "qemu+ssh://root@node1/system"),
+    (["qemu+ssh://root@node1:abc/system"], "--node: 'qemu+ssh://root@node1:abc/system': the "
+                                           "port after the host must be a number"),
     (["qemu+ssh:///system"], "--node: 'qemu+ssh:///system' names no host"),
     (["qemu:///system", "qemu:///system"], "--node qemu:///system is given twice"),
 ])
