@@ -5,13 +5,17 @@ temporary folder. The set-up itself is tests/fakes/lab.py, shared with bench/sta
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import libvirt
 import pytest
+from click.testing import CliRunner
 
+from nestlab import cli
 from tests.conftest import EXAMPLES
 from tests.fakes.lab import bring_up, fake_home, fake_l1s, host_facts, inventory, open_l0
 from tests.fakes.linux import FakeLinuxL1
@@ -56,3 +60,13 @@ def guests(monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect) -> dict[str,
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """NESTLAB_HOME and a cache with both images "built" (real qcow2, stand-in kernels)."""
     return fake_home(tmp_path, monkeypatch)
+
+
+def cli_json(*args: str) -> tuple[int, Any, str]:
+    """Run the CLI in this process: (exit code, stdout as JSON if it is JSON, stderr)."""
+    result = CliRunner().invoke(cli.main, list(args))
+    try:
+        out: Any = json.loads(result.stdout)
+    except ValueError:
+        out = result.stdout
+    return result.exit_code, out, result.stderr

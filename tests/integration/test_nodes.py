@@ -6,14 +6,12 @@ once the node answers again, `down` finishes."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import libvirt
 import pytest
-from click.testing import CliRunner
 
 from nestlab import cli
 from nestlab.commands import context as labctx
@@ -27,6 +25,7 @@ from nestlab.state.record import load_record
 from nestlab.virt.connection import LibvirtError
 from tests.fakes.lab import fake_l1s
 from tests.fakes.linux import TESTDRIVER
+from tests.integration.conftest import cli_json as nestlab
 from tests.integration.conftest import host_facts, inventory
 from tests.integration.test_seats import COURSE as SEATED
 
@@ -85,15 +84,6 @@ def fleet(monkeypatch: pytest.MonkeyPatch, home: Path) -> Fleet:
     monkeypatch.setattr(cli, "read_host_facts", read)
     fake_l1s(monkeypatch, key=lambda host: host.domain_name)
     return fleet
-
-
-def nestlab(*args: str) -> tuple[int, Any, str]:
-    result = CliRunner().invoke(cli.main, list(args))
-    try:
-        out: Any = json.loads(result.stdout)
-    except ValueError:
-        out = result.stdout
-    return result.exit_code, out, result.stderr
 
 
 def test_seats_on_two_nodes_a_node_that_stops_answering_and_down_of_both(

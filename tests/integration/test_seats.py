@@ -4,7 +4,6 @@ and down of every seat leaving nothing (tests/integration/conftest.py)."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 import threading
 from collections.abc import Callable
@@ -13,7 +12,6 @@ from typing import Any
 
 import libvirt
 import pytest
-from click.testing import CliRunner
 
 from nestlab import cli
 from nestlab.commands import seats as seats_module
@@ -21,7 +19,7 @@ from nestlab.host.facts import HostFacts
 from nestlab.transport.base import Unreachable
 from tests.fakes.lab import fake_l1s
 from tests.fakes.linux import FakeLinuxL1
-from tests.integration.conftest import host_facts, inventory
+from tests.integration.conftest import cli_json, host_facts, inventory
 
 COURSE = textwrap.dedent("""\
     lab: course
@@ -73,12 +71,7 @@ def course(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def nestlab(*args: str) -> tuple[int, Any, str]:
     """Run the CLI against the test driver; (exit code, stdout as JSON if it is, stderr)."""
-    result = CliRunner().invoke(cli.main, ["--connect", "test:///l0", *args])
-    try:
-        out: Any = json.loads(result.stdout)
-    except ValueError:
-        out = result.stdout
-    return result.exit_code, out, result.stderr
+    return cli_json("--connect", "test:///l0", *args)
 
 
 def test_two_seats_come_up_each_a_lab_of_its_own(
