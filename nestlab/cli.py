@@ -241,14 +241,13 @@ def check(ctx: click.Context, lab_file: Path | None, facts_file: Path | None, sa
     """
     lab = _optional_lab(lab_file)
     if node_uris or (lab is not None and lab.nodes):
-        from nestlab.commands.nodes import check_nodes, lab_nodes
+        from nestlab.commands.nodes import check_nodes, lab_nodes, refuse_this_host_options
 
         if lab is None:
             raise InputError("--node checks a lab on its nodes: give the lab file (-f FILE)")
-        if facts_file is not None:
-            raise InputError("--facts decides for one recorded host; a lab with nodes is "
-                             "checked on each node", hint="Leave out --facts, or --node.")
-        checked = check_nodes(lab, lab_nodes(lab, node_uris), _facts_at)
+        nodes = lab_nodes(lab, node_uris)
+        refuse_this_host_options(nodes, sandbox, facts_file)
+        checked = check_nodes(lab, nodes, _facts_at)
         if as_json:
             click.echo(json.dumps(report.nodes_check_json(checked, lab), indent=2))
         else:
@@ -351,7 +350,7 @@ def plan_command(ctx: click.Context, lab_file: Path, facts_file: Path | None, sa
     the node each seat is placed on (kept where an earlier `up` placed it, else
     placed now by the room each node reports), decided by that node's facts.
     """
-    from nestlab.commands.nodes import lab_nodes, placement
+    from nestlab.commands.nodes import lab_nodes, placement, refuse_this_host_options
     from nestlab.commands.plan import preview
     from nestlab.commands.selection import labs_of_file
 
@@ -359,14 +358,14 @@ def plan_command(ctx: click.Context, lab_file: Path, facts_file: Path | None, sa
     whole = load_lab(lab_file)
     labs = labs_of_file(whole, seat, str(lab_file))
     nodes = lab_nodes(whole, node_uris)
+    refuse_this_host_options(nodes, sandbox, facts_file)
     placed = placement(labs, nodes) if nodes else {}
     facts_of: dict[str, HostFacts] = {}  # read once per host, however many seats it has
     for lab in labs:
         node = placed.get(lab.name)
         uri = node.uri if node else ctx.obj["uri"]
         if uri not in facts_of:
-            facts_of[uri] = (load_facts(facts_file) if facts_file is not None else
-                             _facts_at(uri) if node else _host_facts(ctx, None))
+            facts_of[uri] = _facts_at(uri) if node else _host_facts(ctx, facts_file)
         verdict = check_host(facts_of[uri], lab, "sandbox" if sandbox else "unused")
         previews.append(preview(lab, verdict.decide(lab.name), lab_dir(lab.name),
                                 uri, sandbox, ask_libvirt=facts_file is None,
@@ -511,11 +510,12 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, seats: int | None, bas
     or --node) each seat, or the lab, is placed on one node as a whole (see `plan`)
     and stays there.
     """
-    from nestlab.commands.nodes import lab_nodes, placement
+    from nestlab.commands.nodes import lab_nodes, placement, refuse_this_host_options
     from nestlab.commands.up import up as bring_up
 
     lab = load_lab(lab_file)
     nodes = lab_nodes(lab, node_uris)
+    refuse_this_host_options(nodes, sandbox)
     if seats is not None or lab.seats is not None:
         _up_seats(ctx, lab, lab_file, seats, sandbox, baseline, quiet, as_json, nodes)
         return

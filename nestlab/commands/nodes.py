@@ -52,6 +52,23 @@ def lab_nodes(lab: Lab, uris: Sequence[str]) -> tuple[Node, ...]:
     return tuple(nodes)
 
 
+def refuse_this_host_options(nodes: Sequence[Node], sandbox: bool,
+                             facts_file: Path | None = None) -> None:
+    """``--sandbox`` and ``--facts`` are about this host, and a lab with nodes runs on, and
+    is decided by, its nodes: every command that takes them refuses them there (exit 2),
+    before any node is asked."""
+    if not nodes:
+        return
+    if sandbox:
+        raise InputError("--sandbox runs a lab in a private libvirtd on this host; a lab "
+                         "with nodes (nodes: or --node) runs on its nodes",
+                         hint="Leave out --sandbox.")
+    if facts_file is not None:
+        raise InputError("--facts decides for one recorded host; a lab with nodes (nodes: "
+                         "or --node) is decided by each node's own facts",
+                         hint="Leave out --facts.")
+
+
 def _node_name(uri: str, index: int, taken: set[str]) -> str:
     """A node's name from its URI's host (``qemu+ssh://root@lab-7.example/system`` ->
     ``lab-7``), or ``nodeN`` where the host is an address or makes no name."""

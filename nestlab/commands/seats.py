@@ -74,7 +74,7 @@ def up_seats(lab: Lab, lab_file: Path, seats: int | None, uri: str, want_sandbox
     sandbox) a seat network that overlaps a network already there is refused before
     anything starts."""
     labs = seat_labs(lab, seats, str(lab_file))
-    hosts = _hosts_of(labs, uri, want_sandbox, nodes)
+    hosts = _hosts_of(labs, uri, nodes)
     at_once, facts_of, failed = 0, {}, {}
     for host_uri, node, here in hosts:
         try:
@@ -100,7 +100,7 @@ def up_seats(lab: Lab, lab_file: Path, seats: int | None, uri: str, want_sandbox
                      on_interrupt=partial(_set_all, list(cancels.values()))), at_once
 
 
-def _hosts_of(labs: list[Lab], uri: str, want_sandbox: bool,
+def _hosts_of(labs: list[Lab], uri: str,
               nodes: tuple[Node, ...]) -> list[tuple[str, str | None, list[Lab]]]:
     """(URI, node, its seats) of each host the seats run on: the node each is placed on,
     or all at ``uri`` without nodes."""
@@ -108,9 +108,6 @@ def _hosts_of(labs: list[Lab], uri: str, want_sandbox: bool,
         return [(uri, None, labs)]
     from nestlab.commands.nodes import placement
 
-    if want_sandbox:
-        raise InputError("--sandbox runs the seats in private libvirtds on this host; "
-                         "seats placed on nodes cannot run in them", hint="Leave out --sandbox.")
     placed = placement(labs, nodes)
     return [(node.uri, node.name, [s for s in labs if placed[s.name] == node])
             for node in nodes if node in placed.values()]

@@ -70,7 +70,7 @@ def up(lab: Lab, lab_file: Path, lab_dir: Path, uri: str, want_sandbox: bool,
     ``node``: the node the lab is placed on (``commands.nodes``), whose URI ``uri`` is.
     """
     box = _sandbox_for(lab, lab_dir, want_sandbox)
-    _refuse_another_node(lab, lab_dir, uri, node, box)
+    _refuse_another_node(lab, lab_dir, uri, node)
     # In a sandbox its libvirtd is not started yet: the host's facts decide.
     report = check_host(read_facts(uri), lab, "sandbox" if box else "host")
     decision = report.decide(lab.name)  # refuses a host that cannot run the lab
@@ -324,13 +324,10 @@ def _restarts(lab_dir: Path, plan: Plan, lab_file: Path) -> Restarts:
                             lambda host: driver_class(host).redefines_guests)
 
 
-def _refuse_another_node(lab: Lab, lab_dir: Path, uri: str, node: str | None,
-                         box: sandboxes.Sandbox | None) -> None:
+def _refuse_another_node(lab: Lab, lab_dir: Path, uri: str, node: str | None) -> None:
     """A lab placed on a node stays there (same node, same URI), and a lab brought up at
-    --connect is not moved onto a node, nor the reverse: exit 2."""
-    if node is not None and box is not None:
-        raise InputError("--sandbox runs the lab in a private libvirtd on this host; a lab "
-                         "placed on nodes cannot run in one", hint="Leave out --sandbox.")
+    --connect is not moved onto a node, nor the reverse: exit 2. (``up --sandbox`` with
+    nodes is refused before: ``commands.nodes.refuse_this_host_options``.)"""
     if nodefiles.needs_copies(uri, node) and any(h.os.profile.family == "windows"
                                                  for h in lab.hosts):
         raise InputError(f"lab {lab.name} has Windows L1s: nestlab reaches them over WinRM "

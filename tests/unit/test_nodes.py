@@ -175,14 +175,25 @@ def test_a_node_that_does_not_answer_in_time_is_not_waited_for(
 
 
 def test_plan_shows_the_node_of_each_seat(home: Path, rooms: dict[str, NodeRoom],
-                                          tmp_path: Path) -> None:
+                                          tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import libvirt
+
+    from nestlab import cli
+    from nestlab.commands import context
+    from tests.conftest import facts
+    from tests.fakes.linux import TESTDRIVER
+
+    # Each node's facts, and its libvirt (our test driver) for the steps plan shows.
+    monkeypatch.setattr(cli, "read_host_facts", lambda _uri, _root: facts("amd-nested-1"))
+    monkeypatch.setattr(context, "connect", lambda _uri: libvirt.open(f"test://{TESTDRIVER}"))
     lab_file = tmp_path / "course.yaml"
     lab_file.write_text(COURSE)
     # 1GiB seats: node1 takes the first (more left), then wins the tie, then is full.
     rooms["test:///default"] = NodeRoom("", 2 * GiB + GiB // 2, 8)
     rooms["test:///other"] = NodeRoom("", GiB + GiB // 2, 8)
     result = CliRunner().invoke(main, [
-        "plan", "-f", str(lab_file), "--facts", str(FACTS / "amd-nested-1.json"), "--json",
+        "plan", "-f", str(lab_file), "--json",
         "--node", "test:///default", "--node", "test:///other"])
     assert result.exit_code == 0, result.stderr
     seats = json.loads(result.stdout)["seats"]
@@ -198,8 +209,7 @@ def test_plan_refuses_with_every_nodes_reason_when_nothing_fits(
     rooms["test:///default"] = NodeRoom("", 512 * 1024**2, 8)
     rooms["test:///other"] = NodeRoom("", 0, 0, answers=False, error="connection refused")
     result = CliRunner().invoke(main, [
-        "plan", "-f", str(lab_file), "--facts", str(FACTS / "amd-nested-1.json"),
-        "--node", "test:///default", "--node", "test:///other"])
+        "plan", "-f", str(lab_file), "--node", "test:///default", "--node", "test:///other"])
     assert result.exit_code == 1
     assert result.stderr.startswith(
         "nestlab: error: no node can take course-s01 (1.0GiB, 1 vCPUs): node1: 512MiB of "
@@ -239,15 +249,6 @@ def test_check_runs_per_node_and_says_which_node_cannot_take_a_seat(
         "node3 (node test:///gone" in last
 
 
-def test_check_of_nodes_refuses_a_facts_file(tmp_path: Path) -> None:
-    lab_file = tmp_path / "course.yaml"
-    lab_file.write_text(COURSE)
-    result = CliRunner().invoke(main, ["check", "-f", str(lab_file), "--node",
-                                       "test:///a", "--facts", str(FACTS / "amd-nested-1.json")])
-    assert result.exit_code == 2
-    assert result.stderr.startswith("nestlab: error: --facts decides for one recorded host")
-
-
 def test_windows_l1s_are_not_sent_to_a_node_yet(home: Path) -> None:
     from nestlab.commands.up import _refuse_another_node
     from nestlab.lab.labfile import load_lab
@@ -256,6 +257,40 @@ def test_windows_l1s_are_not_sent_to_a_node_yet(home: Path) -> None:
     windows = load_lab(EXAMPLES / "windows-hyperv.yaml")
     with pytest.raises(InputError) as caught:
         _refuse_another_node(windows, lab_dir(windows.name), "qemu+ssh://root@n1/system",
-                             "n1", None)
+                             "n1")
     assert "has Windows L1s" in caught.value.message
-    _refuse_another_node(windows, lab_dir(windows.name), "qemu:///system", None, None)
+    _refuse_another_node(windows, lab_dir(windows.name), "qemu:///system", None)
+
+
+_THIS_HOST_OPTIONS = [
+    ("check", "--sandbox"), ("plan", "--sandbox"), ("up", "--sandbox"),
+    ("check", "--facts"), ("plan", "--facts"),  # `up` has no --facts
+]
+
+
+@pytest.mark.parametrize("nodes_from", ["--node", "nodes:"])
+def test_sandbox_and_facts_are_refused_with_nodes_by_every_command_alike(
+        home: Path, rooms: dict[str, NodeRoom], tmp_path: Path, nodes_from: str) -> None:
+    """--sandbox and --facts are about this host; `check`, `plan` and `up` each refuse
+    them with nodes in the same words, before any node is asked."""
+    lab_file = tmp_path / "course.yaml"
+    args: list[str] = []
+    if nodes_from == "--node":
+        lab_file.write_text(COURSE)
+        args = ["--node", "test:///a"]
+    else:
+        lab_file.write_text(COURSE + "nodes:\n  - name: a\n    uri: test:///a\n")
+    said: dict[str, set[str]] = {"--sandbox": set(), "--facts": set()}
+    for command, option in _THIS_HOST_OPTIONS:
+        value = [str(FACTS / "amd-nested-1.json")] if option == "--facts" else []
+        result = CliRunner().invoke(main, [command, "-f", str(lab_file), *args, option,
+                                           *value])
+        assert result.exit_code == 2, (command, option, result.stderr)
+        said[option].add(result.stderr)
+    assert said["--sandbox"] == {
+        "nestlab: error: --sandbox runs a lab in a private libvirtd on this host; a lab "
+        "with nodes (nodes: or --node) runs on its nodes\nhint: Leave out --sandbox.\n"}
+    assert said["--facts"] == {
+        "nestlab: error: --facts decides for one recorded host; a lab with nodes (nodes: "
+        "or --node) is decided by each node's own facts\nhint: Leave out --facts.\n"}
+    assert rooms["asked"] == []  # type: ignore[comparison-overlap]
