@@ -350,7 +350,12 @@ def plan_command(ctx: click.Context, lab_file: Path, facts_file: Path | None, sa
     the node each seat is placed on (kept where an earlier `up` placed it, else
     placed now by the room each node reports), decided by that node's facts.
     """
-    from nestlab.commands.nodes import lab_nodes, placement, refuse_this_host_options
+    from nestlab.commands.nodes import (
+        lab_nodes,
+        node_refusal,
+        placement,
+        refuse_this_host_options,
+    )
     from nestlab.commands.plan import preview
     from nestlab.commands.selection import labs_of_file
 
@@ -364,6 +369,9 @@ def plan_command(ctx: click.Context, lab_file: Path, facts_file: Path | None, sa
     for lab in labs:
         node = placed.get(lab.name)
         uri = node.uri if node else ctx.obj["uri"]
+        refusal = node_refusal(whole, uri, node.name if node else None)
+        if refusal is not None:
+            raise refusal  # as `up` would
         if uri not in facts_of:
             facts_of[uri] = _facts_at(uri) if node else _host_facts(ctx, facts_file)
         verdict = check_host(facts_of[uri], lab, "sandbox" if sandbox else "unused")

@@ -13,19 +13,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import TypeAdapter, ValidationError
 
 from nestlab.errors import InputError, NestlabError
-from nestlab.host.check import HostReport, check_host
+from nestlab.host.check import Check, HostReport, Status, check_host
 from nestlab.host.facts import HostFacts
 from nestlab.host.placement import NodeRoom, PlacementMoved, SeatNeed, place
 from nestlab.lab.model import Lab, Node, NodeUri
 from nestlab.state.paths import lab_dir
 from nestlab.state.record import load_record, record_path
+from nestlab.virt.nodefiles import needs_copies
 
 ANSWER_TIMEOUT = 20.0
 """How long a node may take to say how much room it has (an SSH handshake included)."""
@@ -81,6 +82,16 @@ def _node_name(uri: str, index: int, taken: set[str]) -> str:
     return f"node{index}"
 
 
+def node_refusal(lab: Lab, uri: str, node: str | None) -> InputError | None:
+    """Why ``lab`` cannot run on the node at ``uri`` whatever that node's facts, or None:
+    `up` raises it, `plan` too, and `check` shows it as a failed check."""
+    if needs_copies(uri, node) and any(h.os.profile.family == "windows" for h in lab.hosts):
+        return InputError(f"lab {lab.name} has Windows L1s: nestlab reaches them over WinRM "
+                          "from this host, not yet through a node",
+                          hint="Run it at --connect, without nodes.")
+    return None
+
+
 @dataclass(frozen=True)
 class NodeCheck:
     """`check` of one node: its verdict for one seat, or why it could not be asked."""
@@ -98,9 +109,14 @@ def check_nodes(lab: Lab, nodes: Sequence[Node],
 
     def one(node: Node) -> NodeCheck:
         try:
-            return NodeCheck(node, check_host(read_facts(node.uri), one_seat))
+            report = check_host(read_facts(node.uri), one_seat)
         except NestlabError as exc:
             return NodeCheck(node, None, exc.message)
+        refusal = node_refusal(one_seat, node.uri, node.name)
+        if refusal is not None:
+            report = replace(report, checks=(*report.checks, Check(
+                "windows-on-node", Status.fail, refusal.message, refusal.hint)))
+        return NodeCheck(node, report)
 
     with ThreadPoolExecutor(max_workers=max(1, len(nodes)), thread_name_prefix="check") as pool:
         return list(pool.map(one, nodes))

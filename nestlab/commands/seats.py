@@ -20,6 +20,7 @@ from typing import Literal, TypeVar
 from nestlab.build.images import ConcurrentBuilds
 from nestlab.commands.context import LabContext
 from nestlab.commands.down import DownResult, down
+from nestlab.commands.nodes import node_refusal
 from nestlab.commands.status import LabStatus, cached_status, lab_status
 from nestlab.commands.up import FactsReader, Proof, up
 from nestlab.errors import InputError, NestlabError
@@ -75,6 +76,10 @@ def up_seats(lab: Lab, lab_file: Path, seats: int | None, uri: str, want_sandbox
     anything starts."""
     labs = seat_labs(lab, seats, str(lab_file))
     hosts = _hosts_of(labs, uri, nodes)
+    for host_uri, node, _here in hosts:
+        refusal = node_refusal(lab, host_uri, node)
+        if refusal is not None:
+            raise refusal  # as `up` of a lab without seats, and before any image is built
     at_once, facts_of, failed = 0, {}, {}
     for host_uri, node, here in hosts:
         try:

@@ -24,6 +24,7 @@ from nestlab import sandbox as sandboxes
 from nestlab.build.images import BuiltImage, ConcurrentBuilds, find_image
 from nestlab.commands.changes import LabChanged, Restarts, changes_to_apply
 from nestlab.commands.context import LabContext
+from nestlab.commands.nodes import node_refusal
 from nestlab.commands.status import seen_after_up
 from nestlab.drivers import Proof, driver_class, driver_for
 from nestlab.errors import InputError, NestlabError
@@ -328,11 +329,9 @@ def _refuse_another_node(lab: Lab, lab_dir: Path, uri: str, node: str | None) ->
     """A lab placed on a node stays there (same node, same URI), and a lab brought up at
     --connect is not moved onto a node, nor the reverse: exit 2. (``up --sandbox`` with
     nodes is refused before: ``commands.nodes.refuse_this_host_options``.)"""
-    if nodefiles.needs_copies(uri, node) and any(h.os.profile.family == "windows"
-                                                 for h in lab.hosts):
-        raise InputError(f"lab {lab.name} has Windows L1s: nestlab reaches them over WinRM "
-                         "from this host, not yet through a node",
-                         hint="Run it at --connect, without nodes.")
+    refusal = node_refusal(lab, uri, node)
+    if refusal is not None:
+        raise refusal
     if not record_path(lab_dir).exists():
         return
     had = load_record(lab_dir)

@@ -294,3 +294,51 @@ def test_sandbox_and_facts_are_refused_with_nodes_by_every_command_alike(
         "nestlab: error: --facts decides for one recorded host; a lab with nodes (nodes: "
         "or --node) is decided by each node's own facts\nhint: Leave out --facts.\n"}
     assert rooms["asked"] == []  # type: ignore[comparison-overlap]
+
+
+WINDOWS_NODE = "qemu+ssh://root@127.0.0.1:1/system"  # loopback: never reached here
+
+
+@pytest.fixture
+def windows_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                rooms: dict[str, NodeRoom]) -> Path:
+    """A Windows lab file and one node on another machine that has room for it and could
+    run it (the node's facts a recorded Intel host's with nesting on)."""
+    from tests.conftest import EXAMPLES, facts
+
+    monkeypatch.setattr(nodefacts, "read_facts_over_ssh",
+                        lambda _uri, _root: facts("intel-nested-y"))
+    rooms[WINDOWS_NODE] = NodeRoom("", 64 * GiB, 16)
+    lab_file = tmp_path / "windows-hyperv.yaml"
+    lab_file.write_text((EXAMPLES / "windows-hyperv.yaml").read_text())
+    return lab_file
+
+
+def test_check_and_plan_refuse_windows_l1s_on_a_node_as_up_does(
+        home: Path, windows_lab: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nestlab.commands import seats as seats_module
+
+    built: list[str] = []
+    monkeypatch.setattr(seats_module, "build_images", lambda lab, _lines: built.append(lab.name))
+    args = ["-f", str(windows_lab), "--node", WINDOWS_NODE]
+    up = CliRunner().invoke(main, ["up", *args])
+    assert up.exit_code == 2
+    refusal = up.stderr.removeprefix("nestlab: error: ").split("\nhint: ")[0]
+    assert refusal == ("lab windows-hyperv has Windows L1s: nestlab reaches them over WinRM "
+                       "from this host, not yet through a node")
+
+    plan = CliRunner().invoke(main, ["plan", *args])
+    assert (plan.exit_code, plan.stderr) == (2, up.stderr)
+    seats = CliRunner().invoke(main, ["up", *args, "--seats", "2", "-q"])
+    assert (seats.exit_code, seats.stderr) == (2, up.stderr)
+    assert built == []  # refused before any image is built
+
+    check = CliRunner().invoke(main, ["check", *args, "--json"])
+    assert check.exit_code == 1
+    node = json.loads(check.stdout)["nodes"][0]
+    assert node["can_run"] is False
+    failed = [c for c in node["checks"] if c["status"] == "fail"]
+    assert [(c["name"], c["detail"]) for c in failed] == [("windows-on-node", refusal)]
+    text = " ".join(CliRunner().invoke(main, ["check", *args]).stdout.split())
+    assert f"FAIL windows-on-node {refusal}" in text
+    assert text.endswith("Cannot take a seat: node1 (windows-on-node)")
