@@ -26,7 +26,8 @@ from nestlab.host.facts import (
 from nestlab.host.placement import NodeRoom
 from nestlab.lab.model import Node
 from nestlab.transport.base import Transport
-from nestlab.transport.node import node_session
+from nestlab.transport.node import NODE_TIMEOUT, node_session, reach_node
+from nestlab.virt.connection import LibvirtError
 
 # One command, no value pasted in: prints what read_kvm reads, as KEY=VALUE lines.
 _KVM_SCRIPT = r"""
@@ -80,7 +81,14 @@ def _free_memory(conn: libvirt.virConnect) -> int:
 
 def read_facts_over_ssh(uri: str, data_root: Path) -> HostFacts:
     """The facts of the node at ``uri`` (a ``qemu+ssh://`` URI), over libvirt and SSH
-    (``NestlabError`` when the node cannot be asked)."""
+    (``NestlabError`` when the node cannot be asked). Its SSH port is tried once first:
+    a node that refuses the connection is down, not booting, and says so at once."""
+    try:
+        reach_node(uri, NODE_TIMEOUT)
+    except LibvirtError as exc:
+        raise NestlabError(f"node {uri} does not answer ({exc.message})",
+                           hint=f"Is sshd running on it? `virsh -c {uri} uri` asks it over "
+                                "SSH.") from None
     session = node_session(uri, data_root)
     if session is None:
         raise NestlabError(f"{uri} is not reached over SSH; its facts are this host's")

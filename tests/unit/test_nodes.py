@@ -342,3 +342,32 @@ def test_check_and_plan_refuse_windows_l1s_on_a_node_as_up_does(
     text = " ".join(CliRunner().invoke(main, ["check", *args]).stdout.split())
     assert f"FAIL windows-on-node {refusal}" in text
     assert text.endswith("Cannot take a seat: node1 (windows-on-node)")
+
+
+def test_check_says_at_once_that_a_node_refuses_the_connection(
+        home: Path, tmp_path: Path) -> None:
+    """A closed SSH port is an answer: `check` reports the refusal, as `plan` does, rather
+    than trying again until its wait for a booting guest runs out."""
+    import socket
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = tmp_path / "id_node"  # a key, so that nothing but the closed port stops it
+    key.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption()))
+    with socket.socket() as probe:  # a loopback port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    lab_file = tmp_path / "course.yaml"
+    lab_file.write_text(COURSE)
+    result = CliRunner().invoke(main, [
+        "check", "-f", str(lab_file), "--json",
+        "--node", f"qemu+ssh://root@127.0.0.1:{port}/system?keyfile={key}"])
+    assert result.exit_code == 1
+    node = json.loads(result.stdout)["nodes"][0]
+    assert node["can_run"] is False
+    assert node["error"] == (f"node qemu+ssh://root@127.0.0.1:{port}/system?keyfile={key} "
+                             f"does not answer (no connection to 127.0.0.1 port {port} within "
+                             "10s: Connection refused)")
