@@ -297,11 +297,16 @@ def _pydantic_problems(exc: ValidationError, lines: dict[KeyPath, int]) -> list[
             ctx = error.get("ctx", {})
             message = (f"at most {ctx.get('max_length')} entries, more than one L0 host runs; "
                        f"got {ctx.get('actual_length')}")
-        elif error["type"] == "string_pattern_mismatch":
+        # The lab file's plain strings are all names (model.Name); the others have
+        # validators of their own that say what they expect.
+        elif error["type"] in ("string_pattern_mismatch", "string_type", "string_too_short"):
             message = (
                 f"{brief_repr(error['input'])} is not a valid name: use lower-case letters, "
                 "digits and '-', starting with a letter and not ending with '-'"
             )
+        elif error["type"] == "string_too_long":
+            message = (f"{brief_repr(error['input'])} is not a valid name: at most "
+                       f"{error.get('ctx', {}).get('max_length')} characters")
         problems.append(_locate(path, message, lines))
     return problems
 

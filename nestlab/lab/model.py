@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
+    model_validator,
 )
 
 from nestlab.errors import brief_repr
@@ -327,16 +328,58 @@ def _node_uri(value: Any) -> str:
 NodeUri = Annotated[str, BeforeValidator(_node_uri)]
 
 
+def _got(value: Any) -> str:
+    """A value as a message shows it; YAML's empty value (``weight:``) is nothing."""
+    return "nothing" if value is None else brief_repr(value)
+
+
+def _whole_number(low: int, high: int, empty_ok: bool = False) -> BeforeValidator:
+    """A whole number from ``low`` to ``high``, or None where ``empty_ok``. YAML's ``yes``,
+    ``1.5`` or ``"3"`` is a typo to point at, not a number to guess."""
+    def check(value: Any) -> Any:
+        if value is None and empty_ok:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}, got {_got(value)}")
+        return value
+
+    return BeforeValidator(check)
+
+
+_NODE_EXAMPLE = "name: node1, uri: qemu+ssh://root@node1/system"
+
+
+def _node_list(value: Any) -> Any:
+    """``nodes:`` is a list of mappings; a URI, a mapping or nothing in its place is one
+    message with what was expected, not pydantic's "valid tuple"."""
+    if not isinstance(value, list | tuple):
+        raise ValueError("expected a list of nodes, each with name: and uri: (like "
+                         "`- name: node1` and `uri: qemu+ssh://root@node1/system` under it), "
+                         f"got {_got(value)}")
+    if len(value) > MAX_NODES:
+        raise ValueError(f"at most {MAX_NODES} nodes, got {len(value)}")
+    return value
+
+
 class Node(Frozen):
     """A libvirt host the lab's seats may be placed on, reached by its URI."""
 
     name: Name
     uri: NodeUri
-    weight: int = Field(default=1, ge=1, le=100, strict=True,
-                        description="a node of weight 2 is given seats as if it had twice "
-                                    "its free memory")
-    max_seats: int | None = Field(default=None, ge=1, le=MAX_SEATS, strict=True,
-                                  description="at most this many of the lab's seats")
+    weight: Annotated[int, _whole_number(1, 100)] = Field(
+        default=1, ge=1, le=100, description="a node of weight 2 is given seats as if it had "
+                                             "twice its free memory")
+    max_seats: Annotated[int | None, _whole_number(1, MAX_SEATS, empty_ok=True)] = Field(
+        default=None, ge=1, le=MAX_SEATS, description="at most this many of the lab's seats")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_mapping(cls, data: Any) -> Any:
+        """A bare URI in the list (``nodes: [qemu+ssh://...]``) names what a node needs."""
+        if not isinstance(data, dict | Node):
+            raise ValueError(f"expected a node with name: and uri:, like {{{_NODE_EXAMPLE}}}, "
+                             f"got {_got(data)}")
+        return data
 
 
 class Lab(Frozen):
@@ -351,7 +394,7 @@ class Lab(Frozen):
         description="copies of the lab, one per student: seat k is the lab <lab>-sNN "
                     "(course-s01...), each L0 network moved up by k-1 blocks of its own "
                     "size (seat 1 keeps the lab file's CIDRs)")
-    nodes: tuple[Node, ...] = Field(
+    nodes: Annotated[tuple[Node, ...], BeforeValidator(_node_list)] = Field(
         default=(), max_length=MAX_NODES,
         description="libvirt hosts the seats (or the lab) may be placed on, each seat on "
                     "one node as a whole; default: the host at --connect")

@@ -93,9 +93,10 @@ def test_duplicate_names_and_uris_and_bad_limits() -> None:
           weight: 0
           max_seats: "3"
         """))
-    assert any("nodes[1].weight: Input should be greater than or equal to 1" in p
+    assert any("nodes[1].weight: expected a whole number from 1 to 100, got 0" in p
                for p in found)
-    assert any("nodes[1].max_seats: Input should be a valid integer" in p for p in found)
+    assert any("nodes[1].max_seats: expected a whole number from 1 to 40, got '3'" in p
+               for p in found)
     found = problems(with_nodes("""\
         - name: node1
           uri: qemu+ssh://root@a/system
@@ -105,3 +106,48 @@ def test_duplicate_names_and_uris_and_bad_limits() -> None:
     assert [p.split(": ", 1)[1] for p in found] == [
         "nodes[1].name: duplicate node name 'node1'",
         "nodes[1].uri: duplicate node uri 'qemu+ssh://root@a/system'"]
+
+
+_LIST = ("expected a list of nodes, each with name: and uri: (like `- name: node1` and "
+         "`uri: qemu+ssh://root@node1/system` under it), got ")
+_ITEM = ("expected a node with name: and uri:, like {name: node1, uri: "
+         "qemu+ssh://root@node1/system}, got ")
+_NODE = "{name: n1, uri: 'qemu+ssh://root@n1/system'"
+
+
+@pytest.mark.parametrize(("nodes", "expected"), [
+    ("nodes: [qemu+ssh://root@n1/system]", "nodes[0]: " + _ITEM + "'qemu+ssh://root@n1/system'"),
+    ("nodes: qemu+ssh://root@n1/system", "nodes: " + _LIST + "'qemu+ssh://root@n1/system'"),
+    ("nodes: {name: n1, uri: 'qemu+ssh://root@n1/system'}",
+     "nodes: " + _LIST + "{'name': 'n1', 'uri': 'qemu+ssh://root@n1/system'}"),
+    ("nodes: 3", "nodes: " + _LIST + "3"),
+    ("nodes:", "nodes: " + _LIST + "nothing"),
+    ("nodes: [3]", "nodes[0]: " + _ITEM + "3"),
+    ("nodes: [[a]]", "nodes[0]: " + _ITEM + "['a']"),
+    ("nodes: [" + _NODE.replace("n1", "5", 1) + "}]",
+     "nodes[0].name: 5 is not a valid name: use lower-case letters, digits and '-', "
+     "starting with a letter and not ending with '-'"),
+    ("nodes: [" + _NODE.replace("n1", "n" * 21, 1) + "}]",
+     "nodes[0].name: '" + "n" * 21 + "' is not a valid name: at most 20 characters"),
+    ("nodes: [" + _NODE.replace("n1", "''", 1) + "}]",
+     "nodes[0].name: '' is not a valid name: use lower-case letters, digits and '-', "
+     "starting with a letter and not ending with '-'"),
+    ("nodes: [" + _NODE + ", weight: }]",
+     "nodes[0].weight: expected a whole number from 1 to 100, got nothing"),
+    ("nodes: [" + _NODE + ", weight: two}]",
+     "nodes[0].weight: expected a whole number from 1 to 100, got 'two'"),
+    ("nodes: [" + _NODE + ", weight: 1.5}]",
+     "nodes[0].weight: expected a whole number from 1 to 100, got 1.5"),
+    ("nodes: [" + _NODE + ", weight: yes}]",
+     "nodes[0].weight: expected a whole number from 1 to 100, got True"),
+    ("nodes: [" + _NODE + ", weight: 1000}]",
+     "nodes[0].weight: expected a whole number from 1 to 100, got 1000"),
+    ("nodes: [" + _NODE + ", max_seats: 0}]",
+     "nodes[0].max_seats: expected a whole number from 1 to 40, got 0"),
+    ("nodes: [" + ", ".join(f"{{name: n{i}, uri: 'qemu+ssh://root@n{i}/system'}}"
+                            for i in range(33)) + "]",
+     "nodes: at most 32 nodes, got 33"),
+])
+def test_every_bad_nodes_value_gets_one_message_with_what_was_expected(
+        nodes: str, expected: str) -> None:
+    assert problems(BASE + nodes + "\n") == [f"lab.yaml:11: {expected}"]
