@@ -32,6 +32,7 @@ from nestlab.host.facts import HostFacts, load_facts, read_host_facts
 from nestlab.lab.labfile import DEFAULT_LAB_FILE, load_lab
 from nestlab.lab.model import MAX_SEATS, WINDOWS_IMAGES, Lab, Node, human_size
 from nestlab.plan import make_plan
+from nestlab.plural import counted
 from nestlab.progress import ProgressLines, Reporter
 from nestlab.render import render_artifacts, write_artifacts
 from nestlab.state.paths import data_root, lab_dir, labs_root
@@ -319,7 +320,8 @@ def _render_lab(ctx: click.Context, lab: Lab, facts_file: Path | None, out_dir: 
                  "files": [str(p) for p in written]}
     if as_json:
         return described
-    click.echo(f"lab {lab.name} ({plan.accel}): wrote {len(written)} files to {out_dir}")
+    click.echo(f"lab {lab.name} ({plan.accel}): wrote {counted(len(written), 'file')} to "
+               f"{out_dir}")
     if any(h.guests for h in plan.hosts):
         click.echo(f"  L2s get the lab's SSH key from {public}" if key else
                    "  the lab has no SSH key yet (its first `up` makes it): the L2 XML "
@@ -572,8 +574,8 @@ def _up_seats(ctx: click.Context, lab: Lab, lab_file: Path, seats: int | None, s
                               indent=2))
     else:
         report.print_seat_ups(outcomes)
-        click.echo(f"lab {lab.name}: {len(outcomes) - len(failed)} of {len(outcomes)} seats "
-                   f"up ({elapsed:.0f}s, {at_once} at a time)."
+        click.echo(f"lab {lab.name}: {len(outcomes) - len(failed)} of "
+                   f"{counted(len(outcomes), 'seat')} up ({elapsed:.0f}s, {at_once} at a time)."
                    + (f" `nestlab up -f {lab_file}` again finishes the failed ones."
                       if failed else f" Try: nestlab status -f {lab_file}"))
     if failed:
@@ -719,7 +721,7 @@ def logs(lab_file: Path, lab_name: str | None, seat: int | None, name: str, line
     if as_json:
         click.echo(json.dumps(asdict(log), indent=2))
         return
-    click.echo(f"{log.guest}: the last {len(log.lines)} lines of {log.path}"
+    click.echo(f"{log.guest}: the last {counted(len(log.lines), 'line')} of {log.path}"
                + (f" in {log.where}" if log.where != "L0" else ""), err=True)
     click.echo(report.console_log_text(log.lines), nl=False)
 
@@ -813,9 +815,7 @@ def down(ctx: click.Context, lab_file: Path, lab_name: str | None, seat: int | N
         return
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    click.echo(f"lab {directory.name} is down: removed {len(result.removed_domains)} domains, "
-               f"{len(result.removed_guests)} L2s inside them, "
-               f"{len(result.removed_networks)} networks"
+    click.echo(f"lab {directory.name} is down: {report.down_summary(result)}"
                + (", purged its state" if result.purged else ""))
 
 
@@ -832,10 +832,7 @@ def _down_seats(ctx: click.Context, lab: str, folders: list[Path], purge: bool, 
     else:
         for o in outcomes:
             if o.result is not None:
-                click.echo(f"seat {o.seat} ({o.lab}) is down: removed "
-                           f"{len(o.result.removed_domains)} domains, "
-                           f"{len(o.result.removed_guests)} L2s inside them, "
-                           f"{len(o.result.removed_networks)} networks"
+                click.echo(f"seat {o.seat} ({o.lab}) is down: {report.down_summary(o.result)}"
                            + (", purged its state" if o.result.purged else ""))
                 for note in o.result.notes:
                     click.echo(f"note: {o.lab}: {note}", err=True)
@@ -843,7 +840,8 @@ def _down_seats(ctx: click.Context, lab: str, folders: list[Path], purge: bool, 
                 click.echo(f"seat {o.seat} ({o.lab}): " + _terminal_text(
                     f"FAILED: {o.error}" if o.error else str(o.note)))
     if failed:
-        _fail(f"{len(failed)} of {len(outcomes)} seats of lab {lab} were not taken down",
+        _fail(f"{len(failed)} of {counted(len(outcomes), 'seat')} of lab {lab} were not "
+              "taken down",
               "`nestlab down` again removes what is left.", 1)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nestlab.plural import counted
+
 MAX_SHOWN_PROBLEMS = 20
 """A bad file can have thousands of problems; the first ones are enough to start fixing."""
 _MAX_PATH_CHARS = 80
@@ -59,7 +61,7 @@ class LabFileError(InputError):
         lines = [p.describe(shown) for p in problems[:MAX_SHOWN_PROBLEMS]]
         if len(problems) > MAX_SHOWN_PROBLEMS:
             lines.append(f"... and {len(problems) - MAX_SHOWN_PROBLEMS} more")
-        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        count = counted(len(problems), "problem")
         super().__init__(
             f"{shown}: {count}:\n" + "\n".join(f"  {line}" for line in lines),
             hint="`nestlab schema` prints the lab file's JSON Schema.",

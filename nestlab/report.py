@@ -19,9 +19,11 @@ from nestlab.errors import escape_control_chars
 from nestlab.host.check import HostReport, Status
 from nestlab.host.facts import HostFacts
 from nestlab.lab.model import Lab
+from nestlab.plural import counted
 from nestlab.state.record import iso_utc
 
 if TYPE_CHECKING:
+    from nestlab.commands.down import DownResult
     from nestlab.commands.labs import LabSummary
     from nestlab.commands.nodes import NodeCheck
     from nestlab.commands.plan import Preview
@@ -98,6 +100,14 @@ def print_check(report: HostReport, lab: Lab | None, subject_host: str = "This h
     subject = f"lab {_shown(lab.name)}" if lab else "a lab"
     console.print(f"\naccel: [bold]{report.accel}[/]. {_shown(report.summary)}")
     console.print(f"{_shown(subject_host)} {verdict} {subject}.")
+
+
+def down_summary(result: DownResult) -> str:
+    """What `down` removed: ``removed 1 domain, 2 L2s inside it, 1 network``."""
+    domains = len(result.removed_domains)
+    return (f"removed {counted(domains, 'domain')}, {counted(len(result.removed_guests), 'L2')} "
+            f"inside {'it' if domains == 1 else 'them'}, "
+            f"{counted(len(result.removed_networks), 'network')}")
 
 
 def print_timings(timings: list[dict[str, Any]], when: bool = False) -> None:
@@ -212,7 +222,7 @@ _SEAT_STATE = {"up": "[green]up[/]", "partly up": "[yellow]partly up[/]",
 def print_seats_status(lab: str, rows: list[SeatStatus]) -> None:
     """`status` of a lab with seats: one row per seat."""
     console = Console()
-    console.print(f"lab [bold]{_shown(lab)}[/]: {len(rows)} seats "
+    console.print(f"lab [bold]{_shown(lab)}[/]: {counted(len(rows), 'seat')} "
                   f"({sum(r.state == 'up' for r in rows)} up)")
     table = Table(box=None, pad_edge=False)
     placed = any(r.node for r in rows)  # the node column, where seats are on nodes

@@ -17,6 +17,7 @@ from nestlab.errors import InputError
 from nestlab.lab.labfile import load_lab
 from nestlab.lab.model import MAX_SEATS, Lab
 from nestlab.lab.seats import SEATED_NAME_MAX, seat_labs
+from nestlab.plural import counted
 from nestlab.state.paths import check_lab_name, lab_dir, labs_root, seat_lab_name
 from nestlab.state.record import is_lab_dir
 
@@ -72,7 +73,8 @@ def labs_of_file(lab: Lab, seat: int | None, filename: str) -> list[Lab]:
     if seat is None:
         return seat_labs(lab, None, filename)
     if lab.seats is not None and seat > lab.seats:
-        raise InputError(f"lab {lab.name} has {lab.seats} seats; there is no seat {seat}",
+        raise InputError(f"lab {lab.name} has {counted(lab.seats, 'seat')}; there is no seat "
+                         f"{seat}",
                          hint=f"--seat 1 to --seat {lab.seats}.")
     return [seat_labs(lab, lab.seats or seat, filename)[seat - 1]]
 
@@ -97,7 +99,7 @@ def seats_here(lab: str, root: Path | None = None) -> list[int]:
 
 def _seat_name(lab: str, seats: int | None, seat: int) -> str:
     if seats is not None and seat > seats:
-        raise InputError(f"lab {lab} has {seats} seats; there is no seat {seat}",
+        raise InputError(f"lab {lab} has {counted(seats, 'seat')}; there is no seat {seat}",
                          hint=f"--seat 1 to --seat {seats}.")
     if len(lab) > SEATED_NAME_MAX:
         raise InputError(f"lab {lab} cannot have seats: its name has more than "

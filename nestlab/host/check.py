@@ -13,6 +13,7 @@ from typing import Literal
 from nestlab.errors import HostCannotRunLab
 from nestlab.host.facts import HostFacts
 from nestlab.lab.model import OS, Accel, GiB, Lab, human_size
+from nestlab.plural import counted
 from nestlab.programs import RUNTIME_NEEDS, Need, install_command, runtime_programs
 
 AccelChoice = Literal["kvm", "tcg", "none"]
@@ -333,7 +334,8 @@ def _lab_checks(facts: HostFacts, lab: Lab, accel: AccelChoice, evmcs: bool) -> 
     checks = []
     res = facts.resources
     seats = lab.seats or 1
-    whose = "the L1 hosts" if lab.seats is None else f"the L1 hosts of {seats} seats"
+    whose = ("the L1 hosts" if lab.seats is None else
+             f"the L1 hosts of {counted(seats, 'seat')}")
     need_mem = seats * sum(h.memory for h in lab.hosts)
     if need_mem > res.mem_available:
         checks.append(Check("memory", Status.fail,
@@ -406,13 +408,15 @@ def _cpu_checks(facts: HostFacts, lab: Lab, accel: AccelChoice) -> list[Check]:
         return []
     seats = lab.seats or 1
     need = seats * seat_vcpus(lab, accel)
-    whose = "the L1 hosts" if lab.seats is None else f"the L1 hosts of {seats} seats"
+    whose = ("the L1 hosts" if lab.seats is None else
+             f"the L1 hosts of {counted(seats, 'seat')}")
     if need > cpus:
         return [Check("cpus", Status.warn,
-                      f"{whose} have {need} vCPUs, the host {cpus} CPUs: they share them and "
-                      "run slower" + (" (`up` brings seats up a few at a time)"
-                                      if lab.seats else ""))]
-    return [Check("cpus", Status.ok, f"{whose} have {need} vCPUs of the host's {cpus} CPUs")]
+                      f"{whose} have {counted(need, 'vCPU')}, the host "
+                      f"{counted(cpus, 'CPU')}: they share them and run slower"
+                      + (" (`up` brings seats up a few at a time)" if lab.seats else ""))]
+    return [Check("cpus", Status.ok, f"{whose} have {counted(need, 'vCPU')} of the host's "
+                                     f"{counted(cpus, 'CPU')}")]
 
 
 
@@ -430,9 +434,10 @@ def emulation_stretch(vcpus: int, cpus: int) -> float:
 
 
 def _cost_check(l1s: int, vcpus: int, cpus: int, stretch: float) -> Check:
-    detail = (f"under emulation {l1s} L1 host{'s' if l1s != 1 else ''} ({vcpus} vCPUs) on "
-              f"{cpus} CPUs: expect `up` and every guest phase to take about {stretch:.1f}x "
-              "what one L1 alone takes here (measured: 4 L1s on 2 CPUs, 2.7-2.9x)")
+    detail = (f"under emulation {counted(l1s, 'L1 host')} ({counted(vcpus, 'vCPU')}) on "
+              f"{counted(cpus, 'CPU')}: expect `up` and every guest phase to take about "
+              f"{stretch:.1f}x what one L1 alone takes here (measured: 4 L1s on 2 CPUs, "
+              "2.7-2.9x)")
     if stretch <= 1.0:
         return Check("cost", Status.ok, detail)
     return Check("cost", Status.warn, detail,

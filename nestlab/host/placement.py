@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from nestlab.errors import HostCannotRunLab, InputError
 from nestlab.lab.model import human_size
+from nestlab.plural import counted
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,9 @@ def place(seats: Sequence[SeatNeed], nodes: Sequence[NodeRoom],
         fitting = [n for n in nodes if _refusal(n, seat, memory, cpus, count) is None]
         if not fitting:
             raise NoRoom(
-                f"no node can take {seat.lab} ({human_size(seat.memory)}, {seat.vcpus} "
-                "vCPUs): " + "; ".join(f"{n.name}: {_refusal(n, seat, memory, cpus, count)}"
-                                       for n in nodes),
+                f"no node can take {seat.lab} ({human_size(seat.memory)}, "
+                f"{counted(seat.vcpus, 'vCPU')}): " + "; ".join(
+                    f"{n.name}: {_refusal(n, seat, memory, cpus, count)}" for n in nodes),
                 hint="Add a node (nodes: or --node URI), free memory on one, or bring up "
                      "fewer seats.")
         # Counted in whole seats, so that a few MiB a node's free memory moves between
@@ -100,9 +101,9 @@ def _refusal(node: NodeRoom, seat: SeatNeed, memory: Mapping[str, int],
     if not node.answers:
         return f"does not answer ({node.error or 'no reason given'})"
     if node.max_seats is not None and count[node.name] >= node.max_seats:
-        return f"has its {node.max_seats} seats (max_seats)"
+        return f"has its {counted(node.max_seats, 'seat')} (max_seats)"
     if memory[node.name] < seat.memory:
         return f"{human_size(max(memory[node.name], 0))} of memory left"
     if cpus[node.name] < seat.vcpus:
-        return f"{max(cpus[node.name], 0)} CPUs left"
+        return f"{counted(max(cpus[node.name], 0), 'CPU')} left"
     return None

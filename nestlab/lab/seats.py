@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 from nestlab.errors import LabFileError, Problem
 from nestlab.lab.model import NOT_FOR_A_LAB, GuestNetworkMode, Lab
+from nestlab.plural import counted
 from nestlab.state.paths import LAB_NAME_MAX, seat_lab_name
 
 SEAT_SUFFIX = len("-s01")
@@ -86,7 +87,8 @@ def seat_problems(lab: Lab, seats: int) -> Iterator[tuple[KeyPath, str]]:
 def _last_seat_problem(cidr: ipaddress.IPv4Network, seats: int) -> str | None:
     """Whether the seats' copies of ``cidr`` stay in the address space, out of the special
     ranges and inside the private range ``cidr`` is in."""
-    span = f"{seats} seats need {seats} blocks of /{cidr.prefixlen} from {cidr}"
+    span = (f"{counted(seats, 'seat')} need {counted(seats, 'block')} of /{cidr.prefixlen} "
+            f"from {cidr}")
     try:
         last = seat_cidr(cidr, seats)
     except ValueError:

@@ -17,6 +17,7 @@ from typing import Any
 
 import paramiko
 
+from nestlab.plural import counted
 from nestlab.state.keys import HostKeyChanged, PinningPolicy
 from nestlab.transport.base import CommandResult, Transport, TransportError, Unreachable
 from nestlab.transport.batch import batch_script, parse_batch
@@ -117,7 +118,7 @@ class SSHTransport(Transport):
             return []
         mark = f"nestlab-{secrets.token_hex(8)}"
         result, stdout = self._exec(["sh", "-c", batch_script(argvs, mark)], timeout,
-                                    shown=f"a batch of {len(argvs)} commands")
+                                    shown=f"a batch of {counted(len(argvs), 'command')}")
         if result.exit_status == 125:
             raise TransportError(f"{self.name}: a batch of commands could not start: "
                                  f"{result.stderr.strip()}")

@@ -47,3 +47,9 @@ def test_no_cost_line_without_a_lab_or_without_a_cpu_count() -> None:
     assert check_host(host(2, 64 * GiB), None, "sandbox").stretch is None
     report = check_host(host(None, 64 * GiB), l1s(4), "sandbox")
     assert report.stretch is None and "cost" not in {c.name for c in report.checks}
+
+
+def test_one_l1_and_one_vcpu_are_said_in_the_singular() -> None:
+    report = check_host(host(1, 64 * GiB), l1s(1), "sandbox")
+    assert next(c for c in report.checks if c.name == "cost").detail.startswith(
+        "under emulation 1 L1 host (1 vCPU) on 1 CPU: expect")

@@ -61,3 +61,10 @@ def test_seats_at_once_fit_the_cpus_and_the_memory() -> None:
     assert seats_at_once(host(64, 640 * GiB), lab, "tcg", 2) == 2
     assert seats_at_once(host(None, 64 * GiB), lab, "tcg", 10) == 1
     assert seats_at_once(host(1, 0), lab, "kvm", 10) == 1  # at least one
+
+
+def test_one_vcpu_and_one_cpu_are_said_in_the_singular() -> None:
+    assert check("cpus", host(1, 64 * GiB), seated(None)) == (
+        Status.ok, "the L1 hosts have 1 vCPU of the host's 1 CPU")
+    assert check("cpus", host(2, 64 * GiB), seated(1))[1] == (
+        "the L1 hosts of 1 seat have 1 vCPU of the host's 2 CPUs")

@@ -212,7 +212,7 @@ def test_plan_refuses_with_every_nodes_reason_when_nothing_fits(
         "plan", "-f", str(lab_file), "--node", "test:///default", "--node", "test:///other"])
     assert result.exit_code == 1
     assert result.stderr.startswith(
-        "nestlab: error: no node can take course-s01 (1.0GiB, 1 vCPUs): node1: 512MiB of "
+        "nestlab: error: no node can take course-s01 (1.0GiB, 1 vCPU): node1: 512MiB of "
         "memory left; node2: does not answer (connection refused)")
     assert "Traceback" not in result.stderr
 

@@ -58,7 +58,7 @@ def test_nothing_fits_names_each_node_and_why() -> None:
     with pytest.raises(NoRoom) as caught:
         place(seats(1), nodes, {})
     message = caught.value.message
-    assert "no node can take course-s01 (2.0GiB, 1 vCPUs)" in message
+    assert "no node can take course-s01 (2.0GiB, 1 vCPU)" in message
     assert "a: 1.0GiB of memory left" in message
     assert "b: does not answer (connection refused)" in message
     assert "c: 0 CPUs left" in message
@@ -76,3 +76,11 @@ def test_a_few_mib_of_difference_do_not_decide_room_counts_in_whole_seats() -> N
     for noise in (0, 3 * mib, 40 * mib):
         nodes = [NodeRoom("a", 21 * GiB, 8), NodeRoom("b", 21 * GiB + noise, 8)]
         assert list(place(seats(2, memory=GiB), nodes, {}).values()) == ["a", "b"]
+
+
+def test_counts_of_one_are_said_in_the_singular() -> None:
+    nodes = [NodeRoom("a", 64 * GiB, 64, max_seats=1, seats=1), NodeRoom("b", 64 * GiB, 1)]
+    with pytest.raises(NoRoom) as caught:
+        place(seats(1, vcpus=2), nodes, {})
+    assert caught.value.message == ("no node can take course-s01 (2.0GiB, 2 vCPUs): a: has "
+                                    "its 1 seat (max_seats); b: 1 CPU left")

@@ -55,6 +55,14 @@ def test_a_lab_with_seats_is_every_seat_and_seat_picks_one(tmp_path: Path, root:
         select_labs(path, None, 4, root)
 
 
+def test_a_lab_of_one_seat_says_so_in_the_singular(tmp_path: Path, root: Path) -> None:
+    path = lab_file(tmp_path, 1)
+    with pytest.raises(InputError, match=r"^lab course has 1 seat; there is no seat 2$"):
+        select_labs(path, None, 2, root)
+    with pytest.raises(InputError, match=r"^lab course has 1 seat; there is no seat 2$"):
+        labs_of_file(parse_lab(path.read_text()), 2, str(path))
+
+
 def test_seats_brought_up_here_are_found_by_name(tmp_path: Path, root: Path) -> None:
     for name in ("course-s01", "course-s04", "coursework-s01"):
         claim_lab_dir(root / "labs" / name, name)
