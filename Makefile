@@ -20,7 +20,7 @@ ROOT   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -E)
 # missing. nestlab/programs.py lists every program with its package;
 # tests/integration/test_debian_packages.py checks each is here or a Depends of these.
 DEBS := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config gcc python3-dev \
-        python3-venv qemu-system-x86 qemu-utils mmdebstrap e2fsprogs dnsmasq-base iptables \
+        python3-venv qemu-system-x86 qemu-utils mmdebstrap e2fsprogs zstd dnsmasq-base iptables \
         iproute2 mount openssh-client ovmf cpio procps libxml2-utils git make openssh-server
 
 .PHONY: help system-deps venv test quick lint typecheck unit integration system check \

@@ -83,6 +83,8 @@ PROGRAMS: tuple[Program, ...] = (
             "builds the debian-12 and prime images from Debian packages"),
     Program("mkfs.ext4", "e2fsprogs", RunBy.NESTLAB, (Need.IMAGES,),
             "makes the L1 image's root file system from a folder"),
+    Program("zstd", "zstd", RunBy.NESTLAB, (Need.IMAGES,),
+            "compresses the L2 image's uncompressed kernel, copied into each L1"),
     Program("ssh", "openssh-client", RunBy.NESTLAB, (Need.ACCESS,),
             "nestlab ssh and the console of an L2"),
     Program("virsh", "libvirt-clients", RunBy.NESTLAB, (Need.ACCESS,),

@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from nestlab import programs
+from nestlab.build.kernel import write_pvh_vmlinux
 from nestlab.errors import InputError, NestlabError
 from nestlab.files import read_bounded_text, write_atomic
 from nestlab.lab.model import WINDOWS_IMAGES
@@ -52,9 +53,21 @@ class BuiltImage:
     size: int
     seconds: float
     built: str
+    vmlinux: Path | None = None
+    """The kernel uncompressed, when it has a PVH entry (nestlab.build.kernel): what a
+    guest boots instead of ``kernel``, without decompressing it first."""
+    vmlinux_zst: Path | None = None
+    """``vmlinux`` compressed with zstd (an L2 image's: copied into each L1, unpacked there
+    in well under a second, where the kernel's own xz took seconds at every boot)."""
 
     def boot_files(self) -> tuple[Path, Path]:
-        """(kernel, initrd) of an image booted directly by its kernel."""
+        """(kernel, initrd) QEMU boots a guest of this image from: the uncompressed kernel
+        where there is one."""
+        kernel, initrd = self.bzimage_files()
+        return self.vmlinux or kernel, initrd
+
+    def bzimage_files(self) -> tuple[Path, Path]:
+        """(kernel, initrd) as the image's kernel package made them (a boot loader's)."""
         if self.kernel is None or self.initrd is None:
             raise NestlabError(f"image {self.name} boots from its disk; it has no kernel to "
                                "boot directly")
@@ -78,9 +91,15 @@ def recipe_names() -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/packages"))
 
 
+BUILD_FORMAT = "2: vmlinux"
+"""What an image folder holds besides the recipe's output; changed when a build makes new
+files (then every image is built again, next to the old ones)."""
+
+
 def recipe_key(path: Path) -> str:
-    """A hash of every file of the recipe: its name, mode and content."""
-    digest = hashlib.sha256(SUITE.encode())
+    """A hash of every file of the recipe (its name, mode and content) and the build
+    format."""
+    digest = hashlib.sha256(f"{SUITE}\0{BUILD_FORMAT}".encode())
     for file in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         digest.update(str(file.relative_to(path)).encode() + b"\0")
         digest.update(oct(file.stat().st_mode & 0o777).encode() + b"\0")
@@ -160,6 +179,7 @@ def read_manifest(path: Path) -> BuiltImage | None:
             name=str(data["name"]), key=str(data["key"]), path=folder,
             kernel=own("kernel"), initrd=own("initrd"), disk=own("disk"),
             size=int(data["size"]), seconds=float(data["seconds"]), built=str(data["built"]),
+            vmlinux=own("vmlinux"), vmlinux_zst=own("vmlinux_zst"),
         )
     except (InputError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -189,10 +209,13 @@ def build_image(name: str, progress: Progress = lambda _msg: None) -> tuple[Buil
             _build_prime(recipe, partial, log, progress)
         else:
             _build_disk_image(recipe, partial, log, progress)
+        vmlinux = _uncompressed_kernel(name, partial, log, progress)
         disk = partial / "disk.qcow2"
         image = BuiltImage(
             name=name, key=key, path=final,
             kernel=final / "vmlinuz", initrd=final / "initrd.img",
+            vmlinux=final / "vmlinux" if vmlinux else None,
+            vmlinux_zst=final / "vmlinux.zst" if (partial / "vmlinux.zst").exists() else None,
             disk=final / "disk.qcow2" if disk.exists() else None,
             size=sum(p.stat().st_size for p in partial.iterdir() if p.is_file()),
             seconds=round(time.monotonic() - started, 1),
@@ -249,6 +272,21 @@ def _run(step: str, argv: list[str], log: Path, progress: Progress) -> None:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise ImageBuildError(f"image build failed at '{step}' (exit {result.returncode}):\n"
                               f"{tail}")
+
+
+def _uncompressed_kernel(name: str, out: Path, log: Path, progress: Progress) -> bool:
+    """``vmlinux`` next to the image's ``vmlinuz`` when it boots by PVH, and for the L2
+    image (copied into L1s) ``vmlinux.zst`` too; True when made."""
+    if not write_pvh_vmlinux(out / "vmlinuz", out / "vmlinux"):
+        with log.open("a") as handle:
+            handle.write("\n### vmlinuz has no PVH entry (or an unknown compression): "
+                         "it is booted as it is\n")
+        return False
+    if name == "prime":
+        _run("zstd the uncompressed kernel", [
+            "zstd", "-q", "-19", "-T0", str(out / "vmlinux"), "-o", str(out / "vmlinux.zst"),
+        ], log, progress)
+    return True
 
 
 def _build_disk_image(recipe: Path, out: Path, log: Path, progress: Progress) -> None:

@@ -45,7 +45,7 @@ def write_prime_iso(path: Path, image: BuiltImage, cmdline: str) -> None:
     if missing:
         raise NestlabError(f"image {image.name} has no {', '.join(missing)}",
                            hint=f"Rebuild it: nestlab image build {image.name}")
-    kernel, initrd = image.boot_files()
+    kernel, initrd = image.bzimage_files()  # isolinux boots a bzImage
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=1, vol_ident=PRIME_ISO_LABEL, rock_ridge="1.09")
     iso.add_directory("/ISOLINUX", rr_name="isolinux")

@@ -71,8 +71,9 @@ def ensure_console_log(host: HostPlan) -> bool:
 def ensure_boot_files(host: HostPlan, base: BuiltImage) -> bool:
     """The image's kernel and initrd next to the overlay, kept in sync with the image: hard
     links to the cached image's files (a cached image never changes: a new recipe is a
-    new folder), so an extra L1 costs no copy of them (44 MB for debian-12); a copy only
-    where no link can be made. True when one was made."""
+    new folder), so an extra L1 costs no copy of them; a copy only where no link can be
+    made. True when one was made. The kernel is the image's uncompressed one where it has
+    one (booted by PVH, nothing decompressed at boot), under the plan's name ``vmlinuz``."""
     acted = False
     kernel, initrd = base.boot_files()
     for source, target in ((kernel, host.kernel), (initrd, host.initrd)):

@@ -166,7 +166,12 @@ def fake_images() -> None:
         folder = images_root() / name / recipe_key(recipe_dir(name))
         folder.mkdir(parents=True)
         (folder / "vmlinuz").write_bytes(f"kernel of {name}".encode())
+        (folder / "vmlinux").write_bytes(f"uncompressed kernel of {name}".encode())
         (folder / "initrd.img").write_bytes(f"initrd of {name}".encode())
+        zst = None
+        if name == "prime":  # as a build makes them: the L2 image's kernel also zstd'ed
+            zst = folder / "vmlinux.zst"
+            subprocess.run(["zstd", "-q", str(folder / "vmlinux"), "-o", str(zst)], check=True)
         disk = None
         if name == "debian-12":
             disk = folder / "disk.qcow2"
@@ -175,7 +180,8 @@ def fake_images() -> None:
         write_manifest(folder, BuiltImage(name=name, key=folder.name, path=folder,
                                           kernel=folder / "vmlinuz",
                                           initrd=folder / "initrd.img", disk=disk, size=1,
-                                          seconds=0.0, built="2026-01-01T00:00:00Z"))
+                                          seconds=0.0, built="2026-01-01T00:00:00Z",
+                                          vmlinux=folder / "vmlinux", vmlinux_zst=zst))
 
 
 def bring_up(lab_file: Path, home: Path) -> tuple[list[Any], Reporter]:

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -59,6 +60,7 @@ from pathlib import Path, PurePosixPath
 
 import libvirt
 
+from nestlab.provision.linux import UNPACK_KERNEL
 from nestlab.transport.base import CommandResult, Transport, TransportError, Unreachable
 from nestlab.waiting import NotYet, WaitTimedOut, wait_for
 
@@ -287,6 +289,8 @@ class FakeLinuxL1(Transport):
             case ["date", "-u", "-s", stamp] if stamp.startswith("@"):
                 self.clock = int(stamp[1:])
                 return 0, "", ""
+            case ["sh", "-c", script, "unpack", zst, kernel] if script == UNPACK_KERNEL:
+                return self._unpack_kernel(zst, kernel)
             case ["timeout", seconds, "sh", "-c", script, "await", log, line]:
                 return self._await_announcement(script, int(seconds), log, line)
             case ["rm", "-f", path]:
@@ -303,6 +307,19 @@ class FakeLinuxL1(Transport):
                 return self._virsh(args)
         raise AssertionError(f"FakeLinuxL1 does not know `{shlex.join(argv)}`; teach it what "
                              "the real L1 answers")
+
+    def _unpack_kernel(self, zst: str, kernel: str) -> tuple[int, str, str]:
+        """What the L1's sh runs: real zstd on the copy's bytes (a damaged copy fails as it
+        would there), then the two renames."""
+        if f"{zst}.new" not in self.files:
+            return 1, "", f"zstd: {zst}.new: No such file or directory\n"
+        unpacked = subprocess.run(["zstd", "-d", "-q", "-c"], input=self.files[f"{zst}.new"],
+                                  capture_output=True, check=False)
+        if unpacked.returncode != 0:
+            return 1, "", unpacked.stderr.decode(errors="replace")
+        self._write(kernel, unpacked.stdout)
+        self.files[zst] = self.files.pop(f"{zst}.new")
+        return 0, "", ""
 
     def _await_announcement(self, script: str, seconds: int, log: str,
                             line: str) -> tuple[int, str, str]:

@@ -48,3 +48,41 @@ def test_where_no_link_can_be_made_they_are_copies(
         assert not copy.with_name(copy.name + ".partial").exists()
     _proofs, again = bring_up(LAB_FILE, home)
     assert [t["outcome"] for t in again.timings if t["phase"] == "disk"] == ["ok"]
+
+
+def l2_kernel(l1: FakeLinuxL1) -> bytes:
+    return l1.files["/var/lib/nestlab/images/prime/vmlinuz"]
+
+
+def test_an_l2s_kernel_is_copied_compressed_and_unpacked_in_the_l1(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path) -> None:
+    bring_up(LAB_FILE, home)
+    image = find_image("prime")
+    assert image is not None and image.vmlinux and image.vmlinux_zst
+    l1 = guests["kvm1"]
+    assert l2_kernel(l1) == image.vmlinux.read_bytes()  # what the L2's <kernel> names
+    assert l1.files["/var/lib/nestlab/images/prime/vmlinux.zst"] == image.vmlinux_zst.read_bytes()
+    assert not [f for f in l1.files if f.endswith(".new")]
+    l1.calls.clear()
+    _proofs, again = bring_up(LAB_FILE, home)
+    assert [t["outcome"] for t in again.timings if t["phase"] == "L2 image prime"] == ["ok"]
+    assert not [c for c in l1.calls if c.startswith("put")]
+
+
+def test_an_l1_of_an_older_nestlab_or_a_copy_cut_short_gets_the_kernel_again(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path) -> None:
+    """An L1 whose L2 kernel is the bzImage (no vmlinux.zst next to it), or where `up`
+    stopped after the copy and before the unpack (only vmlinux.zst.new)."""
+    bring_up(LAB_FILE, home)
+    image = find_image("prime")
+    assert image is not None and image.vmlinux
+    l1 = guests["kvm1"]
+    zst = "/var/lib/nestlab/images/prime/vmlinux.zst"
+    for leftover in ({}, {f"{zst}.new": l1.files[zst]}):
+        l1.files["/var/lib/nestlab/images/prime/vmlinuz"] = b"bzImage of an older nestlab"
+        del l1.files[zst]
+        l1.files.update(leftover)
+        _proofs, again = bring_up(LAB_FILE, home)
+        assert [t["outcome"] for t in again.timings
+                if t["phase"] == "L2 image prime"] == ["changed"]
+        assert l2_kernel(l1) == image.vmlinux.read_bytes() and zst in l1.files
