@@ -29,8 +29,10 @@ from nestlab.build.images import ConcurrentBuilds, list_images, recipe_names
 from nestlab.errors import InputError, NestlabError, escape_control_chars, shorten
 from nestlab.host.check import check_host
 from nestlab.host.facts import HostFacts, load_facts, read_host_facts
-from nestlab.lab.labfile import DEFAULT_LAB_FILE, load_lab
-from nestlab.lab.model import MAX_SEATS, WINDOWS_IMAGES, Lab, Node, human_size
+from nestlab.lab import DEFAULT_LAB_FILE, MAX_SEATS
+from nestlab.lab.labfile import load_lab
+from nestlab.lab.model import Lab, Node, human_size
+from nestlab.lab.systems import WINDOWS_IMAGES
 from nestlab.plan import make_plan
 from nestlab.progress import ProgressLines, Reporter
 from nestlab.render import render_artifacts, write_artifacts

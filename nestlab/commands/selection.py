@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nestlab.errors import InputError
+from nestlab.lab import MAX_SEATS
 from nestlab.lab.labfile import load_lab
-from nestlab.lab.model import MAX_SEATS, Lab
+from nestlab.lab.model import Lab
 from nestlab.lab.seats import SEATED_NAME_MAX, seat_labs
 from nestlab.state.paths import check_lab_name, lab_dir, labs_root, seat_lab_name
 from nestlab.state.record import is_lab_dir
