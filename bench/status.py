@@ -40,8 +40,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from nestlab.commands.context import LabContext  # noqa: E402
-from nestlab.commands.status import cached_status, lab_status  # noqa: E402
+from nestlab.commands.status import lab_status  # noqa: E402
 from nestlab.drivers import driver_for  # noqa: E402
+from nestlab.state.seen import cached_status  # noqa: E402
 from nestlab.virt import objects  # noqa: E402
 from tests.fakes.lab import bring_up, fake_home, fake_l1s, open_l0  # noqa: E402
 from tests.fakes.linux import FakeLinuxL1  # noqa: E402

@@ -15,13 +15,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from nestlab.errors import InputError, NestlabError
 from nestlab.files import FileProblem, KiB, private_dir, read_bounded_text, write_atomic
-from nestlab.plan import Plan, plan_from_json, plan_to_json
+
+if TYPE_CHECKING:
+    from nestlab.plan import Plan
 
 MARKER = ".nestlab-lab"
 """Names the lab a folder belongs to; only such a folder is ever purged."""
@@ -88,6 +90,8 @@ def plan_path(lab_dir: Path) -> Path:
 
 def save_plan(lab_dir: Path, plan: Plan, lab_file_sha256: str) -> None:
     """The plan every later command loads; made once, from the lab file of that hash."""
+    from nestlab.plan import plan_to_json  # the plan's model: not for `status --cached`
+
     document = {"format": PLAN_FORMAT, "lab_file_sha256": lab_file_sha256,
                 "plan": plan_to_json(plan)}
     write_atomic(plan_path(lab_dir), json.dumps(document, indent=2) + "\n")
@@ -95,6 +99,8 @@ def save_plan(lab_dir: Path, plan: Plan, lab_file_sha256: str) -> None:
 
 def load_plan(lab_dir: Path) -> tuple[Plan, str]:
     """(the saved plan, the SHA-256 of the lab file it was made from)."""
+    from nestlab.plan import plan_from_json  # the plan's model: not for `status --cached`
+
     path = plan_path(lab_dir)
     if not path.exists():
         raise NoSuchLab(f"lab {lab_dir.name!r} has no plan in {lab_dir}",
