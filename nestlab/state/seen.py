@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
 from nestlab.errors import NestlabError
 from nestlab.files import FileProblem, KiB, read_bounded_text, write_atomic
+from nestlab.state.dataclass_json import dataclass_from_json
 from nestlab.state.record import last_work, load_record, read_events, require_lab_dir
 
 SEEN_FORMAT = 1
@@ -90,9 +89,6 @@ def seen_path(lab_dir: Path) -> Path:
     return lab_dir / "status.json"
 
 
-_SEEN = TypeAdapter(LabSeen)
-
-
 def save_seen(lab_dir: Path, seen: LabSeen) -> None:
     """Record what was seen (atomically, 0600): the next `status --cached` shows it."""
     document = {"format": SEEN_FORMAT, "seen": asdict(seen)}
@@ -111,8 +107,8 @@ def load_seen(lab_dir: Path) -> LabSeen:
         document = json.loads(read_bounded_text(path, _SEEN_LIMIT, "recorded status"))
         if not isinstance(document, dict) or document.get("format") != SEEN_FORMAT:
             raise ValueError(f"not format {SEEN_FORMAT}")
-        return _SEEN.validate_python(document["seen"])
-    except (ValueError, KeyError, ValidationError) as exc:
+        return dataclass_from_json(LabSeen, document["seen"])
+    except (ValueError, KeyError) as exc:
         raise FileProblem(f"{path}: a damaged recorded status ({str(exc).splitlines()[0]})",
                           hint="`nestlab status` without --cached records a new one.") from None
 
