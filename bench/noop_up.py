@@ -16,8 +16,10 @@ a batch pays the round trip once, each command's own cost still.
 archive` into a temporary folder and run in its own process with its own fakes;
 "new" is this tree, in another process; both make the same lab, bring it up
 once without latency, then time `up` again with it. The in-process figures
-leave out a new process's start-up (Python, imports), printed apart: the CLI's
-`up` pays both.
+leave out a new process's start-up: the CLI's `up` pays both, so the goal is
+judged on the new-process figure, the in-process median plus that code's
+start-up (a new Python importing nestlab.cli and every nestlab module its `up`
+had loaded, timed apart; a new process cannot share the test driver's lab).
 
     .venv/bin/python bench/noop_up.py [RUNS] [--latency S] [--command S] [--virsh S]
                                       [--base REV]
@@ -122,6 +124,9 @@ def measure_here(runs: int, latency: float, command: float,
             results[name] = {"seconds": seconds, "changed": changed,
                              "round_trips": trips[0] + connects, "l1s": count, "l2s": l2s}
         really_close()
+    # What a new `nestlab up` process imports: more than `up` needs where the fakes
+    # import something it does not, which errs towards a slower start-up.
+    results["modules"] = sorted(m for m in sys.modules if m.split(".")[0] == "nestlab")
     return results
 
 
@@ -148,13 +153,17 @@ def base_tree(rev: str, folder: Path) -> Path:
     return folder
 
 
-def startup(code: str, runs: int) -> list[float]:
+def startup(tree: Path, modules: object, runs: int) -> float:
+    """Median seconds for a new Python to import ``modules`` from ``tree``."""
+    assert isinstance(modules, list)
+    code = "import nestlab.cli\n" + "".join(f"import {m}\n" for m in modules)
     seconds = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=tree,
+                       env={**os.environ, "PYTHONPATH": str(tree)})
         seconds.append(time.perf_counter() - started)
-    return seconds
+    return statistics.median(seconds)
 
 
 def main() -> None:
@@ -175,28 +184,33 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="nestlab-base-") as folder:
         costs = (args.runs, args.latency, args.command, args.virsh)
-        old = child(base_tree(args.base, Path(folder)), *costs)
+        base = base_tree(args.base, Path(folder))
+        old = child(base, *costs)
         new = child(REPO, *costs)
-    floor = startup("import nestlab.cli, nestlab.commands.up", args.runs)
+        floors = {"old": startup(base, old["modules"], args.runs),
+                  "new": startup(REPO, new["modules"], args.runs)}
     print(f"nestlab up on a lab that is up, libvirt's test driver, FAKE L1s and L2s: "
           f"{args.latency:.2f} s per round trip,\n{args.command:.2f} s per command inside an "
           f"L1, {args.virsh:.2f} s more per virsh command.\nold: {args.base} "
           f"({old['nestlab']}); new: this tree.\n")
+    print(f"{'':<17} {'in process':^26} {'':>12} {'':>8}  {'new process':>11}")
     print(f"{'lab':<12} {'code':<4} {'median':>8} {'min':>8} {'max':>8} {'round trips':>12} "
-          f"{'changed':>8}  goal <= {GOAL:.1f} s (+ start-up)")
+          f"{'changed':>8}  {'median':>11}  goal <= {GOAL:.1f} s")
     for name in LABS:
         for label, result in (("old", old), ("new", new)):
             row = result[name]
             assert isinstance(row, dict)
             seconds = row["seconds"]
             median = statistics.median(seconds)
-            verdict = "met" if median + statistics.median(floor) <= GOAL else "missed"
+            whole = median + floors[label]
             trips = row["round_trips"] // args.runs
             print(f"{row['l1s']} L1 x {row['l2s']} L2 {label:<4} {median:7.3f}s "
                   f"{min(seconds):7.3f}s {max(seconds):7.3f}s {trips:>12} "
-                  f"{max(row['changed']):>8}  {verdict}")
-    print(f"\nstart-up of a new process (python, import nestlab.cli and commands.up): "
-          f"median {statistics.median(floor):.3f} s; the verdict adds it (the CLI pays it).")
+                  f"{max(row['changed']):>8}  {whole:10.3f}s  "
+                  f"{'met' if whole <= GOAL else 'missed'}")
+    print(f"\nnew process = in-process median + start-up (a new python importing nestlab.cli "
+          f"and the\nnestlab modules its `up` loaded), median of {args.runs}: "
+          f"old {floors['old']:.3f} s, new {floors['new']:.3f} s.")
 
 
 if __name__ == "__main__":

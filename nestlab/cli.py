@@ -6,6 +6,11 @@ bug and gets a short message, with the traceback only under ``--debug``.
 Ctrl-C ends a command with exit 130 and what is true after it (each command
 says, see ``interrupted=``); a reader that closes stdout early (``| head``)
 ends it quietly with exit 141, as a shell reports for ``yes | head``.
+
+Each command imports what it runs inside its own function, so that `nestlab --help`
+loads none of the heavy libraries other commands need (libvirt, paramiko, pydantic,
+jinja2, rich) and ``status --cached`` only rich, for its table: a new process pays
+for what it uses (tests/unit/test_cli_imports.py holds that).
 """
 
 from __future__ import annotations
@@ -24,23 +29,21 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from nestlab import __version__, report
-from nestlab.build.images import ConcurrentBuilds, list_images, recipe_names
+from nestlab import __version__
+from nestlab.build.images import recipe_names
 from nestlab.errors import InputError, NestlabError, escape_control_chars, shorten
-from nestlab.host.check import check_host
-from nestlab.host.facts import HostFacts, load_facts, read_host_facts
-from nestlab.lab.labfile import DEFAULT_LAB_FILE, load_lab
-from nestlab.lab.model import MAX_SEATS, WINDOWS_IMAGES, Lab, Node, human_size
-from nestlab.plan import make_plan
+from nestlab.lab import DEFAULT_LAB_FILE, MAX_SEATS
+from nestlab.lab.systems import WINDOWS_IMAGES
 from nestlab.plural import counted
 from nestlab.progress import ProgressLines, Reporter
-from nestlab.render import render_artifacts, write_artifacts
 from nestlab.state.paths import data_root, lab_dir, labs_root
 from nestlab.virt import DEFAULT_URI
 
 if TYPE_CHECKING:
     from nestlab.commands.reset import LayerResult
     from nestlab.commands.restart import GuestResult
+    from nestlab.host.facts import HostFacts
+    from nestlab.lab.model import Lab, Node
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -183,6 +186,8 @@ _quiet_option = click.option(
 
 
 def _host_facts(ctx: click.Context, facts_file: Path | None) -> HostFacts:
+    from nestlab.host.facts import load_facts, read_host_facts
+
     if facts_file is not None:
         return load_facts(facts_file)
     return read_host_facts(ctx.obj["uri"], data_root())
@@ -190,6 +195,7 @@ def _host_facts(ctx: click.Context, facts_file: Path | None) -> HostFacts:
 
 def _facts_at(uri: str) -> HostFacts:
     """The facts of the host at ``uri``: this one's, or a node's over libvirt and SSH."""
+    from nestlab.host.facts import read_host_facts
     from nestlab.transport.node import node_address
 
     if node_address(uri) is None:
@@ -208,6 +214,8 @@ _node_option = click.option(
 @main.command(interrupted=READ_ONLY)
 def schema() -> None:
     """Print the lab file's JSON Schema (for editors and validators)."""
+    from nestlab.lab.model import Lab
+
     click.echo(json.dumps(Lab.model_json_schema(), indent=2))
 
 
@@ -216,6 +224,8 @@ def schema() -> None:
 @click.pass_context
 def facts(ctx: click.Context, as_json: bool) -> None:
     """Print what nestlab reads from this host (the format `check --facts` accepts)."""
+    from nestlab import report
+
     host = _host_facts(ctx, None)
     if as_json:
         click.echo(host.model_dump_json(indent=2))
@@ -240,6 +250,9 @@ def check(ctx: click.Context, lab_file: Path | None, facts_file: Path | None, sa
     URI and SSH. Exit status: 0 when the lab can run here (on every node), 1 when it
     cannot, 2 for bad input.
     """
+    from nestlab import report
+    from nestlab.host.check import check_host
+
     lab = _optional_lab(lab_file)
     if node_uris or (lab is not None and lab.nodes):
         from nestlab.commands.nodes import check_nodes, lab_nodes, refuse_this_host_options
@@ -263,6 +276,8 @@ def check(ctx: click.Context, lab_file: Path | None, facts_file: Path | None, sa
 
 
 def _optional_lab(lab_file: Path | None) -> Lab | None:
+    from nestlab.lab.labfile import load_lab
+
     if lab_file is not None:
         return load_lab(lab_file)
     if Path(DEFAULT_LAB_FILE).exists():
@@ -291,6 +306,7 @@ def render(ctx: click.Context, lab_file: Path, facts_file: Path | None, out_dir:
     or seat N alone into OUT with --seat N.
     """
     from nestlab.commands.selection import labs_of_file
+    from nestlab.lab.labfile import load_lab
 
     lab = load_lab(lab_file)
     labs = labs_of_file(lab, seat, str(lab_file))
@@ -307,6 +323,9 @@ def _render_lab(ctx: click.Context, lab: Lab, facts_file: Path | None, out_dir: 
                 as_json: bool) -> dict[str, Any]:
     """Render one lab (or seat) into ``out_dir``; the JSON it is described by, printed
     here unless ``as_json`` (the caller prints one document)."""
+    from nestlab.host.check import check_host
+    from nestlab.plan import make_plan
+    from nestlab.render import render_artifacts, write_artifacts
     from nestlab.state.keys import existing_public_key, public_key_path
 
     report = check_host(_host_facts(ctx, facts_file), lab)
@@ -352,6 +371,7 @@ def plan_command(ctx: click.Context, lab_file: Path, facts_file: Path | None, sa
     the node each seat is placed on (kept where an earlier `up` placed it, else
     placed now by the room each node reports), decided by that node's facts.
     """
+    from nestlab import report
     from nestlab.commands.nodes import (
         lab_nodes,
         node_refusal,
@@ -360,6 +380,8 @@ def plan_command(ctx: click.Context, lab_file: Path, facts_file: Path | None, sa
     )
     from nestlab.commands.plan import preview
     from nestlab.commands.selection import labs_of_file
+    from nestlab.host.check import check_host
+    from nestlab.lab.labfile import load_lab
 
     previews = []
     whole = load_lab(lab_file)
@@ -414,6 +436,8 @@ def image_build(ctx: click.Context, names: tuple[str, ...], iso: Path | None, ed
     windows-server-2016, -2019 and -2022 are installed unattended from --iso
     on a kvm host (about 20-40 minutes) and generalized with sysprep, one at a time.
     """
+    from nestlab.build.images import ConcurrentBuilds
+
     lines = ProgressLines("quiet" if quiet else None)
     names = tuple(dict.fromkeys(names))
     windows = [n for n in names if n in WINDOWS_IMAGES]
@@ -421,6 +445,8 @@ def image_build(ctx: click.Context, names: tuple[str, ...], iso: Path | None, ed
         raise InputError(f"build {windows[0]} on its own: it needs --iso and a VM of its own")
     if windows:
         from nestlab.build.winimage import build_windows_image
+        from nestlab.host.check import check_host
+        from nestlab.host.facts import read_host_facts
 
         if iso is None:
             raise InputError(f"building {names[0]} needs --iso PATH")
@@ -464,6 +490,9 @@ def image_identify(iso: Path, as_json: bool) -> None:
 @_json_option
 def image_list(as_json: bool) -> None:
     """List the images in the cache."""
+    from nestlab.build.images import list_images
+    from nestlab.lab.model import human_size
+
     images = list_images()
     if as_json:
         click.echo(json.dumps([i.to_json() for i in images], indent=2))
@@ -520,8 +549,10 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, seats: int | None, bas
     or --node) each seat, or the lab, is placed on one node as a whole (see `plan`)
     and stays there.
     """
+    from nestlab import report
     from nestlab.commands.nodes import lab_nodes, placement, refuse_this_host_options
     from nestlab.commands.up import up as bring_up
+    from nestlab.lab.labfile import load_lab
 
     lab = load_lab(lab_file)
     nodes = lab_nodes(lab, node_uris)
@@ -561,6 +592,7 @@ def up(ctx: click.Context, lab_file: Path, sandbox: bool, seats: int | None, bas
 
 def _up_seats(ctx: click.Context, lab: Lab, lab_file: Path, seats: int | None, sandbox: bool,
               baseline: bool, quiet: bool, as_json: bool, nodes: tuple[Node, ...]) -> None:
+    from nestlab import report
     from nestlab.commands.seats import up_seats
 
     lines = ProgressLines("quiet" if quiet else None)
@@ -602,8 +634,9 @@ def status(lab_file: Path, lab_name: str | None, seat: int | None, cached: bool,
     A lab with seats: one row per seat (its state, L1s and L2s running, its last
     `up`), all seats asked at once; --seat N shows that seat's lab in full.
     """
+    from nestlab import report
     from nestlab.commands.selection import select_labs
-    from nestlab.commands.status import cached_status, lab_status
+    from nestlab.state.seen import cached_status
 
     selection = select_labs(lab_file, lab_name, seat)
     if selection.seated:
@@ -620,6 +653,7 @@ def status(lab_file: Path, lab_name: str | None, seat: int | None, cached: bool,
         status_report = cached_status(folder)
     else:
         from nestlab.commands.context import LabContext
+        from nestlab.commands.status import lab_status
 
         status_report = lab_status(LabContext.load(folder))
     if as_json:
@@ -645,9 +679,11 @@ def verify(lab_file: Path, tests: tuple[Path, ...], junit: Path | None, no_built
     The built-in checks are ordinary testinfra tests: `python -c "import nestlab.checks,
     os; print(os.path.dirname(nestlab.checks.__file__))"` shows where to read them.
     """
+    from nestlab import report
     from nestlab.commands.selection import labs_of_file
     from nestlab.commands.verify import result_json
     from nestlab.commands.verify import verify as run_checks
+    from nestlab.lab.labfile import load_lab
 
     labs = labs_of_file(load_lab(lab_file), seat, str(lab_file))
     if len(labs) > 1:
@@ -691,6 +727,7 @@ def ls(as_json: bool) -> None:
     one lab). "up" means the lab has state from an `up` that no `down` removed. A lab
     whose state cannot be read is listed as damaged, with why.
     """
+    from nestlab import report
     from nestlab.commands.labs import list_labs
 
     labs = list_labs()
@@ -714,6 +751,7 @@ def logs(lab_file: Path, lab_name: str | None, seat: int | None, name: str, line
     answer; an L2's is read inside its (running) L1. Windows guests keep none:
     `nestlab console NAME` says how to see their screen.
     """
+    from nestlab import report
     from nestlab.commands.access import console_log
     from nestlab.commands.context import LabContext
 
@@ -800,6 +838,7 @@ def down(ctx: click.Context, lab_file: Path, lab_name: str | None, seat: int | N
     A lab with seats: every seat, one after another (a seat that fails does not stop
     the others; exit 1 if any did), or --seat N.
     """
+    from nestlab import report
     from nestlab.commands.down import down as take_down
     from nestlab.commands.selection import select_labs
 
@@ -821,6 +860,7 @@ def down(ctx: click.Context, lab_file: Path, lab_name: str | None, seat: int | N
 
 def _down_seats(ctx: click.Context, lab: str, folders: list[Path], purge: bool, quiet: bool,
                 as_json: bool) -> None:
+    from nestlab import report
     from nestlab.commands.seats import down_seats
 
     outcomes = down_seats(folders, purge, ctx.obj["uri"],

@@ -23,6 +23,7 @@ from nestlab.errors import InputError
 
 KiB = 1024
 MiB = 1024 * KiB
+GiB = 1024 * MiB
 
 
 class FileProblem(InputError):

@@ -15,7 +15,8 @@ from typing import Any, Literal
 from pydantic import TypeAdapter
 
 from nestlab.host.check import HostDecision
-from nestlab.lab.model import OS, Family, GuestNetworkMode, Host, Lab, NetworkMode
+from nestlab.lab.model import GuestNetworkMode, Host, Lab, NetworkMode
+from nestlab.lab.systems import OS, Family
 
 NAME_PREFIX = "nestlab-"
 METADATA_NS = "https://nestlab.dev/xmlns/lab/1"

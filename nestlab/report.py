@@ -16,9 +16,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from nestlab.errors import escape_control_chars
-from nestlab.host.check import HostReport, Status
-from nestlab.host.facts import HostFacts
-from nestlab.lab.model import Lab
 from nestlab.plural import counted
 from nestlab.state.record import iso_utc
 
@@ -28,8 +25,11 @@ if TYPE_CHECKING:
     from nestlab.commands.nodes import NodeCheck
     from nestlab.commands.plan import Preview
     from nestlab.commands.seats import SeatStatus, SeatUp
-    from nestlab.commands.status import LabStatus
     from nestlab.commands.verify import VerifyResult
+    from nestlab.host.check import HostReport
+    from nestlab.host.facts import HostFacts
+    from nestlab.lab.model import Lab
+    from nestlab.state.seen import LabStatus
 
 
 def check_json(report: HostReport, lab: Lab | None) -> dict[str, Any]:
@@ -50,7 +50,9 @@ def _shown(text: str, keep_newlines: bool = False) -> str:
     return escape(escape_control_chars(text, keep_newlines))
 
 
-_MARK = {Status.ok: "[green]ok[/]", Status.warn: "[yellow]warn[/]", Status.fail: "[red]FAIL[/]"}
+_MARK = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+"""By ``host.check.Status`` (a StrEnum, so its values are its keys): the model and the
+host check stay unloaded for `status`."""
 
 
 def nodes_check_json(checked: list[NodeCheck], lab: Lab) -> dict[str, Any]:

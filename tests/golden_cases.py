@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from nestlab.build.winimage import build_plan, render_install_domain_xml
 from nestlab.host.check import check_host
-from nestlab.lab.model import OS
+from nestlab.lab.systems import OS
 from nestlab.plan import make_plan
 from nestlab.render import render_artifacts, write_artifacts
 from tests.conftest import example, facts

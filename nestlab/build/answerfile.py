@@ -15,7 +15,7 @@ from typing import Literal
 
 from nestlab.build.seed import write_seed_iso
 from nestlab.files import kept_secret
-from nestlab.lab.model import OS
+from nestlab.lab.systems import OS
 from nestlab.render import (
     LOCALE,
     AnswerPassword,

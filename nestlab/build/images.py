@@ -25,7 +25,7 @@ from nestlab import programs
 from nestlab.build.kernel import write_pvh_vmlinux
 from nestlab.errors import InputError, NestlabError
 from nestlab.files import read_bounded_text, write_atomic
-from nestlab.lab.model import WINDOWS_IMAGES
+from nestlab.lab.systems import WINDOWS_IMAGES
 from nestlab.programs import Need
 from nestlab.state.paths import cache_root
 from nestlab.together import Together

@@ -48,7 +48,8 @@ from nestlab.build.winiso import check_iso_holds
 from nestlab.errors import HostCannotRunLab, NestlabError
 from nestlab.files import private_dir
 from nestlab.host.check import HostReport
-from nestlab.lab.model import OS, WINDOWS_IMAGES, GiB
+from nestlab.lab.model import GiB
+from nestlab.lab.systems import OS, WINDOWS_IMAGES
 from nestlab.plan import CpuPlan
 from nestlab.render import (
     VNC_PASSWORD_PLACEHOLDER,

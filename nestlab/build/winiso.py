@@ -21,7 +21,7 @@ import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
 from nestlab.errors import InputError
-from nestlab.lab.model import OS, WINDOWS_IMAGES
+from nestlab.lab.systems import OS, WINDOWS_IMAGES
 
 INSTALL_IMAGES = ("/sources/install.wim", "/sources/install.esd")
 WIM_MAGIC = b"MSWIM\0\0\0"

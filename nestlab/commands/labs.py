@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nestlab.errors import InputError, NestlabError
-from nestlab.lab.seats import SEATED_NAME_MAX
 from nestlab.plan import Plan
-from nestlab.state.paths import lab_dir, labs_root
+from nestlab.state.paths import SEATED_NAME_MAX, lab_dir, labs_root
 from nestlab.state.record import (
     LabRecord,
     NoSuchLab,

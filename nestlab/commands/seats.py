@@ -21,7 +21,7 @@ from nestlab.build.images import ConcurrentBuilds
 from nestlab.commands.context import LabContext
 from nestlab.commands.down import DownResult, down
 from nestlab.commands.nodes import node_refusal
-from nestlab.commands.status import LabStatus, cached_status, lab_status
+from nestlab.commands.status import lab_status
 from nestlab.commands.up import FactsReader, Proof, up
 from nestlab.errors import InputError, NestlabError
 from nestlab.host.check import check_host, seats_at_once
@@ -32,6 +32,7 @@ from nestlab.plan import network_name
 from nestlab.progress import ProgressLines, Reporter
 from nestlab.state.paths import lab_dir
 from nestlab.state.record import NoSuchLab, last_run, read_events, record_path
+from nestlab.state.seen import LabStatus, cached_status
 from nestlab.virt.connection import connect
 
 Result = TypeVar("Result")

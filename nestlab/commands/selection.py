@@ -12,14 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nestlab.errors import InputError
-from nestlab.lab.labfile import load_lab
-from nestlab.lab.model import MAX_SEATS, Lab
-from nestlab.lab.seats import SEATED_NAME_MAX, seat_labs
+from nestlab.lab import MAX_SEATS
 from nestlab.plural import counted
-from nestlab.state.paths import check_lab_name, lab_dir, labs_root, seat_lab_name
+from nestlab.state.paths import SEATED_NAME_MAX, check_lab_name, lab_dir, labs_root, seat_lab_name
 from nestlab.state.record import is_lab_dir
+
+if TYPE_CHECKING:
+    from nestlab.lab.model import Lab
 
 _SEAT = re.compile(r"-s(\d\d)")
 
@@ -41,6 +43,8 @@ def select_labs(lab_file: Path, lab_name: str | None, seat: int | None,
     if lab_name is not None:
         name, seats = check_lab_name(lab_name), None
     else:
+        from nestlab.lab.labfile import load_lab  # YAML and the model: not for --lab NAME
+
         lab = load_lab(lab_file)
         name, seats = lab.name, lab.seats
     if seat is not None:
@@ -70,6 +74,8 @@ def one_lab_dir(lab_file: Path, lab_name: str | None, seat: int | None,
 def labs_of_file(lab: Lab, seat: int | None, filename: str) -> list[Lab]:
     """What a command that reads the lab file (`plan`, `render`) acts on: seat ``seat``,
     or every seat of a lab with seats, or the lab itself."""
+    from nestlab.lab.seats import seat_labs  # the model's, loaded with the lab file
+
     if seat is None:
         return seat_labs(lab, None, filename)
     if lab.seats is not None and seat > lab.seats:

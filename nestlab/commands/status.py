@@ -1,10 +1,10 @@
-"""``nestlab status``: the lab as libvirt on L0 and each L1's hypervisor say it is now,
-or as it was last seen (``--cached``).
+"""``nestlab status``: the lab as libvirt on L0 and each L1's hypervisor say it is now.
 
 Asking now: L0's libvirt once (milliseconds), then every L1 that libvirt runs, all
 at once, each given ``ANSWER_TIMEOUT`` seconds to answer; an L1 that does not
 answer yet is ``booting`` and its L2s ``unknown``. What was seen is recorded in
-the lab's folder, so ``--cached`` answers at once without asking anyone.
+the lab's folder, so ``--cached`` answers at once without asking anyone, or loading
+what asking needs (``state.seen.cached_status``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import libvirt
 
@@ -23,14 +22,14 @@ from nestlab.commands.context import LabContext
 from nestlab.drivers import driver_for
 from nestlab.errors import NestlabError
 from nestlab.plan import HostPlan
-from nestlab.state.record import last_work, load_record, read_events, require_lab_dir
 from nestlab.state.seen import (
     L1Seen,
     L2Seen,
     LabSeen,
+    LabStatus,
     NetworkSeen,
     SandboxSeen,
-    load_seen,
+    phase_timings,
     save_seen,
 )
 from nestlab.transport.base import Unreachable
@@ -54,17 +53,6 @@ _HAS_ADDRESS = {"running", "booting", "paused", "shutting down"}
 
 
 @dataclass(frozen=True)
-class LabStatus:
-    """What ``status`` shows: what was seen, whether it was asked now, and the timings."""
-
-    seen: LabSeen
-    live: bool
-    age: float
-    """Seconds since it was seen (asking now: how long asking took)."""
-    timings: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
 class L1Answer:
     """What is known of one L1: its state (libvirt's, or what it answered), its L2s'
     states by name (None: not known) and, when they are not known, why."""
@@ -79,15 +67,8 @@ def lab_status(ctx: LabContext, answer_timeout: float = ANSWER_TIMEOUT) -> LabSt
     started = time.time()
     seen = _ask(ctx, answer_timeout, started)
     save_seen(ctx.lab_dir, seen)
-    return LabStatus(seen, live=True, age=time.time() - started, timings=_timings(ctx.lab_dir))
-
-
-def cached_status(lab_dir: Path) -> LabStatus:
-    """What the last `status` or `up` recorded, without asking libvirt or any L1."""
-    load_record(require_lab_dir(lab_dir))  # a lab that is not up is NoSuchLab, as live
-    seen = load_seen(lab_dir)
-    return LabStatus(seen, live=False, age=max(time.time() - seen.at, 0.0),
-                     timings=_timings(lab_dir))
+    return LabStatus(seen, live=True, age=time.time() - started,
+                     timings=phase_timings(ctx.lab_dir))
 
 
 def seen_after_up(ctx: LabContext) -> LabSeen:
@@ -217,19 +198,3 @@ def _l1_seen(ctx: LabContext, host: HostPlan, answer: L1Answer) -> L1Seen:
     return L1Seen(name=host.name, domain=host.domain_name, os=host.os.value, state=answer.state,
                   address=str(host.nics[0].ip) if answer.state in _HAS_ADDRESS else None,
                   guests=guests, note=answer.note)
-
-
-def _timings(lab_dir: Path) -> list[dict[str, Any]]:
-    """Per step, its time in the `up` that last did the work (``last_work``): a later `up`
-    that had nothing to do does not hide how long booting took."""
-    return [
-        {"guest": e["guest"], "phase": e["phase"], "seconds": e["seconds"],
-         "outcome": e["outcome"], "run": e.get("run"), "end": e.get("end")}
-        for e in last_work([e for e in read_events(lab_dir) if _is_step(e)], "up")
-    ]
-
-
-def _is_step(event: dict[str, Any]) -> bool:
-    """A line of the event log that can be shown (the log is read back from a file)."""
-    return (all(isinstance(event.get(k), str) for k in ("guest", "phase", "outcome"))
-            and isinstance(event.get("seconds"), int | float))

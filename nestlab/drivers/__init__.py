@@ -2,7 +2,7 @@
 
 Each lives in its own module, imported when used (the model of pytest-testinfra's
 ``get_backend()``). A new OS family is one module here, its templates, and its
-entry in ``model.OS_PROFILES``.
+entry in ``systems.OS_PROFILES``.
 """
 
 from __future__ import annotations

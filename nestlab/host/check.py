@@ -12,7 +12,8 @@ from typing import Literal
 
 from nestlab.errors import HostCannotRunLab
 from nestlab.host.facts import HostFacts
-from nestlab.lab.model import OS, Accel, GiB, Lab, human_size
+from nestlab.lab.model import Accel, GiB, Lab, human_size
+from nestlab.lab.systems import OS
 from nestlab.plural import counted
 from nestlab.programs import RUNTIME_NEEDS, Need, install_command, runtime_programs
 

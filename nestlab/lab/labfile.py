@@ -33,7 +33,6 @@ from nestlab.lab.model import (
 )
 from nestlab.lab.seats import seat_problems
 
-DEFAULT_LAB_FILE = "nestlab.yaml"
 LAB_FILE_LIMIT = 256 * KiB
 """A large lab file is a few KiB; a limit makes /dev/zero or a log file a quick refusal."""
 MAX_DEPTH = 32

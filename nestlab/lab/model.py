@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -26,6 +25,8 @@ from pydantic import (
 )
 
 from nestlab.errors import brief_repr
+from nestlab.lab import MAX_SEATS
+from nestlab.lab.systems import OS
 
 GiB = 1024**3
 MiB = 1024**2
@@ -147,17 +148,6 @@ class NetworkMode(StrEnum):
     isolated = "isolated"
 
 
-class OS(StrEnum):
-    windows_server_2016 = "windows-server-2016"
-    windows_server_2019 = "windows-server-2019"
-    windows_server_2022 = "windows-server-2022"
-    debian_12 = "debian-12"
-
-    @property
-    def profile(self) -> OSProfile:
-        return OS_PROFILES[self]
-
-
 class GuestNetworkMode(StrEnum):
     """The L2 network inside an L1: nat (the L2s reach out through their L1), internal
     (they reach only each other and their L1), routed (not NATed: the L2s of every routed
@@ -170,69 +160,6 @@ class GuestNetworkMode(StrEnum):
     bridged = "bridged"
 
 
-Family = Literal["linux", "windows"]
-
-
-@dataclass(frozen=True)
-class OSProfile:
-    """What the lab file's rules and the plan need to know of an L1 operating system.
-
-    Everything else that differs between OS families (how an L1 is reached,
-    provisioned, proven and emptied) lives in its driver (``nestlab.drivers``),
-    chosen by ``family``.
-    """
-
-    family: Family
-    product: str
-    """The operating system's own name: 'Windows Server 2022' (its install.wim names each
-    image 'Windows Server 2022 SERVERSTANDARD' and so on)."""
-    title: str
-    """As messages name it: 'a Windows Server 2016 L1 with Hyper-V'."""
-    default_image: str
-    reserved_memory: int
-    """What the L1 keeps for itself before its L2s get any memory."""
-    min_memory: int
-    max_name_length: int
-    """The L1's name becomes its host name (DNS label) or computer name (NetBIOS: 15)."""
-    name_rule: str
-    """The rule behind ``max_name_length``, as a message says it."""
-    guest_network_modes: tuple[str, ...]
-    runs_hyperv: bool
-    """The L1 is Hyper-V: its domain gets the Hyper-V preset (TSX off, eVMCS on Intel)."""
-    nested_hyperv_on_amd: bool = False
-    """Microsoft supports nested Hyper-V on AMD for this version (Windows Server 2022 on;
-    docs/windows-versions.md): the host check then does not flag an AMD host."""
-
-
-def _windows_server(year: int, nested_hyperv_on_amd: bool) -> OSProfile:
-    """The Windows Server versions differ here only in name and in Microsoft's AMD support;
-    their answer files differ only in the install image's name (docs/windows-versions.md)."""
-    return OSProfile(
-        family="windows", product=f"Windows Server {year}",
-        title=f"a Windows Server {year} L1 with Hyper-V",
-        default_image=f"windows-server-{year}", reserved_memory=2 * GiB, min_memory=4 * GiB,
-        max_name_length=15,
-        name_rule="a Windows computer name (NetBIOS) has at most 15 characters",
-        guest_network_modes=("nat", "internal", "bridged"),
-        runs_hyperv=True, nested_hyperv_on_amd=nested_hyperv_on_amd)
-
-
-OS_PROFILES = {
-    OS.debian_12: OSProfile(
-        family="linux", product="Debian 12", title="a debian-12 L1", default_image="debian-12",
-        reserved_memory=768 * MiB, min_memory=128 * MiB, max_name_length=20,
-        name_rule="a host name has at most 20 characters here",
-        guest_network_modes=("nat", "internal", "routed"), runs_hyperv=False),
-    OS.windows_server_2016: _windows_server(2016, nested_hyperv_on_amd=False),
-    OS.windows_server_2019: _windows_server(2019, nested_hyperv_on_amd=False),
-    OS.windows_server_2022: _windows_server(2022, nested_hyperv_on_amd=True),
-}
-WINDOWS_IMAGES = {p.default_image: os for os, p in OS_PROFILES.items() if p.family == "windows"}
-"""The base images built from a Windows ISO (``nestlab image build NAME --iso``), and
-the OS each one is."""
-
-MAX_SEATS = 40
-"""More copies of one lab than a classroom needs, or one L0 host runs."""
 # More networks, L1s, L2s per L1 or NICs per L1 than one L0 host can run; the bound
 # also keeps checks that compare every pair of items fast on any file.
 MAX_ITEMS = 64

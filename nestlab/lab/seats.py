@@ -21,11 +21,8 @@ from collections.abc import Iterator
 from nestlab.errors import LabFileError, Problem
 from nestlab.lab.model import NOT_FOR_A_LAB, GuestNetworkMode, Lab
 from nestlab.plural import counted
-from nestlab.state.paths import LAB_NAME_MAX, seat_lab_name
+from nestlab.state.paths import LAB_NAME_MAX, SEATED_NAME_MAX, seat_lab_name
 
-SEAT_SUFFIX = len("-s01")
-SEATED_NAME_MAX = LAB_NAME_MAX - SEAT_SUFFIX
-"""A lab with seats leaves room in its name for ``-sNN``."""
 _PRIVATE = (ipaddress.IPv4Network("10.0.0.0/8"), ipaddress.IPv4Network("172.16.0.0/12"),
             ipaddress.IPv4Network("192.168.0.0/16"))
 

@@ -67,6 +67,10 @@ def check_lab_name(name: str) -> str:
     return name
 
 
+SEATED_NAME_MAX = LAB_NAME_MAX - len("-s01")
+"""A lab with seats leaves room in its name for ``-sNN``."""
+
+
 def seat_lab_name(lab: str, seat: int) -> str:
     """The lab that is seat ``seat`` (1-based) of ``lab``: ``course`` -> ``course-s01``."""
     return f"{lab}-s{seat:02d}"

@@ -15,13 +15,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-from pydantic import TypeAdapter, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from nestlab.errors import InputError, NestlabError
 from nestlab.files import FileProblem, KiB, private_dir, read_bounded_text, write_atomic
-from nestlab.plan import Plan, plan_from_json, plan_to_json
+from nestlab.state.dataclass_json import dataclass_from_json
+
+if TYPE_CHECKING:
+    from nestlab.plan import Plan
 
 MARKER = ".nestlab-lab"
 """Names the lab a folder belongs to; only such a folder is ever purged."""
@@ -56,9 +57,6 @@ def record_path(lab_dir: Path) -> Path:
     return lab_dir / "lab.json"
 
 
-_RECORD = TypeAdapter(LabRecord)
-
-
 def save_record(lab_dir: Path, record: LabRecord) -> None:
     write_atomic(record_path(lab_dir), json.dumps(asdict(record), indent=2) + "\n")
 
@@ -70,11 +68,10 @@ def load_record(lab_dir: Path) -> LabRecord:
         raise NoSuchLab(f"no such lab {lab_dir.name!r}: it has no state in {lab_dir.parent}",
                         hint="Bring it up with `nestlab up` first.")
     try:
-        return _RECORD.validate_json(read_bounded_text(path, _RECORD_LIMIT, "lab record"))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the file"
-        raise FileProblem(f"{path}: a damaged lab record: {where}: {first['msg']}",
+        return dataclass_from_json(
+            LabRecord, json.loads(read_bounded_text(path, _RECORD_LIMIT, "lab record")))
+    except ValueError as exc:
+        raise FileProblem(f"{path}: a damaged lab record: {exc}",
                           hint=f"`nestlab down --lab {lab_dir.name} --purge` removes the lab "
                                "and its state.") from None
 
@@ -88,6 +85,8 @@ def plan_path(lab_dir: Path) -> Path:
 
 def save_plan(lab_dir: Path, plan: Plan, lab_file_sha256: str) -> None:
     """The plan every later command loads; made once, from the lab file of that hash."""
+    from nestlab.plan import plan_to_json  # the plan's model: not for `status --cached`
+
     document = {"format": PLAN_FORMAT, "lab_file_sha256": lab_file_sha256,
                 "plan": plan_to_json(plan)}
     write_atomic(plan_path(lab_dir), json.dumps(document, indent=2) + "\n")
@@ -95,6 +94,8 @@ def save_plan(lab_dir: Path, plan: Plan, lab_file_sha256: str) -> None:
 
 def load_plan(lab_dir: Path) -> tuple[Plan, str]:
     """(the saved plan, the SHA-256 of the lab file it was made from)."""
+    from nestlab.plan import plan_from_json  # the plan's model: not for `status --cached`
+
     path = plan_path(lab_dir)
     if not path.exists():
         raise NoSuchLab(f"lab {lab_dir.name!r} has no plan in {lab_dir}",
@@ -104,7 +105,7 @@ def load_plan(lab_dir: Path) -> tuple[Plan, str]:
         if not isinstance(document, dict) or document.get("format") != PLAN_FORMAT:
             raise ValueError(f"not format {PLAN_FORMAT}")
         return plan_from_json(document["plan"]), str(document["lab_file_sha256"])
-    except (ValueError, KeyError, ValidationError) as exc:
+    except (ValueError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
         raise FileProblem(f"{path}: a damaged lab plan ({str(exc).splitlines()[0]})",
                           hint=f"`nestlab down --lab {lab_dir.name}` still works; `up` again "
                                "makes a new plan.") from None

@@ -35,7 +35,7 @@ def recorded_host(monkeypatch: pytest.MonkeyPatch) -> None:
     def read(_uri: str, _root: Path) -> HostFacts:
         return facts("amd-nested-1")
 
-    monkeypatch.setattr(cli, "read_host_facts", read)
+    monkeypatch.setattr("nestlab.host.facts.read_host_facts", read)
 
 
 def nestlab(*args: str) -> tuple[int, str, str]:
@@ -104,7 +104,7 @@ def test_ctrl_c_in_a_command_that_only_reads_says_nothing_changed(
     def interrupted(*_args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "check_host", interrupted)
+    monkeypatch.setattr("nestlab.host.check.check_host", interrupted)
     code, _out, err = nestlab("check", "-f", str(LAB_FILE), "--facts", THIS_MACHINE)
     assert code == 130
     assert err == "nestlab: error: interrupted\nhint: Nothing was changed.\n"

@@ -13,7 +13,6 @@ from typing import Any
 import libvirt
 import pytest
 
-from nestlab import cli
 from nestlab.commands import context as labctx
 from nestlab.commands import down as down_module
 from nestlab.commands import seats as seats_module
@@ -81,7 +80,7 @@ def fleet(monkeypatch: pytest.MonkeyPatch, home: Path) -> Fleet:
     def read(_uri: str, _root: Path) -> HostFacts:
         return host_facts("")
 
-    monkeypatch.setattr(cli, "read_host_facts", read)
+    monkeypatch.setattr("nestlab.host.facts.read_host_facts", read)
     fake_l1s(monkeypatch, key=lambda host: host.domain_name)
     return fleet
 

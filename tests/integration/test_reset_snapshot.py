@@ -280,9 +280,9 @@ def test_down_leaves_nothing_of_the_layers(
 def test_up_with_baseline_keeps_it_once_and_says_so(
         l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from nestlab import cli
+    monkeypatch.setattr("nestlab.host.facts.read_host_facts",
+                        lambda _uri, _root: facts("amd-nested-1"))
 
-    monkeypatch.setattr(cli, "read_host_facts", lambda _uri, _root: facts("amd-nested-1"))
     def up(*args: str) -> Any:
         return CliRunner().invoke(main, ["--connect", "test:///l0", "up", "-f", str(LAB_FILE),
                                          "--baseline", *args])

@@ -13,7 +13,6 @@ from typing import Any
 import libvirt
 import pytest
 
-from nestlab import cli
 from nestlab.commands import seats as seats_module
 from nestlab.host.facts import HostFacts
 from nestlab.transport.base import Unreachable
@@ -63,7 +62,7 @@ def course(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def read(_uri: str, _root: Path) -> HostFacts:
         return four_cpus
 
-    monkeypatch.setattr(cli, "read_host_facts", read)
+    monkeypatch.setattr("nestlab.host.facts.read_host_facts", read)
     path = tmp_path / "course.yaml"
     path.write_text(COURSE)
     return path

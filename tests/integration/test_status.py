@@ -18,11 +18,11 @@ from nestlab.cli import main
 from nestlab.commands import context as labctx
 from nestlab.commands.context import LabContext
 from nestlab.commands.down import down
-from nestlab.commands.status import cached_status, lab_status
+from nestlab.commands.status import lab_status
 from nestlab.drivers.linux import LinuxDriver
 from nestlab.progress import Reporter
 from nestlab.state.record import NoSuchLab
-from nestlab.state.seen import L1Seen, L2Seen, NetworkSeen, NothingSeen, seen_path
+from nestlab.state.seen import L1Seen, L2Seen, NetworkSeen, NothingSeen, cached_status, seen_path
 from tests.conftest import EXAMPLES
 from tests.fakes.lab import bring_up
 from tests.fakes.linux import FakeLinuxL1

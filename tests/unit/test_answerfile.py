@@ -21,7 +21,7 @@ from nestlab.build.answerfile import (
     write_l1_medium,
 )
 from nestlab.build.seed import read_seed_iso
-from nestlab.lab.model import OS, WINDOWS_IMAGES
+from nestlab.lab.systems import OS, WINDOWS_IMAGES
 from nestlab.render import password_placeholder, powershell_script
 from tests.golden_cases import render_case
 from tests.powershell import script_parameters

@@ -15,7 +15,8 @@ import pytest
 
 from nestlab.errors import InputError, LabFileError
 from nestlab.lab.labfile import LAB_FILE_LIMIT, load_lab, parse_lab
-from nestlab.lab.model import OS, Accel, GiB, MiB
+from nestlab.lab.model import Accel, GiB, MiB
+from nestlab.lab.systems import OS
 from tests.conftest import EXAMPLES
 
 GOOD = """\

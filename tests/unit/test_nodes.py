@@ -185,7 +185,8 @@ def test_plan_shows_the_node_of_each_seat(home: Path, rooms: dict[str, NodeRoom]
     from tests.fakes.linux import TESTDRIVER
 
     # Each node's facts, and its libvirt (our test driver) for the steps plan shows.
-    monkeypatch.setattr(cli, "read_host_facts", lambda _uri, _root: facts("amd-nested-1"))
+    monkeypatch.setattr("nestlab.host.facts.read_host_facts",
+                        lambda _uri, _root: facts("amd-nested-1"))
     monkeypatch.setattr(context, "connect", lambda _uri: libvirt.open(f"test://{TESTDRIVER}"))
     lab_file = tmp_path / "course.yaml"
     lab_file.write_text(COURSE)
@@ -219,7 +220,6 @@ def test_plan_refuses_with_every_nodes_reason_when_nothing_fits(
 
 def test_check_runs_per_node_and_says_which_node_cannot_take_a_seat(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from nestlab import cli
     from nestlab.errors import NestlabError
     from tests.conftest import facts
 
@@ -228,7 +228,7 @@ def test_check_runs_per_node_and_says_which_node_cannot_take_a_seat(
             raise NestlabError("node test:///gone: libvirt does not answer (refused)")
         return facts("amd-nested-1" if uri == "test:///good" else "intel-nested-n")
 
-    monkeypatch.setattr(cli, "read_host_facts", read)
+    monkeypatch.setattr("nestlab.host.facts.read_host_facts", read)
     lab_file = tmp_path / "course.yaml"
     lab_file.write_text(COURSE.replace("seats: 3\n", "seats: 3\naccel: kvm\n"))
     args = ["check", "-f", str(lab_file), "--node", "test:///good", "--node",

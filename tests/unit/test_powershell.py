@@ -7,7 +7,7 @@ import re
 import pytest
 
 from nestlab.build.answerfile import render_install_answer, render_l1_answer
-from nestlab.lab.model import WINDOWS_IMAGES
+from nestlab.lab.systems import WINDOWS_IMAGES
 from nestlab.render import powershell_script, powershell_script_names
 from tests.fakes.hyperv import FakeHyperVL1
 from tests.golden_cases import CASES, render_case

@@ -14,7 +14,7 @@ from nestlab.build import winimage
 from nestlab.build.answerfile import render_install_answer
 from nestlab.build.images import ImageBuildError
 from nestlab.build.setupwatch import STALL, STEP_LIMIT, SetupWatch, parse_markers
-from nestlab.lab.model import OS
+from nestlab.lab.systems import OS
 from nestlab.render import powershell_script
 from nestlab.virt.screens import ScreenRecorder
 from tests.fakes.winsetup import FakeInstall, Moment, installing, marker, prompt

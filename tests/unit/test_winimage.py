@@ -14,7 +14,7 @@ import pytest
 from nestlab.build import winimage
 from nestlab.build.images import ImageBuildError, images_root
 from nestlab.host.check import check_host
-from nestlab.lab.model import OS
+from nestlab.lab.systems import OS
 from tests.conftest import facts
 
 

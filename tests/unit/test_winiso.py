@@ -16,7 +16,7 @@ from nestlab.build.winiso import (
 )
 from nestlab.errors import NestlabError
 from nestlab.host.check import check_host
-from nestlab.lab.model import OS
+from nestlab.lab.systems import OS
 from tests.conftest import facts
 from tests.fakes.windows_iso import image_names, wim_with_images, write_windows_iso
 
