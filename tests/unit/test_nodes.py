@@ -179,7 +179,6 @@ def test_plan_shows_the_node_of_each_seat(home: Path, rooms: dict[str, NodeRoom]
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import libvirt
 
-    from nestlab import cli
     from nestlab.commands import context
     from tests.conftest import facts
     from tests.fakes.linux import TESTDRIVER
