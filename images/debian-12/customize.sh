@@ -42,3 +42,20 @@ rm -f "$root/etc/libvirt/qemu/networks/autostart/default.xml"
 # Key-only root login over SSH; one host key, ed25519 (nestlab-firstboot).
 printf 'PermitRootLogin prohibit-password\nPasswordAuthentication no\nHostKey /etc/ssh/ssh_host_ed25519_key\n' \
   > "$root/etc/ssh/sshd_config.d/nestlab.conf"
+# nestlab's SSH sessions run commands; they are not logins: no logind session and no
+# systemd user manager for them (pam_systemd, in common-session only; starting root's
+# user manager took 3.5 s of the emulated CPU before the first command ran).
+sed -i 's/^@include common-session$/@include common-session-noninteractive/' \
+  "$root/etc/pam.d/sshd"
+grep -q '^@include common-session-noninteractive$' "$root/etc/pam.d/sshd"
+# Nothing that can wait for its schedule runs at boot, while nestlab provisions: apt's
+# daily download and upgrade are off (a lab host's packages change when its image
+# does), dpkg's database backup too; logrotate and fstrim run at their times, not
+# at the first boot (they are Persistent: a timer never run fires at once).
+for timer in apt-daily apt-daily-upgrade dpkg-db-backup; do
+  ln -sf /dev/null "$root/etc/systemd/system/$timer.timer"
+done
+for timer in logrotate fstrim; do
+  mkdir -p "$root/etc/systemd/system/$timer.timer.d"
+  printf '[Timer]\nPersistent=false\n' > "$root/etc/systemd/system/$timer.timer.d/nestlab.conf"
+done

@@ -167,6 +167,19 @@ def test_up_again_changes_nothing(nestlab: Nestlab, lab_dir: Path) -> None:
     assert uptime_after > uptime
 
 
+def test_guests_boot_lean(nestlab: Nestlab, lab_dir: Path) -> None:
+    """What the boot-time cuts rely on: the L1 and the L2 boot uncompressed kernels (PVH),
+    nestlab's SSH commands start no logind session, and no timer runs apt at boot."""
+    assert (lab_dir / "hosts" / "kvm1" / "vmlinuz").read_bytes()[:4] == b"\x7fELF"
+    script = ("head -c 4 /var/lib/nestlab/images/prime/vmlinuz | od -An -c; "
+              "cat /proc/self/cgroup; systemctl is-enabled apt-daily.timer || true")
+    out = nestlab.ok("exec", "-f", LAB_FILE, "kvm1", "--", "sh", "-c", script).stdout
+    elf, cgroup, apt = out.strip().splitlines()
+    assert elf.split() == ["177", "E", "L", "F"]
+    assert cgroup.endswith("/ssh.service") and "session-" not in cgroup
+    assert apt == "masked"
+
+
 def test_exec_returns_the_commands_exit_status(nestlab: Nestlab, lab_dir: Path) -> None:
     result = nestlab("exec", "-f", LAB_FILE, "prime1", "--", "sh", "-c",
                      "echo out; echo err >&2; exit 7")
