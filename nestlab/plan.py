@@ -14,14 +14,13 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
+from nestlab.build.images import L1_GUEST_DIR
 from nestlab.host.check import HostDecision
 from nestlab.lab.model import GuestNetworkMode, Host, Lab, NetworkMode
 from nestlab.lab.systems import OS, Family
 
 NAME_PREFIX = "nestlab-"
 METADATA_NS = "https://nestlab.dev/xmlns/lab/1"
-# Inside a Linux L1, where nestlab keeps the L2 images and disks.
-L1_GUEST_DIR = "/var/lib/nestlab"
 _FIRST_HOST_OFFSET = 10  # .1 is the gateway; hosts and guests are numbered from .10
 
 

@@ -8,6 +8,8 @@ recipe builds next to the old image instead of over it. Builds happen in a
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -16,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -33,6 +35,9 @@ from nestlab.together import Together
 Progress = Callable[[str], None]
 SUITE = "bookworm"  # Debian 12; packages come from the host's configured apt sources
 L1_DISK_SIZE = 3 * 1024**3
+L1_GUEST_DIR = "/var/lib/nestlab"
+"""Inside a Linux L1, where nestlab keeps the L2 images (some come with the L1 image:
+``GUEST_IMAGES_IN``) and the L2s' disks."""
 # Images built from something the user provides, with how to build them.
 EXTERNAL_IMAGES = {name: f"nestlab image build {name} --iso PATH" for name in WINDOWS_IMAGES}
 
@@ -107,6 +112,22 @@ def recipe_key(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+GUEST_IMAGES_IN = {"debian-12": ("prime",)}
+"""The L2 images whose files an L1 image carries (see ``_bake_guest_images``): its key
+includes theirs, so a new L2 recipe builds the L1 image again too."""
+
+
+def image_key(name: str) -> str:
+    """The cache key of a recipe's image: its recipe's, and those of the L2 images it
+    carries."""
+    key = recipe_key(recipe_dir(name))
+    carried = GUEST_IMAGES_IN.get(name, ())
+    if not carried:
+        return key
+    parts = [key, *(f"{guest}:{image_key(guest)}" for guest in carried)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
 def file_sha256(path: Path) -> str:
     """Lower-case hex SHA-256 of a file (what sha256sum and Get-FileHash compare with)."""
     with path.open("rb") as handle:
@@ -131,7 +152,7 @@ def find_image(name: str) -> BuiltImage | None:
     if name in EXTERNAL_IMAGES:
         built = [i for i in list_images() if i.name == name]
         return max(built, key=lambda i: i.built) if built else None
-    manifest = images_root() / name / recipe_key(recipe_dir(name)) / "manifest.json"
+    manifest = images_root() / name / image_key(name) / "manifest.json"
     return read_manifest(manifest) if manifest.is_file() else None
 
 
@@ -193,14 +214,37 @@ def build_image(name: str, progress: Progress = lambda _msg: None) -> tuple[Buil
     """
     if name in EXTERNAL_IMAGES:
         return require_image(name), False
-    recipe = recipe_dir(name)
     existing = find_image(name)
     if existing is not None:
         return existing, False
     _require_tools()
-    key = recipe_key(recipe)
+    carried = [build_image(guest, _prefixed(progress, guest))[0]
+               for guest in GUEST_IMAGES_IN.get(name, ())]
+    (images_root() / name).mkdir(parents=True, exist_ok=True)
+    with _build_lock(name):
+        existing = find_image(name)  # built by another build while this one waited
+        if existing is not None:
+            return existing, False
+        return _build(name, carried, progress), True
+
+
+def _prefixed(progress: Progress, name: str) -> Progress:
+    return lambda message: progress(f"{name}: {message}")
+
+
+@contextlib.contextmanager
+def _build_lock(name: str) -> Iterator[None]:
+    """One build of an image at a time, across threads and processes (an L1 image's build
+    builds the L2 image it carries, which a concurrent build may be building too)."""
+    with (images_root() / name / ".build.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _build(name: str, carried: list[BuiltImage], progress: Progress) -> BuiltImage:
+    recipe = recipe_dir(name)
+    key = image_key(name)
     final = images_root() / name / key
-    final.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=".partial", dir=final.parent))
     log = partial / "build.log"
     started = time.monotonic()
@@ -208,7 +252,7 @@ def build_image(name: str, progress: Progress = lambda _msg: None) -> tuple[Buil
         if name == "prime":
             _build_prime(recipe, partial, log, progress)
         else:
-            _build_disk_image(recipe, partial, log, progress)
+            _build_disk_image(recipe, partial, log, progress, carried)
         vmlinux = _uncompressed_kernel(name, partial, log, progress)
         disk = partial / "disk.qcow2"
         image = BuiltImage(
@@ -233,7 +277,7 @@ def build_image(name: str, progress: Progress = lambda _msg: None) -> tuple[Buil
             failed_log = final.parent / f"{key}.failed.log"
             failed_log.write_text(kept)
         raise
-    return image, True
+    return image
 
 
 class ConcurrentBuilds:
@@ -289,8 +333,10 @@ def _uncompressed_kernel(name: str, out: Path, log: Path, progress: Progress) ->
     return True
 
 
-def _build_disk_image(recipe: Path, out: Path, log: Path, progress: Progress) -> None:
-    """An L1 disk image: mmdebstrap into a folder, then ext4 (no mount needed), then qcow2."""
+def _build_disk_image(recipe: Path, out: Path, log: Path, progress: Progress,
+                      carried: Sequence[BuiltImage] = ()) -> None:
+    """An L1 disk image: mmdebstrap into a folder, the L2 images it carries, then ext4 (no
+    mount needed), then qcow2."""
     root = out / "root"
     _run("mmdebstrap (Debian packages)", [
         "mmdebstrap", "--variant=apt", "--include=" + ",".join(packages(recipe)),
@@ -303,6 +349,8 @@ def _build_disk_image(recipe: Path, out: Path, log: Path, progress: Progress) ->
         raise ImageBuildError(f"the {recipe.name} recipe produced no kernel or initrd in /boot")
     shutil.copyfile(kernels[-1], out / "vmlinuz")
     shutil.copyfile(initrds[-1], out / "initrd.img")
+    for guest in carried:
+        _bake_guest_image(root, guest)
     raw = out / "disk.raw"
     with raw.open("wb") as handle:
         handle.truncate(L1_DISK_SIZE)
@@ -314,6 +362,21 @@ def _build_disk_image(recipe: Path, out: Path, log: Path, progress: Progress) ->
     ], log, progress)
     raw.unlink()
     shutil.rmtree(root)
+
+
+def _bake_guest_image(root: Path, image: BuiltImage) -> None:
+    """An L2 image's files in an L1 image's tree, laid out as `up` leaves them in an L1
+    (nestlab.provision.linux.ensure_guest_image): `up` then finds them identical and
+    copies nothing (13 MB through the emulated L1's SSH, then the kernel unpacked: 5 s).
+    An L2 image built anew later differs from them and is copied as before."""
+    folder = root / L1_GUEST_DIR.lstrip("/") / "images" / image.name
+    folder.mkdir(parents=True, exist_ok=True)
+    kernel, initrd = image.boot_files()
+    files = {"vmlinuz": kernel, "initrd.img": initrd}
+    if image.vmlinux_zst is not None:
+        files["vmlinux.zst"] = image.vmlinux_zst
+    for target, source in files.items():
+        shutil.copyfile(source, folder / target)
 
 
 def _build_prime(recipe: Path, out: Path, log: Path, progress: Progress) -> None:

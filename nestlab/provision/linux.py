@@ -11,9 +11,9 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from nestlab.build.images import BuiltImage, file_sha256
+from nestlab.build.images import L1_GUEST_DIR, BuiltImage, file_sha256
 from nestlab.errors import NestlabError
-from nestlab.plan import L1_GUEST_DIR, GuestPlan, HostPlan, Plan
+from nestlab.plan import GuestPlan, HostPlan, Plan
 from nestlab.render import render_guest_domain_xml, render_guest_network_xml, with_uuid
 from nestlab.steps import Step
 from nestlab.transport import Transport

@@ -20,7 +20,7 @@ from typing import Any
 import libvirt
 import pytest
 
-from nestlab.build.images import BuiltImage, images_root, recipe_dir, recipe_key, write_manifest
+from nestlab.build.images import BuiltImage, image_key, images_root, write_manifest
 from nestlab.commands import context as labctx
 from nestlab.commands import down as down_module
 from nestlab.commands.up import up
@@ -163,7 +163,7 @@ def fake_images() -> None:
     """Both images "built" in the image cache (NESTLAB_CACHE): a real qcow2 disk of 64 MiB,
     stand-in kernels."""
     for name in ("debian-12", "prime"):
-        folder = images_root() / name / recipe_key(recipe_dir(name))
+        folder = images_root() / name / image_key(name)
         folder.mkdir(parents=True)
         (folder / "vmlinuz").write_bytes(f"kernel of {name}".encode())
         (folder / "vmlinux").write_bytes(f"uncompressed kernel of {name}".encode())

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from nestlab.build import images
 from nestlab.build.images import (
+    L1_GUEST_DIR,
+    BuiltImage,
     ConcurrentBuilds,
     build_image,
     find_image,
@@ -21,6 +23,7 @@ from nestlab.build.images import (
     recipe_key,
 )
 from nestlab.errors import NestlabError
+from nestlab.provision import linux as provision
 
 
 def test_known_recipes_ship_with_the_package() -> None:
@@ -105,14 +108,17 @@ def test_an_image_from_the_users_iso_is_found_not_built(tmp_path: Path, name: st
     assert info.value.hint == f"Build it: nestlab image build {name} --iso PATH"
 
 
-def stand_in_builds(monkeypatch: pytest.MonkeyPatch, barrier: threading.Barrier,
-                    started: list[str]) -> None:
-    """Builds that write a kernel and an initrd, each waiting at ``barrier`` until the
-    other build has started too (a build that ran alone would wait in vain)."""
-    def build(recipe: Path, out: Path, log: Path, progress: Callable[[str], None]) -> None:
+def stand_in_builds(monkeypatch: pytest.MonkeyPatch, started: list[str],
+                    carried: dict[str, list[str]] | None = None) -> None:
+    """Builds that write a kernel and an initrd, noting which recipe they built and which
+    images it carried."""
+    def build(recipe: Path, out: Path, log: Path, progress: Callable[[str], None],
+              with_images: Sequence[BuiltImage] = ()) -> None:
         started.append(recipe.name)
+        if carried is not None:
+            carried[recipe.name] = [i.name for i in with_images]
         progress("stand-in build")
-        barrier.wait()
+        time.sleep(0.2)  # long enough for a second build of the same image to overlap
         (out / "vmlinuz").write_bytes(b"kernel")
         (out / "initrd.img").write_bytes(b"initrd")
 
@@ -121,33 +127,82 @@ def stand_in_builds(monkeypatch: pytest.MonkeyPatch, barrier: threading.Barrier,
     monkeypatch.setattr(images, "_build_disk_image", build)
 
 
-def test_images_that_are_missing_are_built_at_the_same_time(
+def test_the_l2_image_is_built_once_and_first_when_both_are_asked_at_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The L1 image carries the L2 image's files: it is built after it, with it."""
     monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path))
     started: list[str] = []
-    stand_in_builds(monkeypatch, threading.Barrier(2, timeout=10), started)
+    carried: dict[str, list[str]] = {}
+    stand_in_builds(monkeypatch, started, carried)
     said: list[tuple[str, str]] = []
     builds = ConcurrentBuilds(["debian-12", "prime", "prime"], lambda n, s: said.append((n, s)))
     first, built = builds.result("debian-12")
     assert built and first == find_image("debian-12")
-    assert builds.result("prime")[1]
-    assert sorted(started) == ["debian-12", "prime"]
-    assert sorted(said) == [("debian-12", "stand-in build"), ("prime", "stand-in build")]
+    assert find_image("prime") is not None
+    assert started == ["prime", "debian-12"]
+    assert carried == {"prime": [], "debian-12": ["prime"]}
+    assert ("debian-12", "stand-in build") in said
     again = ConcurrentBuilds(["prime", "debian-12"], lambda n, s: said.append((n, s)))
     assert [again.result(n)[1] for n in ("prime", "debian-12")] == [False, False]
     assert len(started) == 2  # cached now: nothing was built again
 
 
-def test_a_failed_build_fails_its_own_image_only(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_l1_images_key_follows_the_l2_recipe_it_carries(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = images.image_key("debian-12")
+    assert before != recipe_key(recipe_dir("debian-12"))
+    assert images.image_key("prime") == recipe_key(recipe_dir("prime"))
+    prime = tmp_path / "prime"
+    shutil.copytree(recipe_dir("prime"), prime)
+    (prime / "init").write_text((prime / "init").read_text() + "# changed\n")
+    real = images.recipe_dir
+    monkeypatch.setattr(images, "recipe_dir",
+                        lambda name: prime if name == "prime" else real(name))
+    assert images.image_key("debian-12") != before
+
+
+def test_an_l2_image_is_laid_out_in_the_l1_image_as_up_copies_it(tmp_path: Path) -> None:
+    folder = tmp_path / "image"
+    folder.mkdir()
+    for name in ("vmlinuz", "vmlinux", "vmlinux.zst", "initrd.img"):
+        (folder / name).write_bytes(f"{name} of prime".encode())
+    image = BuiltImage(name="prime", key="k", path=folder, kernel=folder / "vmlinuz",
+                       initrd=folder / "initrd.img", disk=None, size=1, seconds=0.0,
+                       built="2026-01-01T00:00:00Z", vmlinux=folder / "vmlinux",
+                       vmlinux_zst=folder / "vmlinux.zst")
+    root = tmp_path / "root"
+    images._bake_guest_image(root, image)
+
+    def in_root(path: str) -> Path:
+        return root / path.lstrip("/")
+
+    copies = provision._copies(image)  # what `up` checks, and copies when they differ
+    assert [remote.rsplit("/", 1)[1] for _local, remote in copies] == [
+        "vmlinux.zst", "initrd.img"]
+    for local, remote in copies:
+        assert in_root(remote).read_bytes() == local.read_bytes()
+    # The L2's <kernel> (the plan's path) is the uncompressed kernel, as `up` unpacks it.
+    assert in_root(f"{L1_GUEST_DIR}/images/prime/vmlinuz").read_bytes() == b"vmlinux of prime"
+
+
+def test_a_failed_build_fails_its_image_and_those_that_carry_it_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path))
-    stand_in_builds(monkeypatch, threading.Barrier(1), [])
+    stand_in_builds(monkeypatch, [])
 
-    def broken(recipe: Path, out: Path, log: Path, progress: Callable[[str], None]) -> None:
-        raise images.ImageBuildError("image build failed at 'mmdebstrap' (exit 1)")
+    def broken(recipe: Path, out: Path, log: Path, progress: Callable[[str], None],
+               with_images: Sequence[BuiltImage] = ()) -> None:
+        raise images.ImageBuildError(f"{recipe.name}: image build failed at 'mmdebstrap'")
 
+    monkeypatch.setattr(images, "_build_disk_image", broken)
+    builds = ConcurrentBuilds(["debian-12", "prime"], lambda n, s: None)
+    with pytest.raises(images.ImageBuildError, match="debian-12: image build failed"):
+        builds.result("debian-12")
+    assert builds.result("prime")[1]
+
+    monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path / "again"))
     monkeypatch.setattr(images, "_build_prime", broken)
     builds = ConcurrentBuilds(["debian-12", "prime"], lambda n, s: None)
-    with pytest.raises(images.ImageBuildError, match="mmdebstrap"):
-        builds.result("prime")
-    assert builds.result("debian-12")[1]
+    for name in ("debian-12", "prime"):  # the L1 image cannot carry an L2 image not built
+        with pytest.raises(images.ImageBuildError, match="prime: image build failed"):
+            builds.result(name)
