@@ -13,11 +13,13 @@ libvirtd; nestlab's `up --sandbox` makes its own per lab) and does, in turn:
   `virt-install --import` of an overlay on the same base image (same kernel, initrd,
   command line, CPU, seed ISO, MAC).
 
-After a peer's L1 answers SSH, the bench does what a user would script: copies the
-prime's kernel and initrd into the L1 and runs one shell script there (start libvirtd,
-define + start the L2 NAT network, create the L2 disk, define + start the L2 with the
-XML `nestlab render` prints); then, like nestlab, it waits for the L2's own SSH through
-the L1 and runs `uname -r` there. Every L1 gets the same seed ISO (nestlab.build.seed).
+The L1s of all three boot the same kernel (the image's uncompressed one, by its PVH
+entry). After a peer's L1 answers SSH, the bench does what a user would script: copies
+the prime's kernel as Debian packages it (the 8 MB bzImage) and its initrd into the L1
+and runs one shell script there (start libvirtd, define + start the L2 NAT network,
+create the L2 disk, define + start the L2 with the XML `nestlab render` prints); then,
+like nestlab, it waits for the L2's own SSH through the L1 and runs `uname -r` there.
+Every L1 gets the same seed ISO (nestlab.build.seed).
 
 Measured, from each tool's first command (sandbox start excluded for all three):
 L1 SSH-ready, L2 proven, and overhead: the time until libvirt reports 1 and 4 small
@@ -298,8 +300,9 @@ def prepare(root: Path) -> Work:
     subprocess.run([sys.executable, "-m", "nestlab", "render", "-f", str(LAB_FILE), "--out",
                     str(out)], env={**os.environ, "NESTLAB_HOME": str(lab_dir.parent.parent)},
                    check=True, capture_output=True)
-    assert base.disk and base.kernel and base.initrd and prime.kernel and prime.initrd
-    return Work(root, base.disk, base.kernel, base.initrd, prime.kernel, prime.initrd,
+    assert base.disk and prime.kernel and prime.initrd
+    kernel, initrd = base.boot_files()  # the kernel nestlab boots its L1s with (PVH)
+    return Work(root, base.disk, kernel, initrd, prime.kernel, prime.initrd,
                 lab_dir, rendered_l2(out) | {"l0_net": str(next(
                     (out / "l0" / "networks").glob("*.xml")))})
 
