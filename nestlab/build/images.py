@@ -63,7 +63,7 @@ class BuiltImage:
     guest boots instead of ``kernel``, without decompressing it first."""
     vmlinux_zst: Path | None = None
     """``vmlinux`` compressed with zstd (an L2 image's: copied into each L1, unpacked there
-    in well under a second, where the kernel's own xz took seconds at every boot)."""
+    in about a second, where the kernel's own xz took ~4 s at every boot)."""
 
     def boot_files(self) -> tuple[Path, Path]:
         """(kernel, initrd) QEMU boots a guest of this image from: the uncompressed kernel
@@ -113,7 +113,7 @@ def recipe_key(path: Path) -> str:
 
 
 GUEST_IMAGES_IN = {"debian-12": ("prime",)}
-"""The L2 images whose files an L1 image carries (see ``_bake_guest_images``): its key
+"""The L2 images whose files an L1 image carries (see ``_bake_guest_image``): its key
 includes theirs, so a new L2 recipe builds the L1 image again too."""
 
 
