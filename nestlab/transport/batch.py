@@ -19,14 +19,19 @@ from nestlab.transport.base import CommandResult, Transport, TransportError
 
 
 def batch_script(argvs: Sequence[list[str]], mark: str) -> str:
-    """A POSIX shell script that runs each command (stdin closed) and prints, for each,
-    ``MARK STATUS OUT_BYTES ERR_BYTES`` on a line of its own, then its stdout and stderr
-    bytes exactly. Lengths, not separators: a command may print anything."""
+    """A POSIX shell script that runs each command (stdin closed, stdout and stderr each
+    to a file of their own) and prints ``MARK STATUS`` on a line as each ends; after the
+    last, the byte sizes of all those files, one per line (one `stat`), then all their
+    bytes (one `cat`). Lengths, not separators: a command may print anything. The
+    script's own processes are four whatever the number of commands: each costs ~50 ms
+    in an emulated L1, where three per command were most of a batch's time."""
+    outputs = " ".join(f'"$d/{i}o" "$d/{i}e"' for i in range(len(argvs)))
     lines = ['d=$(mktemp -d) || exit 125', "trap 'rm -rf \"$d\"' EXIT"]
-    for argv in argvs:
-        lines.append(f'{shlex.join(argv)} >"$d/o" 2>"$d/e" </dev/null; s=$?')
-        lines.append(f"printf '%s %s %s %s\\n' {mark} $s $(wc -c <\"$d/o\") "
-                     f"$(wc -c <\"$d/e\"); cat \"$d/o\" \"$d/e\"")
+    for i, argv in enumerate(argvs):
+        lines.append(f'{shlex.join(argv)} >"$d/{i}o" 2>"$d/{i}e" </dev/null; '
+                     f"printf '%s %s\\n' {mark} $?")
+    if argvs:
+        lines.append(f"stat -c %s {outputs} && cat {outputs}")
     return "\n".join(lines) + "\n"
 
 
@@ -34,20 +39,28 @@ def parse_batch(output: bytes, argvs: Sequence[list[str]], mark: str,
                 guest: str) -> list[CommandResult]:
     """The results of ``batch_script``'s commands, in order; a missing or malformed part
     (the shell died half-way) is a ``TransportError``."""
-    results, at = [], 0
-    for argv in argvs:
-        end = output.find(b"\n", at)
-        head = output[at:end].decode(errors="replace").split() if end >= 0 else []
-        if len(head) != 4 or head[0] != mark or not all(f.isdigit() for f in head[1:]):
-            raise TransportError(f"{guest}: a batch of commands ended early, at "
-                                 f"`{shlex.join(argv)}`")
-        status, out_len, err_len = (int(f) for f in head[1:])
-        out = output[end + 1:end + 1 + out_len]
-        err = output[end + 1 + out_len:end + 1 + out_len + err_len]
-        at = end + 1 + out_len + err_len
-        results.append(CommandResult(shlex.join(argv), status, out.decode(errors="replace"),
-                                     err.decode(errors="replace")))
-    return results
+    lines = output.split(b"\n", 3 * len(argvs))
+    statuses = []
+    for argv, line in zip(argvs, lines, strict=False):
+        head = line.decode(errors="replace").split()
+        if len(head) != 2 or head[0] != mark or not head[1].isdigit():
+            break
+        statuses.append(int(head[1]))
+    if len(statuses) < len(argvs):
+        raise TransportError(f"{guest}: a batch of commands ended early, at "
+                             f"`{shlex.join(argvs[len(statuses)])}`")
+    sizes = lines[len(argvs):3 * len(argvs)]
+    if len(lines) <= 3 * len(argvs) or not all(s.isdigit() for s in sizes):
+        raise TransportError(f"{guest}: a batch of commands ended before its output")
+    outputs, at = [], 0
+    rest = lines[-1]
+    for size in map(int, sizes):
+        outputs.append(rest[at:at + size].decode(errors="replace"))
+        at += size
+    if at != len(rest):
+        raise TransportError(f"{guest}: a batch of commands ended before its output")
+    return [CommandResult(shlex.join(argv), status, outputs[2 * i], outputs[2 * i + 1])
+            for i, (argv, status) in enumerate(zip(argvs, statuses, strict=True))]
 
 
 class RememberedReads(Transport):

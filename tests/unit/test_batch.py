@@ -3,7 +3,9 @@ real POSIX shell here, and the session that answers reads from a batch."""
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -48,6 +50,39 @@ def test_a_batch_cut_short_is_an_error_not_fewer_results() -> None:
         parse_batch(out[:out.rindex(MARK.encode())], argvs, MARK, "here")
     with pytest.raises(TransportError, match="ended early"):
         parse_batch(out, argvs, "nestlab-another-mark", "here")
+
+
+def test_a_batch_whose_outputs_are_cut_short_is_an_error() -> None:
+    argvs = [["printf", "abc"], ["printf", "de"]]
+    out = subprocess.run(["sh", "-c", batch_script(argvs, MARK)], capture_output=True,
+                         check=True).stdout
+    assert [r.stdout for r in parse_batch(out, argvs, MARK, "here")] == ["abc", "de"]
+    for cut in (out[:-1], out[:out.rindex(b"abcde")], out + b"x"):
+        with pytest.raises(TransportError, match="ended before its output"):
+            parse_batch(cut, argvs, MARK, "here")
+
+
+def test_a_batch_starts_the_same_few_processes_however_many_commands_it_has(
+        tmp_path: Path) -> None:
+    """Each process costs ~50 ms in an emulated L1: the script's own (mktemp, stat, cat,
+    rm) must not be started again for each command. Each program the script may start is
+    wrapped here to log its name."""
+    log = tmp_path / "started"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for program in ("mktemp", "stat", "cat", "rm", "wc", "head", "tail", "dd"):
+        real = shutil.which(program)
+        assert real, program
+        wrapper = bin_dir / program
+        wrapper.write_text(f'#!/bin/sh\necho {program} >>"{log}"\nexec {real} "$@"\n')
+        wrapper.chmod(0o755)
+    argvs = [["test", "-e", "/"] for _ in range(12)]
+    shell = shutil.which("sh")  # found here: the PATH the script runs with has only wrappers
+    assert shell
+    out = subprocess.run([shell, "-c", batch_script(argvs, MARK)], capture_output=True,
+                         check=True, env={**os.environ, "PATH": str(bin_dir)}).stdout
+    assert [r.exit_status for r in parse_batch(out, argvs, MARK, "here")] == [0] * 12
+    assert sorted(log.read_text().split()) == ["cat", "mktemp", "rm", "stat"]
 
 
 class Recorder(Transport):
