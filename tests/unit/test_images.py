@@ -198,7 +198,9 @@ def test_a_failed_build_fails_its_image_and_those_that_carry_it_only(
     builds = ConcurrentBuilds(["debian-12", "prime"], lambda n, s: None)
     with pytest.raises(images.ImageBuildError, match="debian-12: image build failed"):
         builds.result("debian-12")
-    assert builds.result("prime")[1]
+    # Built by its own build or by debian-12's (which builds it first): either thread may
+    # take its lock first; what counts is that it was built although debian-12 failed.
+    assert builds.result("prime")[0] == find_image("prime") is not None
 
     monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path / "again"))
     monkeypatch.setattr(images, "_build_prime", broken)
