@@ -5,14 +5,17 @@ first whether it is already done, so a second run changes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from nestlab.build.images import L1_GUEST_DIR, BuiltImage, file_sha256
 from nestlab.errors import NestlabError
+from nestlab.files import write_atomic
 from nestlab.plan import GuestPlan, HostPlan, Plan
 from nestlab.render import render_guest_domain_xml, render_guest_network_xml, with_uuid
 from nestlab.steps import Step
@@ -37,10 +40,13 @@ def provision_steps(t: Transport, plan: Plan, host: HostPlan,
     (``l1_reads``); each later step is answered from it until one has to act."""
     no_l2s = None if host.guests else "the L1 has no L2s"
     reads = RememberedReads(t)
+    probe = QemuProbe(images, host.base_image)
     steps = [
         Step(host.name, "state in L1", partial(_fetch_reads, reads, host, images)),
         Step(host.name, "kvm in L1", partial(require_kvm, reads, host)),
         Step(host.name, "libvirt in L1", partial(ensure_libvirt, reads)),
+        Step(host.name, "QEMU probe from L0", partial(ensure_qemu_probe, reads, probe),
+             skip=no_l2s),
         Step(host.name, "L2 network", partial(ensure_guest_network, reads, plan, host),
              skip=no_l2s),
         Step(host.name, "routes to other L1s' L2s", partial(ensure_routes, reads, host),
@@ -53,6 +59,9 @@ def provision_steps(t: Transport, plan: Plan, host: HostPlan,
         steps.append(Step(guest.name, f"define + start in {host.name}",
                           partial(ensure_guest, reads, plan, host, guest, say,
                                   guest.name in redefine)))
+    if host.guests:
+        steps.append(Step(host.name, "QEMU probe kept on L0",
+                          partial(keep_qemu_probe, reads, probe)))
     return steps
 
 
@@ -61,7 +70,7 @@ def l1_reads(host: HostPlan, images: dict[str, BuiltImage]) -> list[list[str]]:
     they send them: what a lab that is up answers to all of them is that every step is
     done."""
     reads = [["test", "-c", "/dev/kvm"], *(_nested_argv(m) for m in _KVM_MODULES),
-             _IS_ACTIVE, _virsh_argv("list", "--all")]
+             _IS_ACTIVE, _virsh_argv("list", "--all"), _HAS_PROBE]
     reads += [["ip", "-4", "route", "show", str(cidr)] for cidr, _via in
               host.guest_network.routes]
     if not host.guests:
@@ -125,6 +134,69 @@ def ensure_libvirt(t: Transport) -> bool:
     # rather than `version`: ``ensure_guest`` asks it too, so a batch asks it once.
     _virsh_check(t, "list", "--all")
     return started
+
+
+QEMU_PROBE = ("/var/cache/libvirt/qemu/capabilities/"
+              + hashlib.sha256(b"/usr/bin/qemu-system-x86_64").hexdigest() + ".xml")
+"""libvirt's record of what the L1's QEMU can do (the file is named by the SHA-256 of the
+emulator's path). libvirt probes QEMU for it at the first domain defined after it starts,
+~4 s under emulation, and writes it here; it uses the file only while QEMU's, libvirtd's
+and the kernel's versions and the CPU are those it was made with, and probes again
+otherwise."""
+_HAS_PROBE = ["test", "-s", QEMU_PROBE]
+
+
+def learned_probe_path(l1_image: BuiltImage) -> Path:
+    """Where L0 keeps libvirt's QEMU probe from an L1 of ``l1_image`` (next to the image:
+    a new image is a new folder)."""
+    return l1_image.path / "learned" / "libvirt-qemu-capabilities.xml"
+
+
+@dataclass
+class QemuProbe:
+    """libvirt's QEMU probe for one L1: learned on L0 from the first L1 of its image
+    whose probe this `up` caused, and put into later L1s of the image before their first
+    define, so that their libvirt need not probe again (libvirt checks that it fits)."""
+
+    images: dict[str, BuiltImage]
+    """The lab's images, by name (filled by L0's steps before the L1's run)."""
+    l1_image: str
+    caused_here: bool = False
+    """The L1 had no probe when this `up` began: the one it has after its L2s were
+    defined is libvirt's own, made while only nestlab had reached the L1."""
+
+    @property
+    def learned(self) -> Path:
+        return learned_probe_path(self.images[self.l1_image])
+
+
+def ensure_qemu_probe(t: Transport, probe: QemuProbe) -> bool:
+    """The probe learned on L0 in an L1 that has none yet; True when it was put there."""
+    if t.run(_HAS_PROBE).ok:
+        return False
+    probe.caused_here = True
+    if not probe.learned.is_file():
+        return False
+    t.check(["mkdir", "-p", str(Path(QEMU_PROBE).parent)])
+    t.put_text(probe.learned.read_text(), QEMU_PROBE, mode=0o600)
+    return True
+
+
+def keep_qemu_probe(t: Transport, probe: QemuProbe) -> bool:
+    """The L1's probe kept on L0 when this `up` caused it and it differs from the one L0
+    has (none yet, or libvirt found the one put there did not fit and probed again); True
+    when L0's changed. Never from an L1 that had its own probe before: whoever has been
+    root in that L1 could have written it."""
+    if not probe.caused_here:
+        return False
+    got = t.run(["cat", QEMU_PROBE])
+    if not got.ok or not got.stdout.startswith("<qemuCaps>"):
+        return False
+    if probe.learned.is_file() and probe.learned.read_text() == got.stdout:
+        return False
+    probe.learned.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(probe.learned, got.stdout, mode=0o644)
+    return True
 
 
 def _virsh_argv(*args: str) -> list[str]:

@@ -60,7 +60,7 @@ from pathlib import Path, PurePosixPath
 
 import libvirt
 
-from nestlab.provision.linux import UNPACK_KERNEL
+from nestlab.provision.linux import QEMU_PROBE, UNPACK_KERNEL
 from nestlab.transport.base import CommandResult, Transport, TransportError, Unreachable
 from nestlab.waiting import NotYet, WaitTimedOut, wait_for
 
@@ -114,6 +114,11 @@ class FakeLinuxL1(Transport):
     """What the L1 held when L0 saved its memory, by save file."""
     restored_from: list[str] = field(default_factory=list)
     """Each save file L0 restored the L1 from."""
+    qemu_caps: bytes = b"<qemuCaps>\n  <emulator>/usr/bin/qemu-system-x86_64</emulator>\n</qemuCaps>\n"
+    """What this L1's libvirt writes when it probes its QEMU (its QEMU, kernel and CPU)."""
+    probes: int = 0
+    """How often its libvirt probed QEMU: at a define, when its record of the probe
+    (QEMU_PROBE) is missing or is not ``qemu_caps`` (libvirt checks that it fits)."""
     _restoring: _DiskState | None = field(default=None, repr=False)
     _began: float | None = field(default=None, repr=False)
 
@@ -266,6 +271,12 @@ class FakeLinuxL1(Transport):
                 return 0, "", ""
             case ["test", "-e", path]:
                 return (0 if path in self.files or path in self.folders else 1), "", ""
+            case ["test", "-s", path]:
+                return (0 if self.files.get(path) else 1), "", ""
+            case ["cat", path] if path == QEMU_PROBE:
+                if path not in self.files:
+                    return 1, "", f"cat: {path}: No such file or directory\n"
+                return 0, self.files[path].decode(), ""
             case ["sha256sum", path]:
                 if path not in self.files:
                     return 1, "", f"sha256sum: {path}: No such file or directory\n"
@@ -307,6 +318,12 @@ class FakeLinuxL1(Transport):
                 return self._virsh(args)
         raise AssertionError(f"FakeLinuxL1 does not know `{shlex.join(argv)}`; teach it what "
                              "the real L1 answers")
+
+    def _probe_qemu(self) -> None:
+        if self.files.get(QEMU_PROBE) != self.qemu_caps:
+            self.probes += 1
+            self._answer(["mkdir", "-p", str(PurePosixPath(QEMU_PROBE).parent)])
+            self._write(QEMU_PROBE, self.qemu_caps)
 
     def _unpack_kernel(self, zst: str, kernel: str) -> tuple[int, str, str]:
         """What the L1's sh runs: real zstd on the copy's bytes (a damaged copy fails as it
@@ -375,6 +392,7 @@ class FakeLinuxL1(Transport):
                 conn.lookupByName(name)
                 return 0, f"Name:           {name}\n", ""
             case ["define", path]:
+                self._probe_qemu()
                 conn.defineXMLFlags(self.files[path].decode(), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
                 return 0, "", ""
             case ["domstate", name]:

@@ -253,7 +253,7 @@ def test_plan_after_up_shows_only_what_is_missing(
     lab_file = tmp_path / "pair.yaml"
     lab_file.write_text(TWO_HOSTS)
     _proofs, first = bring_up(lab_file, home)
-    assert first.counts()["skipped"] == 3  # kvm2's L2 network; both L1s' routes (nat)
+    assert first.counts()["skipped"] == 4  # kvm2: L2 network, QEMU probe; both: routes (nat)
     states = plan_states(lab_file, home)
     assert [k for k, v in states.items() if v == "create"] == []
     assert {k for k, v in states.items() if v == "present"} >= {
