@@ -37,6 +37,20 @@ echo 'options kvm_intel nested=1' >> "$root/etc/modprobe.d/nestlab-kvm.conf"
 # (half of its QEMU probe, seconds under emulation). Diverted, so upgrades keep it so.
 chroot "$root" dpkg-divert --quiet --local --rename \
   --divert /usr/bin/qemu-system-i386.nestlab-unused --add /usr/bin/qemu-system-i386
+# Modules of devices a lab host never uses are not loaded (files/nestlab-unused-modules.conf
+# says which and why); nor are those systemd loads for the filesystems and devices of a
+# desktop (configfs, device-mapper, drm, EFI's pstore, FUSE, loop), nothing in an L1 uses them.
+install -m 0644 "$here/files/nestlab-unused-modules.conf" "$root/etc/modprobe.d/"
+for module in configfs dm_mod drm efi_pstore fuse loop; do
+  ln -sf /dev/null "$root/etc/systemd/system/modprobe@$module.service"
+done
+# libvirt's firewall chains are made at boot by two processes, not by 34 at the first
+# network's start (files/nestlab-libvirt-chains.service).
+mkdir -p "$root/usr/local/share/nestlab"
+install -m 0644 "$here/files/libvirt-chains.rules" "$root/usr/local/share/nestlab/"
+install -m 0644 "$here/files/nestlab-libvirt-chains.service" "$root/etc/systemd/system/"
+ln -sf /etc/systemd/system/nestlab-libvirt-chains.service \
+  "$root/etc/systemd/system/multi-user.target.wants/nestlab-libvirt-chains.service"
 # libvirt's default network is not used by nestlab; do not start it.
 rm -f "$root/etc/libvirt/qemu/networks/autostart/default.xml"
 # Key-only root login over SSH; one host key, ed25519 (nestlab-firstboot).
