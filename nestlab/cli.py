@@ -774,6 +774,8 @@ def exec_(lab_file: Path, lab_name: str | None, seat: int | None, name: str,
           command: tuple[str, ...]) -> None:
     """Run COMMAND on guest NAME (an L1, or an L2 through its L1); exit with its status.
 
+    COMMAND's stdin is empty (as with `ssh -n`); `nestlab ssh NAME` is interactive.
+
     Example: nestlab exec prime1 -- uname -a
     """
     from nestlab.commands.access import run_command

@@ -134,6 +134,7 @@ class SSHTransport(Transport):
             channel = self.client.get_transport().open_session(timeout=30)  # type: ignore[union-attr]
             channel.settimeout(timeout)
             channel.exec_command(command)
+            channel.shutdown_write()  # nothing for its stdin (`ssh -n`): a read ends at once
             stdout, stderr = _drain(channel, timeout)
             status = channel.recv_exit_status()
         except TimeoutError:
