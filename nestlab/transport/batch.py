@@ -41,7 +41,7 @@ def parse_batch(output: bytes, argvs: Sequence[list[str]], mark: str,
     (the shell died half-way) is a ``TransportError``."""
     lines = output.split(b"\n", 3 * len(argvs))
     statuses = []
-    for argv, line in zip(argvs, lines, strict=False):
+    for line in lines[:len(argvs)]:
         head = line.decode(errors="replace").split()
         if len(head) != 2 or head[0] != mark or not head[1].isdigit():
             break
