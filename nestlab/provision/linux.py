@@ -189,11 +189,15 @@ def keep_qemu_probe(t: Transport, probe: QemuProbe) -> bool:
     root in that L1 could have written it."""
     if not probe.caused_here:
         return False
+    if probe.learned.is_file():  # the one put there is still there: libvirt took it
+        have = t.run(["sha256sum", QEMU_PROBE]).stdout.split()
+        if have and have[0] == file_sha256(probe.learned):
+            return False
     got = t.run(["cat", QEMU_PROBE])
     if not got.ok or not got.stdout.startswith("<qemuCaps>"):
         return False
     if probe.learned.is_file() and probe.learned.read_text() == got.stdout:
-        return False
+        return False  # (libvirt probed again and found what L0 has)
     probe.learned.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(probe.learned, got.stdout, mode=0o644)
     return True
