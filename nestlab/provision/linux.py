@@ -101,7 +101,8 @@ def require_kvm(t: Transport, host: HostPlan) -> bool:
 _KVM_MODULES = ("kvm_amd", "kvm_intel")
 _IS_ACTIVE = ["systemctl", "is-active", "--quiet", "libvirtd"]
 _VIRSH_TIMEOUT = 180.0
-"""The first connection to an L1's libvirt probes QEMU (~10 s under emulation)."""
+"""The first define in an L1 makes libvirt probe QEMU (~4 s under emulation; none when L0
+put its probe there, ``QEMU_PROBE``); a loaded host may take several times that."""
 
 
 def _nested_argv(module: str) -> list[str]:
@@ -130,8 +131,8 @@ def ensure_libvirt(t: Transport) -> bool:
     if not t.run(_IS_ACTIVE).ok:
         t.check(["systemctl", "start", "libvirtd"])
         started = True
-    # The first connection probes QEMU (~10 s under emulation): done here. `list --all`
-    # rather than `version`: ``ensure_guest`` asks it too, so a batch asks it once.
+    # libvirtd answers (its socket starts it too). `list --all` rather than `version`:
+    # ``ensure_guest`` asks it too, so a batch asks it once.
     _virsh_check(t, "list", "--all")
     return started
 
