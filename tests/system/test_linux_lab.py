@@ -175,7 +175,7 @@ def test_guests_boot_lean(nestlab: Nestlab, lab_dir: Path) -> None:
     assert (lab_dir / "hosts" / "kvm1" / "vmlinuz").read_bytes()[:4] == b"\x7fELF"
     script = ("head -c 4 /var/lib/nestlab/images/prime/vmlinuz | od -An -c; "
               "cat /proc/self/cgroup; systemctl is-enabled apt-daily.timer || true; "
-              "ls /sys/module | grep -c -x -e ahci -e lpc_ich -e cfg80211 -e pcspkr; "
+              "ls /sys/module | grep -c -x -e lpc_ich -e i2c_i801 -e cfg80211 -e pcspkr; "
               "iptables -S FORWARD | grep -e '-j LIBVIRT_' | tr '\\n' ' '; echo; "
               "test -s /var/cache/libvirt/qemu/capabilities/*.xml && echo probed")
     out = nestlab.ok("exec", "-f", LAB_FILE, "kvm1", "--", "sh", "-c", script).stdout
