@@ -208,3 +208,17 @@ def test_a_failed_build_fails_its_image_and_those_that_carry_it_only(
     for name in ("debian-12", "prime"):  # the L1 image cannot carry an L2 image not built
         with pytest.raises(images.ImageBuildError, match="prime: image build failed"):
             builds.result(name)
+
+
+def test_the_l1_image_never_blacklists_what_reads_a_seed_or_runs_l2s() -> None:
+    """The seed is a virtio disk for nestlab, a SATA CD-ROM for a vagrant-libvirt or
+    virt-install user (bench/peers.py): with ahci blacklisted their L1s came up without
+    the lab's key. KVM, the L2s' bridge and tap, and libvirt's firewall are the job."""
+    conf = recipe_dir("debian-12") / "files" / "nestlab-unused-modules.conf"
+    listed = {line.split()[1] for line in conf.read_text().splitlines()
+              if line.startswith("blacklist ")}
+    assert listed and "cfg80211" in listed  # it is read: the blacklist is there
+    needed = {"virtio_blk", "virtio_pci", "virtio_net", "ahci", "libahci", "libata",
+              "sr_mod", "cdrom", "isofs", "ext4", "kvm", "kvm_amd", "kvm_intel", "bridge",
+              "tun", "vhost_net", "nf_tables", "nft_compat", "nf_nat", "virtio_rng"}
+    assert not listed & needed
