@@ -70,12 +70,12 @@ def l1_reads(host: HostPlan, images: dict[str, BuiltImage]) -> list[list[str]]:
     they send them: what a lab that is up answers to all of them is that every step is
     done."""
     reads = [["test", "-c", "/dev/kvm"], *(_nested_argv(m) for m in _KVM_MODULES),
-             _IS_ACTIVE, _virsh_argv("list", "--all"), _HAS_PROBE]
+             _IS_ACTIVE, _virsh_argv("list", "--all")]
     reads += [["ip", "-4", "route", "show", str(cidr)] for cidr, _via in
               host.guest_network.routes]
     if not host.guests:
         return reads
-    reads.append(_virsh_argv("net-info", host.guest_network.name))
+    reads += [_virsh_argv("net-info", host.guest_network.name), _HAS_PROBE]
     for name in sorted({g.image for g in host.guests}):
         if name in images:
             reads += [["sha256sum", remote] for _local, remote in _copies(images[name])]
@@ -197,8 +197,6 @@ def keep_qemu_probe(t: Transport, probe: QemuProbe) -> bool:
     got = t.run(["cat", QEMU_PROBE])
     if not got.ok or not got.stdout.startswith("<qemuCaps>"):
         return False
-    if probe.learned.is_file() and probe.learned.read_text() == got.stdout:
-        return False  # (libvirt probed again and found what L0 has)
     probe.learned.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(probe.learned, got.stdout, mode=0o644)
     return True
