@@ -112,7 +112,8 @@ def from_nothing() -> list[str]:
     with tempfile.TemporaryDirectory(prefix="nestlab-images-") as cache:
         os.environ["NESTLAB_CACHE"] = cache
         started = time.perf_counter()
-        builds = ConcurrentBuilds(NAMES, lambda name, step: print(f"  {name}: {step}"))
+        builds = ConcurrentBuilds(NAMES, lambda name, step: print(
+            f"  {time.perf_counter() - started:6.1f} s  {name}: {step}", flush=True))
         own = {name: builds.result(name)[0].seconds for name in NAMES}
         wall = time.perf_counter() - started
     lines = [row(f"{name} built (its own time, both at once)", [own[name]], None)

@@ -28,10 +28,15 @@ class Together(Generic[K, V]):
         self._started: dict[K, Future[V]] | None = None
         self._lock = threading.Lock()
 
-    def result(self, key: K) -> V:
+    def start(self) -> None:
+        """Start the work of every key now, without waiting for any (``result`` waits)."""
         with self._lock:
             if self._started is None:
                 self._started = self._start()
+
+    def result(self, key: K) -> V:
+        self.start()
+        assert self._started is not None
         if key not in self._started:
             raise KeyError(f"{key!r} is not one of the {self._name} started together")
         return self._started[key].result()

@@ -28,7 +28,9 @@ printf '/dev/vda / ext4 rw,relatime 0 1\n' > "$root/etc/fstab"
 # 35 MB) took ~8 s under emulation from unpacking to the root mounted.
 printf 'virtio_pci\nvirtio_blk\next4\n' >> "$root/etc/initramfs-tools/modules"
 echo 'MODULES=list' > "$root/etc/initramfs-tools/conf.d/nestlab.conf"
-chroot "$root" update-initramfs -u -k all
+# The only initramfs the image has: none was made while its packages were installed
+# (nestlab.build.images.INITRAMFS_AT_THE_END).
+chroot "$root" update-initramfs -c -k all
 
 # L2s run under KVM in L1: nesting on (the default for kvm_amd, stated anyway).
 echo 'options kvm_amd nested=1' > "$root/etc/modprobe.d/nestlab-kvm.conf"

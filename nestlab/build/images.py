@@ -96,9 +96,11 @@ def recipe_names() -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/packages"))
 
 
-BUILD_FORMAT = "2: vmlinux"
-"""What an image folder holds besides the recipe's output; changed when a build makes new
-files (then every image is built again, next to the old ones)."""
+BUILD_FORMAT = "3: one initramfs"
+"""What an image folder holds besides the recipe's output, and how it is made; changed when
+a build makes new files or makes them differently (then every image is built again, next
+to the old ones). 3: Debian's initramfs made once (INITRAMFS_AT_THE_END), vmlinux.zst at
+zstd's level 9."""
 
 
 def recipe_key(path: Path) -> str:
@@ -218,14 +220,18 @@ def build_image(name: str, progress: Progress = lambda _msg: None) -> tuple[Buil
     if existing is not None:
         return existing, False
     _require_tools()
-    carried = [build_image(guest, _prefixed(progress, guest))[0]
-               for guest in GUEST_IMAGES_IN.get(name, ())]
+    # The L2 images this image carries are built (or found) while its own packages are
+    # installed; its build waits for them only where it lays them into its tree.
+    guests = GUEST_IMAGES_IN.get(name, ())
+    carried = Together(guests, lambda guest: build_image(guest, _prefixed(progress, guest))[0],
+                       "carried image")
+    carried.start()
     (images_root() / name).mkdir(parents=True, exist_ok=True)
     with _build_lock(name):
         existing = find_image(name)  # built by another build while this one waited
         if existing is not None:
             return existing, False
-        return _build(name, carried, progress), True
+        return _build(name, lambda: [carried.result(guest) for guest in guests], progress), True
 
 
 def _prefixed(progress: Progress, name: str) -> Progress:
@@ -241,7 +247,11 @@ def _build_lock(name: str) -> Iterator[None]:
         yield
 
 
-def _build(name: str, carried: list[BuiltImage], progress: Progress) -> BuiltImage:
+Carried = Callable[[], Sequence[BuiltImage]]
+"""The L2 images an L1 image's build lays into its tree, waited for when it does."""
+
+
+def _build(name: str, carried: Carried, progress: Progress) -> BuiltImage:
     recipe = recipe_dir(name)
     key = image_key(name)
     final = images_root() / name / key
@@ -308,10 +318,13 @@ def _require_tools() -> None:
 
 def _run(step: str, argv: list[str], log: Path, progress: Progress) -> None:
     progress(step)
+    started = time.monotonic()
     with log.open("a") as out:
         out.write(f"\n### {step}: {' '.join(argv)}\n")
         out.flush()
         result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
+        out.write(f"### {step}: exit {result.returncode} after "
+                  f"{time.monotonic() - started:.1f} s\n")
     if result.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise ImageBuildError(f"image build failed at '{step}' (exit {result.returncode}):\n"
@@ -328,18 +341,40 @@ def _uncompressed_kernel(name: str, out: Path, log: Path, progress: Progress) ->
         return False
     if name == "prime":
         _run("zstd the uncompressed kernel", [
-            "zstd", "-q", "-19", "-T0", str(out / "vmlinux"), "-o", str(out / "vmlinux.zst"),
+            "zstd", "-q", "-9", "-T0", str(out / "vmlinux"), "-o", str(out / "vmlinux.zst"),
         ], log, progress)
     return True
 
 
+PUT_OFF = "/var/lib/nestlab-initramfs-put-off"
+INITRAMFS_AT_THE_END = (
+    # Before the packages: update-initramfs is diverted, and a stand-in takes its place
+    # while the kernel and initramfs-tools are installed; it only notes that it was asked.
+    "--essential-hook=chroot \"$1\" dpkg-divert --quiet --local --rename"
+    " --divert /usr/sbin/update-initramfs.nestlab-later --add /usr/sbin/update-initramfs"
+    f" && printf '#!/bin/sh\\necho \"update-initramfs $*\" >> {PUT_OFF}\\n'"
+    " > \"$1/usr/sbin/update-initramfs\" && chmod 0755 \"$1/usr/sbin/update-initramfs\"",
+    # After them, the real one is back, for the recipe's own hook to run once; the build
+    # log says what was put off.
+    f"--customize-hook=if [ -f \"$1{PUT_OFF}\" ]; then"
+    f" sed 's/^/put off while the packages were installed: /' \"$1{PUT_OFF}\"; fi"
+    f" && rm -f \"$1{PUT_OFF}\" \"$1/usr/sbin/update-initramfs\""
+    " && chroot \"$1\" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs",
+)
+"""mmdebstrap hooks: Debian makes no initramfs while the packages are installed. Its
+kernel and initramfs-tools each make one (their hook, then their trigger), 20 s each here,
+and neither is what the image boots: the L1's is made again after its recipe has chosen
+its modules (customize.sh), the prime has its own (build-initramfs.sh)."""
+
+
 def _build_disk_image(recipe: Path, out: Path, log: Path, progress: Progress,
-                      carried: Sequence[BuiltImage] = ()) -> None:
-    """An L1 disk image: mmdebstrap into a folder, the L2 images it carries, then ext4 (no
-    mount needed), then qcow2."""
+                      carried: Carried = tuple) -> None:
+    """An L1 disk image: mmdebstrap into a folder, the L2 images it carries (waited for
+    here, built meanwhile), then ext4 (no mount needed), then qcow2."""
     root = out / "root"
     _run("mmdebstrap (Debian packages)", [
         "mmdebstrap", "--variant=apt", "--include=" + ",".join(packages(recipe)),
+        *INITRAMFS_AT_THE_END,
         f"--customize-hook=sh {recipe / 'customize.sh'} \"$1\"",
         SUITE, str(root),
     ], log, progress)
@@ -349,7 +384,7 @@ def _build_disk_image(recipe: Path, out: Path, log: Path, progress: Progress,
         raise ImageBuildError(f"the {recipe.name} recipe produced no kernel or initrd in /boot")
     shutil.copyfile(kernels[-1], out / "vmlinuz")
     shutil.copyfile(initrds[-1], out / "initrd.img")
-    for guest in carried:
+    for guest in carried():
         _bake_guest_image(root, guest)
     raw = out / "disk.raw"
     with raw.open("wb") as handle:
@@ -383,6 +418,7 @@ def _build_prime(recipe: Path, out: Path, log: Path, progress: Progress) -> None
     """The L2 prime: a kernel and a busybox/dropbear initramfs, assembled in a build root."""
     _run("mmdebstrap + initramfs", [
         "mmdebstrap", "--variant=essential", "--include=" + ",".join(packages(recipe)),
+        *INITRAMFS_AT_THE_END,
         f"--customize-hook=mkdir -p \"$1/tmp/prime-recipe\" && cp -r {recipe}/. "
         "\"$1/tmp/prime-recipe/\"",
         "--customize-hook=chroot \"$1\" sh /tmp/prime-recipe/build-initramfs.sh",

@@ -189,6 +189,18 @@ def test_guests_boot_lean(nestlab: Nestlab, lab_dir: Path) -> None:
     assert probed == "probed"
 
 
+def test_the_l1_updates_its_initramfs_as_debian_does(nestlab: Nestlab, lab_dir: Path) -> None:
+    """The image build puts Debian's update-initramfs off while the packages go in
+    (nestlab.build.images.INITRAMFS_AT_THE_END): in the L1 it is Debian's own again, not
+    diverted and unchanged, so a kernel the lab's users install gets its initramfs."""
+    script = ("dpkg-divert --list | grep -c update-initramfs; "
+              # files that differ from the packages', the recipe's own conffiles aside
+              "dpkg --verify initramfs-tools-core initramfs-tools | grep -v -c ' c /etc/'; "
+              "ls /usr/sbin | grep -c update-initramfs; ls /boot | grep -c '^initrd.img-'")
+    out = nestlab.ok("exec", "-f", LAB_FILE, "kvm1", "--", "sh", "-c", script).stdout
+    assert out.split() == ["0", "0", "1", "1"]
+
+
 def test_exec_returns_the_commands_exit_status(nestlab: Nestlab, lab_dir: Path) -> None:
     result = nestlab("exec", "-f", LAB_FILE, "prime1", "--", "sh", "-c",
                      "echo out; echo err >&2; exit 7")

@@ -47,6 +47,22 @@ def test_prime_iso_boots_with_a_static_address(nestlab: Nestlab, images: None,
         qemu.wait()
 
 
+def test_debian_makes_one_initramfs_for_the_l1_image_and_none_for_the_prime(
+        images: None) -> None:
+    """Debian's kernel and initramfs-tools make one at each step of their installation,
+    20 s each: the builds make only the one the L1 image boots (after its recipe chose its
+    modules), and none for the prime, which has its own."""
+    def log(name: str) -> str:
+        return (require_image(name).path / "build.log").read_text(errors="replace")
+
+    put_off = "put off while the packages were installed: update-initramfs"
+    for name in ("debian-12", "prime"):  # the kernel's hook (-c) and the trigger (-u)
+        assert f"{put_off} -c -k " in log(name)
+        assert f"{put_off} -u" in log(name)
+    assert log("debian-12").count("update-initramfs: Generating") == 1  # customize.sh's
+    assert "update-initramfs: Generating" not in log("prime")
+
+
 def test_initramfs_has_hyperv_and_virtio_drivers(images: None) -> None:
     image = require_image("prime")
     _kernel, initrd = image.boot_files()

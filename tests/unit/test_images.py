@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -113,12 +114,15 @@ def stand_in_builds(monkeypatch: pytest.MonkeyPatch, started: list[str],
     """Builds that write a kernel and an initrd, noting which recipe they built and which
     images it carried."""
     def build(recipe: Path, out: Path, log: Path, progress: Callable[[str], None],
-              with_images: Sequence[BuiltImage] = ()) -> None:
+              with_images: images.Carried = tuple) -> None:
         started.append(recipe.name)
-        if carried is not None:
-            carried[recipe.name] = [i.name for i in with_images]
         progress("stand-in build")
         time.sleep(0.2)  # long enough for a second build of the same image to overlap
+        laid_in = with_images()  # as the real build does, after its packages
+        if carried is not None:
+            carried[recipe.name] = [i.name for i in laid_in]
+            # what is laid in is built and cached by then
+            assert all(find_image(i.name) == i for i in laid_in)
         (out / "vmlinuz").write_bytes(b"kernel")
         (out / "initrd.img").write_bytes(b"initrd")
 
@@ -127,9 +131,10 @@ def stand_in_builds(monkeypatch: pytest.MonkeyPatch, started: list[str],
     monkeypatch.setattr(images, "_build_disk_image", build)
 
 
-def test_the_l2_image_is_built_once_and_first_when_both_are_asked_at_once(
+def test_the_l2_image_is_built_once_and_beside_the_l1_image_that_carries_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The L1 image carries the L2 image's files: it is built after it, with it."""
+    """The L1 image carries the L2 image's files: both builds run at once, and the L1
+    image's waits for the L2 image only where it lays its files in."""
     monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path))
     started: list[str] = []
     carried: dict[str, list[str]] = {}
@@ -139,12 +144,39 @@ def test_the_l2_image_is_built_once_and_first_when_both_are_asked_at_once(
     first, built = builds.result("debian-12")
     assert built and first == find_image("debian-12")
     assert find_image("prime") is not None
-    assert started == ["prime", "debian-12"]
+    assert sorted(started) == ["debian-12", "prime"]
     assert carried == {"prime": [], "debian-12": ["prime"]}
     assert ("debian-12", "stand-in build") in said
     again = ConcurrentBuilds(["prime", "debian-12"], lambda n, s: said.append((n, s)))
     assert [again.result(n)[1] for n in ("prime", "debian-12")] == [False, False]
     assert len(started) == 2  # cached now: nothing was built again
+
+
+def test_the_l1_images_packages_go_in_while_the_l2_image_it_carries_is_built(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked for the L1 image alone, its build starts at once, beside the L2 image's: the
+    two installs of Debian packages are what took longest, one after the other."""
+    monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path))
+    stand_in_builds(monkeypatch, [])
+    stand_in = images._build_disk_image
+    l1_started = threading.Event()
+    overlapped: list[bool] = []
+
+    def l1(recipe: Path, out: Path, log: Path, progress: Callable[[str], None],
+           with_images: images.Carried = tuple) -> None:
+        l1_started.set()
+        stand_in(recipe, out, log, progress, with_images)
+
+    def l2(recipe: Path, out: Path, log: Path, progress: Callable[[str], None]) -> None:
+        overlapped.append(l1_started.wait(timeout=5))
+        stand_in(recipe, out, log, progress)
+
+    monkeypatch.setattr(images, "_build_disk_image", l1)
+    monkeypatch.setattr(images, "_build_prime", l2)
+    image, built = build_image("debian-12")
+    assert built and image == find_image("debian-12")
+    assert overlapped == [True]
+    assert find_image("prime") is not None
 
 
 def test_the_l1_images_key_follows_the_l2_recipe_it_carries(
@@ -191,18 +223,19 @@ def test_a_failed_build_fails_its_image_and_those_that_carry_it_only(
     stand_in_builds(monkeypatch, [])
 
     def broken(recipe: Path, out: Path, log: Path, progress: Callable[[str], None],
-               with_images: Sequence[BuiltImage] = ()) -> None:
+               with_images: images.Carried = tuple) -> None:
         raise images.ImageBuildError(f"{recipe.name}: image build failed at 'mmdebstrap'")
 
     monkeypatch.setattr(images, "_build_disk_image", broken)
     builds = ConcurrentBuilds(["debian-12", "prime"], lambda n, s: None)
     with pytest.raises(images.ImageBuildError, match="debian-12: image build failed"):
         builds.result("debian-12")
-    # Built by its own build or by debian-12's (which builds it first): either thread may
+    # Built by its own build or by debian-12's (which starts it too): either thread may
     # take its lock first; what counts is that it was built although debian-12 failed.
     assert builds.result("prime")[0] == find_image("prime") is not None
 
     monkeypatch.setenv("NESTLAB_CACHE", str(tmp_path / "again"))
+    stand_in_builds(monkeypatch, [])
     monkeypatch.setattr(images, "_build_prime", broken)
     builds = ConcurrentBuilds(["debian-12", "prime"], lambda n, s: None)
     for name in ("debian-12", "prime"):  # the L1 image cannot carry an L2 image not built
