@@ -40,7 +40,7 @@ def provision_steps(t: Transport, plan: Plan, host: HostPlan,
     (``l1_reads``); each later step is answered from it until one has to act."""
     no_l2s = None if host.guests else "the L1 has no L2s"
     reads = RememberedReads(t)
-    probe = QemuProbe(images, host.base_image)
+    probe = QemuProbe(images, host.base_image, host.cpus)
     steps = [
         Step(host.name, "state in L1", partial(_fetch_reads, reads, host, images)),
         Step(host.name, "kvm in L1", partial(require_kvm, reads, host)),
@@ -147,10 +147,13 @@ otherwise."""
 _HAS_PROBE = ["test", "-s", QEMU_PROBE]
 
 
-def learned_probe_path(l1_image: BuiltImage) -> Path:
-    """Where L0 keeps libvirt's QEMU probe from an L1 of ``l1_image`` (next to the image:
-    a new image is a new folder)."""
-    return l1_image.path / "learned" / "libvirt-qemu-capabilities.xml"
+def learned_probe_path(l1_image: BuiltImage, cpus: int) -> Path:
+    """Where L0 keeps libvirt's QEMU probe from an L1 of ``l1_image`` with ``cpus`` vCPUs
+    (next to the image: a new image is a new folder). One per vCPU count: the probe holds
+    the CPU's CPUID, whose topology leaves (logical processors, cores) follow the count,
+    and libvirt probes again when they differ, as an L1 of 2 vCPUs did with the probe of
+    an L1 of 1 (each would replace the other's at every `up`)."""
+    return l1_image.path / "learned" / f"libvirt-qemu-capabilities-{cpus}cpu.xml"
 
 
 @dataclass
@@ -162,13 +165,15 @@ class QemuProbe:
     images: dict[str, BuiltImage]
     """The lab's images, by name (filled by L0's steps before the L1's run)."""
     l1_image: str
+    cpus: int
+    """The L1's vCPUs."""
     caused_here: bool = False
     """The L1 had no probe when this `up` began: the one it has after its L2s were
     defined is libvirt's own, made while only nestlab had reached the L1."""
 
     @property
     def learned(self) -> Path:
-        return learned_probe_path(self.images[self.l1_image])
+        return learned_probe_path(self.images[self.l1_image], self.cpus)
 
 
 def ensure_qemu_probe(t: Transport, probe: QemuProbe) -> bool:

@@ -64,8 +64,9 @@ def fake_l1s(monkeypatch: pytest.MonkeyPatch, l0: libvirt.virConnect | None = No
 
     def session(_self: LinuxDriver, host: HostPlan) -> FakeLinuxL1:
         if key(host) not in l1s:
-            l1s[key(host)] = FakeLinuxL1(host.name, booted_from=None if l0 is None else (
-                lambda: l0_boot(l0, host)))
+            l1s[key(host)] = FakeLinuxL1(host.name, cpus=host.cpus,
+                                         booted_from=None if l0 is None else (
+                                             lambda: l0_boot(l0, host)))
         by_domain[host.domain_name] = l1s[key(host)]
         return l1s[key(host)]
 

@@ -69,6 +69,14 @@ _STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_PAUSED: "pa
            libvirt.VIR_DOMAIN_SHUTOFF: "shut off"}
 
 
+def qemu_caps_of(cpus: int) -> bytes:
+    """The probe a FAKE L1 of ``cpus`` vCPUs writes: as a real one's, it holds the CPU's
+    CPUID, whose topology leaves follow the vCPU count (logical processors in leaf 1)."""
+    return (b"<qemuCaps>\n  <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
+            b"  <cpudata arch='x86'><cpuid eax_in='0x00000001' logical='%d'/></cpudata>\n"
+            b"</qemuCaps>\n" % cpus)
+
+
 @dataclass
 class FakeLinuxL1(Transport):
     name: str = "kvm1"
@@ -114,8 +122,8 @@ class FakeLinuxL1(Transport):
     """What the L1 held when L0 saved its memory, by save file."""
     restored_from: list[str] = field(default_factory=list)
     """Each save file L0 restored the L1 from."""
-    qemu_caps: bytes = b"<qemuCaps>\n  <emulator>/usr/bin/qemu-system-x86_64</emulator>\n</qemuCaps>\n"
-    """What this L1's libvirt writes when it probes its QEMU (its QEMU, kernel and CPU)."""
+    cpus: int = 1
+    """The L1's vCPUs (its domain's <vcpu>)."""
     probes: int = 0
     """How often its libvirt probed QEMU: at a define, when its record of the probe
     (QEMU_PROBE) is missing or is not ``qemu_caps`` (libvirt checks that it fits)."""
@@ -318,6 +326,11 @@ class FakeLinuxL1(Transport):
                 return self._virsh(args)
         raise AssertionError(f"FakeLinuxL1 does not know `{shlex.join(argv)}`; teach it what "
                              "the real L1 answers")
+
+    @property
+    def qemu_caps(self) -> bytes:
+        """What this L1's libvirt writes when it probes its QEMU (its QEMU, kernel and CPU)."""
+        return qemu_caps_of(self.cpus)
 
     def _probe_qemu(self) -> None:
         if self.files.get(QEMU_PROBE) != self.qemu_caps:
