@@ -13,7 +13,7 @@ tests. What they copy from the real thing, and where:
   nestlab renders are defined (and validated) as in a real L1, and a bad
   document fails here as it would there.
 - Several virsh commands in one argument (``a; b``) run as virsh runs them.
-- ``virsh net-info``, ``domstate`` and ``list --all`` print what virsh 9.0
+- ``virsh net-info``, ``domstate``, ``list --all`` and ``net-list --all`` print what virsh 9.0
   prints ("Active: yes", "running", "shut off", "paused", the padded table;
   pinned against the real virsh in tests/integration/test_fake_linux_l1.py).
 - ``put`` needs the target's folder, as SFTP does.
@@ -437,6 +437,10 @@ class FakeLinuxL1(Transport):
                 return 0, "".join(d.name() + "\n" for d in conn.listAllDomains(0)) + "\n", ""
             case ["list", "--all"]:
                 return 0, _domain_table(conn), ""
+            case ["net-list", "--all"]:
+                return 0, _network_table(conn), ""
+            case ["echo", *words]:
+                return 0, " ".join(words) + "\n", ""
         raise AssertionError(f"FakeLinuxL1 does not know `virsh {shlex.join(args)}`")
 
     def domain_state(self, name: str) -> str | None:
@@ -503,20 +507,36 @@ def _top(chain: object) -> object:
 
 
 def _domain_table(conn: libvirt.virConnect) -> str:
-    """`virsh list --all` as virsh 9.0 prints it: columns padded to their widest cell and
-    three spaces apart, a rule two characters longer than the header, running domains by
-    id first, then the others with id "-", a blank line at the end."""
+    """`virsh list --all` as virsh 9.0 prints it: running domains by id first, then the
+    others with id "-"."""
     domains = sorted(conn.listAllDomains(0), key=lambda d: (d.ID() < 0, d.ID(), d.name()))
-    rows = [(str(d.ID()) if d.ID() >= 0 else "-", d.name(), _STATES[d.state()[0]])
-            for d in domains]
-    widths = [max(len(cell) for cell in column) for column in zip(("Id", "Name", "State"),
-                                                                   *rows, strict=False)]
+    return _virsh_table(("Id", "Name", "State"), [
+        (str(d.ID()) if d.ID() >= 0 else "-", d.name(), _STATES[d.state()[0]])
+        for d in domains])
 
-    def line(cells: tuple[str, str, str]) -> str:
+
+def _network_table(conn: libvirt.virConnect) -> str:
+    """`virsh net-list --all` as virsh 9.0 prints it, by name."""
+    def yes(flag: int) -> str:
+        return "yes" if flag else "no"
+
+    networks = sorted(conn.listAllNetworks(0), key=lambda n: n.name())
+    return _virsh_table(("Name", "State", "Autostart", "Persistent"), [
+        (n.name(), "active" if n.isActive() else "inactive", yes(n.autostart()),
+         yes(n.isPersistent())) for n in networks])
+
+
+def _virsh_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """A virsh 9.0 table: columns padded to their widest cell and three spaces apart, a
+    rule two characters longer than the header, a blank line at the end."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows,
+                                                                   strict=False)]
+
+    def line(cells: tuple[str, ...]) -> str:
         return (" " + "   ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))).rstrip()
 
-    header = line(("Id", "Name", "State"))
-    return "\n".join([header, "-" * (sum(widths) + 3 * 2 + 3), *map(line, rows)]) + "\n\n"
+    rule = "-" * (sum(widths) + 3 * (len(widths) - 1) + 3)
+    return "\n".join([line(header), rule, *map(line, rows)]) + "\n\n"
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from nestlab.provision.linux import _LIBVIRT_TABLES
 from tests.fakes.linux import TESTDRIVER, FakeLinuxL1
 
 DOMAINS = ("nestlab-linux-nested-prime1", "p2", "nestlab-linux-nested-prime10", "off")
@@ -80,3 +81,33 @@ def test_net_info_prints_virshs_fields(tmp_path: Path) -> None:
                 if key in ("Name", "UUID", "Active", "Persistent", "Autostart", "Bridge")]
     assert info(real) == info(fake)
     assert ("Autostart", "yes") in info(fake)
+
+
+def test_net_list_and_the_tables_in_one_virsh_print_as_virsh_does(tmp_path: Path) -> None:
+    """provision/linux reads both tables with one virsh (``_LIBVIRT_TABLES``): networks
+    active and not, autostart and not, names of other widths; then the domains."""
+    networks = {"nestlab-l2-long-name": ("start", "autostart"), "n2": ("autostart",),
+                "n3": ("start",)}
+    commands = []
+    for name, verbs in networks.items():
+        (tmp_path / f"{name}.xml").write_text(network_xml(name))
+        commands.append(f"net-define {tmp_path / name}.xml")
+        commands += [f"net-{verb} {name}" for verb in verbs]
+    l1 = FakeLinuxL1("kvm1", libvirtd_active=True)
+    for name, verbs in networks.items():
+        net = l1.conn.networkDefineXML(network_xml(name))
+        if "start" in verbs:
+            net.create()
+        if "autostart" in verbs:
+            net.setAutostart(1)
+    tables = _LIBVIRT_TABLES
+    real = subprocess.run(["virsh", "-c", f"test://{TESTDRIVER}",
+                           "; ".join(commands) + "; " + tables[-1]],
+                          capture_output=True, text=True, check=True).stdout
+    fake = l1.run(tables).stdout
+    assert fake == real[real.index(" Name "):]
+    assert fake.startswith(" Name ") and "\n\nnestlab-domains-follow\n Id " in fake
+
+
+def network_xml(name: str) -> str:
+    return f"<network><name>{name}</name><bridge name='{name[:12]}'/></network>"

@@ -46,7 +46,8 @@ def test_up_on_a_lab_that_is_up_sends_one_batch_and_nothing_else(
     assert again.counts()["changed"] == 0
     assert len(l1.batches) == batches + 1
     assert l1.calls[seen:] == l1.batches[-1]  # every command it sent was in the batch
-    assert sum(c.startswith("virsh") for c in l1.batches[-1]) == 2  # list --all, net-info
+    # one virsh for both of libvirt's tables (net-list, list): ~0.35 s each in an emulated L1
+    assert sum(c.startswith("virsh") for c in l1.batches[-1]) == 1
 
 
 def test_up_repairs_l2s_stopped_or_gone_after_one_batch(
