@@ -318,7 +318,7 @@ def ensure_guest_image(t: Transport, image: BuiltImage) -> bool:
     """An L2 image's kernel and initrd in the L1 unless identical ones are there; True when
     something was copied. The kernel an L2 boots is always the plan's ``.../vmlinuz``: the
     image's uncompressed kernel, unpacked from the ``vmlinux.zst`` copied next to it (the
-    uncompressed file is 66 MB; copied compressed it is 10 MB, and unpacking it in the L1
+    uncompressed file is 66 MB; copied compressed it is 12 MB, and unpacking it in the L1
     takes 1.2 s), or the bzImage itself for an image without one."""
     missing = []
     for local, remote in _copies(image):
