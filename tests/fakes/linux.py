@@ -267,8 +267,6 @@ class FakeLinuxL1(Transport):
                 if module == "kvm_amd" and self.kvm:
                     return 0, self.nested + "\n", ""
                 return 1, "", f"cat: {path}: No such file or directory\n"
-            case ["systemctl", "is-active", "--quiet", "libvirtd"]:
-                return (0 if self.libvirtd_active else 3), "", ""
             case ["systemctl", "start", "libvirtd"]:
                 self.libvirtd_active = True
                 return 0, "", ""
