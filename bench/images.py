@@ -14,7 +14,7 @@ folder (goal <= 1 MiB): a lab of two L1s brought up with these images on libvirt
 test driver with FAKE L1s (no VM boots; the files on L0 are the real ones), and
 the qcow2 overlay alone next to it.
 
-From nothing (--from-nothing, about two minutes of both cores, and it downloads
+From nothing (--from-nothing, about a minute of both cores, and it downloads
 from this host's apt sources): both images built at the same time into a
 temporary cache, each image's own time next to the wall time (goal <= 70 s).
 
