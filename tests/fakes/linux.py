@@ -71,10 +71,19 @@ _STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_PAUSED: "pa
 
 def qemu_caps_of(cpus: int) -> bytes:
     """The probe a FAKE L1 of ``cpus`` vCPUs writes: as a real one's, it holds the CPU's
-    CPUID, whose topology leaves follow the vCPU count (logical processors in leaf 1)."""
+    CPUID, whose topology leaves follow the vCPU count (logical processors in leaf 1), and
+    flags for what its QEMU can do, among them that it reports unavailable CPU features."""
     return (b"<qemuCaps>\n  <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
+            b"  <flag name='kvm'/>\n  <flag name='cpu-unavailable-features'/>\n"
             b"  <cpudata arch='x86'><cpuid eax_in='0x00000001' logical='%d'/></cpudata>\n"
             b"</qemuCaps>\n" % cpus)
+
+
+def _checked_part(probe: bytes) -> list[bytes]:
+    """What libvirt compares when it decides whether a probe fits: everything but the
+    flags it recorded (it checks QEMU's, libvirtd's and the kernel's versions and the CPU,
+    and trusts the flags)."""
+    return [line for line in probe.splitlines() if not line.strip().startswith(b"<flag ")]
 
 
 @dataclass
@@ -126,7 +135,11 @@ class FakeLinuxL1(Transport):
     """The L1's vCPUs (its domain's <vcpu>)."""
     probes: int = 0
     """How often its libvirt probed QEMU: at a define, when its record of the probe
-    (QEMU_PROBE) is missing or is not ``qemu_caps`` (libvirt checks that it fits)."""
+    (QEMU_PROBE) is missing or does not fit ``qemu_caps`` (``_checked_part``)."""
+    cpu_reads: list[tuple[str, str]] = field(default_factory=list)
+    """(domain, how libvirt read its CPU) per start: "per feature" (a QMP `qom-get` for
+    each of ~400 properties) where the probe in use records that QEMU reports unavailable
+    features, else "feature words" (two)."""
     _restoring: _DiskState | None = field(default=None, repr=False)
     _began: float | None = field(default=None, repr=False)
 
@@ -331,7 +344,8 @@ class FakeLinuxL1(Transport):
         return qemu_caps_of(self.cpus)
 
     def _probe_qemu(self) -> None:
-        if self.files.get(QEMU_PROBE) != self.qemu_caps:
+        have = self.files.get(QEMU_PROBE)
+        if have is None or _checked_part(have) != _checked_part(self.qemu_caps):
             self.probes += 1
             self._answer(["mkdir", "-p", str(PurePosixPath(QEMU_PROBE).parent)])
             self._write(QEMU_PROBE, self.qemu_caps)
@@ -410,6 +424,10 @@ class FakeLinuxL1(Transport):
                 return 0, _STATES[conn.lookupByName(name).state()[0]] + "\n", ""
             case ["start", name]:
                 conn.lookupByName(name).create()
+                if QEMU_PROBE not in self.files:  # libvirt needs one to start a guest
+                    self._probe_qemu()
+                slow = b"<flag name='cpu-unavailable-features'/>" in self.files[QEMU_PROBE]
+                self.cpu_reads.append((name, "per feature" if slow else "feature words"))
                 return 0, "", ""
             case ["resume", name]:
                 conn.lookupByName(name).resume()

@@ -35,6 +35,7 @@ def test_the_first_l1_of_an_image_teaches_l0_its_probe(
     l1 = guests["kvm1"]
     assert l1.probes == 1 and (outcome(first, SEED), outcome(first, KEEP)) == ("ok", "changed")
     assert learned(l1.cpus).read_bytes() == l1.qemu_caps == l1.files[QEMU_PROBE]
+    assert l1.cpu_reads == [("nestlab-linux-nested-prime1", "per feature")]  # its own probe
     l1.calls.clear()
     _proofs, again = bring_up(LAB_FILE, home)  # a lab that is up: not a round trip more
     assert (outcome(again, SEED), outcome(again, KEEP)) == ("ok", "ok")
@@ -50,8 +51,14 @@ def test_a_later_l1_of_the_image_has_it_before_its_first_define(
         learned(cpus).write_bytes(qemu_caps_of(cpus))
     _proofs, report = bring_up(LAB_FILE, home)
     l1 = guests["kvm1"]
-    assert l1.probes == 0 and l1.files[QEMU_PROBE] == l1.qemu_caps
+    assert l1.probes == 0
     assert (outcome(report, SEED), outcome(report, KEEP)) == ("changed", "ok")
+    # Put without the flag that makes libvirt read a guest's CPU a feature at a time;
+    # L0 keeps the probe as libvirt wrote it.
+    put = l1.files[QEMU_PROBE]
+    assert put == l1.qemu_caps.replace(b"  <flag name='cpu-unavailable-features'/>\n", b"")
+    assert learned(l1.cpus).read_bytes() == qemu_caps_of(l1.cpus)
+    assert l1.cpu_reads == [("nestlab-linux-nested-prime1", "feature words")]
     # Kept: told by its hash (a short answer), not by reading the file back (166 KB).
     assert f"sha256sum {QEMU_PROBE}" in l1.calls and f"cat {QEMU_PROBE}" not in l1.calls
 

@@ -17,6 +17,7 @@ import libvirt
 import pytest
 import testinfra
 
+from nestlab.provision.linux import PER_FEATURE_CPU_READ, QEMU_PROBE
 from tests.conftest import EXAMPLES
 from tests.system.conftest import Nestlab
 
@@ -256,6 +257,36 @@ def test_an_l2_restarted_behind_nestlabs_back_keeps_its_host_key(nestlab: Nestla
     report = up_again(nestlab)
     # The L2 came back with the host key nestlab pinned (no "host key changed").
     assert changed_steps(report) == {("prime1", "define + start in kvm1")}
+
+
+def test_with_l0s_probe_libvirt_reads_the_l2s_cpu_in_a_few_calls(nestlab: Nestlab) -> None:
+    """L0 puts its learned QEMU probe into an L1 without the flag that makes libvirt 9.0 read
+    a started guest's CPU one property at a time (~400 QMP calls, 2.5 s in an emulated L1):
+    libvirt takes the probe as it is (no probe of its own: the flag stays out) and starts
+    the L2 with a few calls. The L1 is made as new for the probe: no probe, the L2 not
+    defined, libvirtd stopped (it holds a probe in memory); its QMP replies are logged."""
+    domain, probe = "nestlab-linux-nested-prime1", QEMU_PROBE
+    log = "/var/log/libvirt/nestlab-test-qmp.log"
+    nestlab.ok("exec", "-f", LAB_FILE, "kvm1", "--", "sh", "-e", "-c", f"""
+        virsh -q destroy {domain}; virsh -q undefine {domain}; systemctl stop libvirtd
+        rm -f {probe} {log}
+        systemctl set-environment LIBVIRT_LOG_FILTERS=1:qemu.qemu_monitor_json \
+            LIBVIRT_LOG_OUTPUTS=1:file:{log}""")
+    try:
+        report = up_again(nestlab)
+        changed = changed_steps(report)
+        assert {("kvm1", "QEMU probe from L0"), ("prime1", "define + start in kvm1")} <= changed
+        assert ("kvm1", "QEMU probe kept on L0") not in changed  # libvirt took the one put
+        out = nestlab.ok("exec", "-f", LAB_FILE, "kvm1", "--", "sh", "-c",
+                         f"grep -c \"{PER_FEATURE_CPU_READ}\" {probe}; "
+                         f"grep -c QEMU_MONITOR_RECV_REPLY {log}").stdout
+        flags, replies = (int(n) for n in out.split())
+        assert flags == 0
+        assert 0 < replies < 100, f"{replies} QMP replies while libvirt started the L2"
+    finally:
+        nestlab.ok("exec", "-f", LAB_FILE, "kvm1", "--", "sh", "-c",
+                   "systemctl unset-environment LIBVIRT_LOG_FILTERS LIBVIRT_LOG_OUTPUTS; "
+                   "virt-admin daemon-log-filters ''")
 
 
 def test_paused_guests_are_resumed_and_shown_paused(nestlab: Nestlab, lab_dir: Path) -> None:
