@@ -448,7 +448,14 @@ tail -c "+$((size + 1))" -F -- "$log" 2>/dev/null | grep -a -q -m 1 -F -- "$line
 its last boot's kernel banner is followed by the line already, else as soon as the line
 is appended after the size the log had when asked (tail follows the file by inotify: no
 polling; coreutils' tail ends as soon as grep has, without a further write). Anything
-written after that size is seen, so a line written while this starts is not missed."""
+written after that size is seen, so a line written while this starts is not missed.
+
+What the log holds of earlier boots is what makes "at once" safe. Each start of a
+guest's QEMU begins its log anew (``append='off'`` in the L1's and the L2's domain): an
+L2's kernel is quiet (no banner), so with the earlier boots kept, an L2 started again
+would be "heard" from its last boot's line before its own, and SSH tried until it came.
+The banner still tells a reboot inside the same QEMU apart where the kernel prints it
+(an L1's)."""
 
 
 def announcement_watch(console_log: str, line: str, seconds: float) -> list[str]:

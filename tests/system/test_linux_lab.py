@@ -257,6 +257,13 @@ def test_an_l2_restarted_behind_nestlabs_back_keeps_its_host_key(nestlab: Nestla
     report = up_again(nestlab)
     # The L2 came back with the host key nestlab pinned (no "host key changed").
     assert changed_steps(report) == {("prime1", "define + start in kvm1")}
+    # Heard announcing itself in this boot: its console log holds this boot alone (its
+    # quiet kernel prints no banner that would tell its last boot's announcement apart).
+    [proof] = report["proofs"]  # type: ignore[misc]
+    assert "after it announced itself" in proof["evidence"]
+    log = nestlab.ok("exec", "-f", LAB_FILE, "kvm1", "--", "cat",
+                     "/var/lib/nestlab/guests/prime1/console.log").stdout
+    assert log.count("nestlab-prime: up") == 1, log
 
 
 def test_with_l0s_probe_libvirt_reads_the_l2s_cpu_in_a_few_calls(nestlab: Nestlab) -> None:
@@ -337,6 +344,9 @@ def test_an_l1_restarted_behind_nestlabs_back_comes_back_whole(
     report = up_again(nestlab, str(bigger))
     assert {("kvm1", "define + start"), ("prime1", "define + start in kvm1")} <= \
         changed_steps(report)
+    # Its console log on L0 holds this boot alone: the boot watch heard this boot.
+    log = (lab_dir / "hosts" / "kvm1" / "console.log").read_text(errors="replace")
+    assert (log.count("Linux version"), log.count("nestlab-l1: ssh up")) == (1, 1)
 
 
 def test_up_after_a_host_reboot_brings_everything_back(

@@ -92,6 +92,18 @@ def test_linux_tcg_domain_is_emulated_with_svm() -> None:
     assert meta is not None and meta.get("name") == "linux-nested" and meta.get("role") == "l1"
 
 
+def test_a_linux_guests_console_log_begins_anew_at_each_start() -> None:
+    """The L1's and the L2's: the watch that hears a guest announce itself takes the log for
+    the current boot (provision/linux.py, _AWAIT_ANNOUNCEMENT); an L2's quiet kernel
+    leaves nothing in it that would tell an earlier boot's announcement from this one's."""
+    artifacts = render_case("linux-nested-tcg")
+    domains = [v for k, v in artifacts.items() if "/domains/" in str(k)]
+    assert len(domains) == 2  # the L1 on L0, the L2 in it
+    for xml in domains:
+        [log] = ET.fromstring(xml).findall("devices/serial/log")
+        assert log.get("append") == "off"
+
+
 def test_windows_intel_domain_preset() -> None:
     xml = next(v for k, v in render_case("windows-hyperv-kvm-intel").items()
                if str(k).startswith("l0/domains/"))
