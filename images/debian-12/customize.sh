@@ -53,6 +53,9 @@ install -m 0644 "$here/files/libvirt-chains.rules" "$root/usr/local/share/nestla
 install -m 0644 "$here/files/nestlab-libvirt-chains.service" "$root/etc/systemd/system/"
 ln -sf /etc/systemd/system/nestlab-libvirt-chains.service \
   "$root/etc/systemd/system/multi-user.target.wants/nestlab-libvirt-chains.service"
+# The folders nestlab puts files in, there before its first `up`: each command it runs
+# to make one costs ~0.1 s in an emulated L1 and makes its remembered reads old.
+mkdir -p "$root/var/cache/libvirt/qemu/capabilities" "$root/var/lib/nestlab/networks"
 # libvirt's default network is not used by nestlab; do not start it.
 rm -f "$root/etc/libvirt/qemu/networks/autostart/default.xml"
 # Key-only root login over SSH; one host key, ed25519 (nestlab-firstboot).

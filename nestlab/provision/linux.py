@@ -47,14 +47,18 @@ def provision_steps(t: Transport, plan: Plan, host: HostPlan,
         Step(host.name, "libvirt in L1", partial(ensure_libvirt, reads)),
         Step(host.name, "QEMU probe from L0", partial(ensure_qemu_probe, reads, probe),
              skip=no_l2s),
+    ]
+    # The images first: their check is answered from the first step's reads, which the
+    # network's start would make old.
+    for name in sorted({g.image for g in host.guests}):
+        steps.append(Step(host.name, f"L2 image {name}",
+                          partial(_ensure_image_named, reads, images, name)))
+    steps += [
         Step(host.name, "L2 network", partial(ensure_guest_network, reads, plan, host),
              skip=no_l2s),
         Step(host.name, "routes to other L1s' L2s", partial(ensure_routes, reads, host),
              skip=None if host.guest_network.routes else "its L2 network is not routed"),
     ]
-    for name in sorted({g.image for g in host.guests}):
-        steps.append(Step(host.name, f"L2 image {name}",
-                          partial(_ensure_image_named, reads, images, name)))
     for guest in host.guests:
         steps.append(Step(guest.name, f"define + start in {host.name}",
                           partial(ensure_guest, reads, plan, host, guest, say,
@@ -75,7 +79,7 @@ def l1_reads(host: HostPlan, images: dict[str, BuiltImage]) -> list[list[str]]:
               host.guest_network.routes]
     if not host.guests:
         return reads
-    reads += [_HAS_PROBE]
+    reads += [_HAS_PROBE, *(["test", "-d", f] for f in (_PROBE_FOLDER, _NETWORKS_FOLDER))]
     for name in sorted({g.image for g in host.guests}):
         if name in images:
             reads += [["sha256sum", remote] for _local, remote in _copies(images[name])]
@@ -146,6 +150,17 @@ emulator's path). libvirt probes QEMU for it at the first domain defined after i
 and the kernel's versions and the CPU are those it was made with, and probes again
 otherwise."""
 _HAS_PROBE = ["test", "-s", QEMU_PROBE]
+_PROBE_FOLDER = str(Path(QEMU_PROBE).parent)
+_NETWORKS_FOLDER = f"{L1_GUEST_DIR}/networks"
+
+
+def _ensure_folder(t: Transport, path: str) -> None:
+    """``path`` made unless it is there. Asked first (``l1_reads`` asks in its batch): a
+    command that changes something makes every remembered answer old, a file put there
+    only those about it. nestlab's image has the folders it puts files in; an L1 of an
+    older image gets them here."""
+    if not t.run(["test", "-d", path]).ok:
+        t.check(["mkdir", "-p", path])
 
 
 def learned_probe_path(l1_image: BuiltImage, cpus: int) -> Path:
@@ -184,7 +199,7 @@ def ensure_qemu_probe(t: Transport, probe: QemuProbe) -> bool:
     probe.caused_here = True
     if not probe.learned.is_file():
         return False
-    t.check(["mkdir", "-p", str(Path(QEMU_PROBE).parent)])
+    _ensure_folder(t, _PROBE_FOLDER)
     t.put_text(probe_to_put(probe.learned.read_text()), QEMU_PROBE, mode=0o600)
     return True
 
@@ -237,21 +252,34 @@ def _virsh(t: Transport, *args: str) -> CommandResult:
     return t.run(_virsh_argv(*args), timeout=_VIRSH_TIMEOUT)
 
 
-def _virsh_all(t: Transport, *commands: list[str]) -> CommandResult:
-    """Several virsh commands in one virsh process over one connection to libvirt
-    (virsh's own ``a; b`` syntax): each virsh process takes ~0.5 s in an emulated L1.
-    virsh goes on after a failed command and exits as the last one did, so callers end
-    with a command that reads the state the others were to bring about, and check it."""
-    return t.run(_virsh_argv("; ".join(shlex.join(c) for c in commands)),
-                 timeout=_VIRSH_TIMEOUT)
-
-
 _DOMAINS_FOLLOW = "nestlab-domains-follow"
-_LIBVIRT_TABLES = _virsh_argv(f"net-list --all; echo {_DOMAINS_FOLLOW}; list --all")
+_TABLES = f"net-list --all; echo {_DOMAINS_FOLLOW}; list --all"
+_LIBVIRT_TABLES = _virsh_argv(_TABLES)
 """Both of libvirt's tables, networks and domains, from one virsh process (~0.35 s each in
 an emulated L1, where the second command in it takes ~10 ms). Neither command fails while
 libvirtd answers; the exit status is the domain table's (virsh exits as its last command
 did)."""
+_TABLES_FOLLOW = "nestlab-tables-follow"
+
+
+def _act_then_tables(t: Transport, *commands: list[str]) -> tuple[CommandResult,
+                                                                  LibvirtTables | None]:
+    """Several virsh commands in one virsh process over one connection to libvirt
+    (virsh's own ``a; b`` syntax; each virsh process takes ~0.35 s in an emulated L1),
+    then libvirt's tables (``_LIBVIRT_TABLES``), read after them in the same process:
+    what they did, which the caller checks (virsh goes on after a failed command). The
+    tables are None when libvirt did not answer for them. A session that remembers reads
+    answers the next read of the tables with these."""
+    result = t.run(_virsh_argv("; ".join([*(shlex.join(c) for c in commands),
+                                          f"echo {_TABLES_FOLLOW}", _TABLES])),
+                   timeout=_VIRSH_TIMEOUT)
+    _did, follow, tables = result.stdout.partition(f"{_TABLES_FOLLOW}\n")
+    if not follow or f"{_DOMAINS_FOLLOW}\n" not in tables or not result.ok:
+        return result, None
+    if isinstance(t, RememberedReads):
+        t.remember(_LIBVIRT_TABLES, CommandResult(shlex.join(_LIBVIRT_TABLES), 0, tables, ""))
+    networks, _, domains = tables.partition(f"{_DOMAINS_FOLLOW}\n")
+    return result, LibvirtTables(networks=networks, domains=domains)
 
 
 @dataclass(frozen=True)
@@ -293,31 +321,23 @@ def _virsh_check(t: Transport, *args: str, timeout: float = _VIRSH_TIMEOUT) -> C
     return t.check(_virsh_argv(*args), timeout=timeout)
 
 
-def _info_field(result: CommandResult, field: str) -> str:
-    for line in result.stdout.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == field:
-            return value.strip()
-    return ""
-
-
 def ensure_guest_network(t: Transport, plan: Plan, host: HostPlan) -> bool:
     """The L2 network defined (autostart) and active in the L1; True when it had to act."""
     gnet = host.guest_network
     row = _network_row(libvirt_tables(t).networks, gnet.name)
     todo: list[list[str]] = []
     if row is None:
-        xml_path = f"{L1_GUEST_DIR}/networks/{gnet.name}.xml"
-        t.check(["mkdir", "-p", f"{L1_GUEST_DIR}/networks"])
+        xml_path = f"{_NETWORKS_FOLDER}/{gnet.name}.xml"
+        _ensure_folder(t, _NETWORKS_FOLDER)
         t.put_text(render_guest_network_xml(plan, host), xml_path)
         todo += [["net-define", xml_path], ["net-autostart", gnet.name]]
     if row is None or row[0] != "active":
         todo.append(["net-start", gnet.name])
     if not todo:
         return False
-    after = _virsh_all(t, *todo, ["net-info", gnet.name])
-    if _info_field(after, "Active") != "yes" or (
-            row is None and _info_field(after, "Autostart") != "yes"):
+    after, tables = _act_then_tables(t, *todo)
+    now = _network_row(tables.networks, gnet.name) if tables else None
+    if now is None or now[0] != "active" or (row is None and now[1] != "yes"):
         raise _not_done(host, f"the L2 network {gnet.name}", after)
     return True
 
@@ -391,21 +411,21 @@ def ensure_guest(t: Transport, plan: Plan, host: HostPlan, guest: GuestPlan,
     restart it."""
     folder = str(Path(guest.disk_path).parent)
     acted = False
+    # First, while it is answered from the last read of libvirt's tables (the first
+    # step's, or the last act's): the disk's creation below makes that read old.
+    state = guest_states(t, [guest.domain_name]).get(guest.domain_name)
+    defined = state is not None
     if not t.run(["test", "-e", guest.disk_path]).ok:
         t.check(["mkdir", "-p", folder])
         t.check(["qemu-img", "create", "-q", "-f", "qcow2", guest.disk_path, str(guest.disk)])
         acted = True
-    # One `virsh list --all` for every L2 of the L1 (``l1_reads`` asks for the tables once).
-    state = guest_states(t, [guest.domain_name]).get(guest.domain_name)
-    defined = state is not None
     todo: list[list[str]] = []
     if not defined or redefine:
         xml_path = f"{folder}/domain.xml"
         xml = render_guest_domain_xml(plan, host, guest)
         if defined:
             xml = with_uuid(xml, _virsh_check(t, "domuuid", guest.domain_name).stdout.strip())
-        t.check(["mkdir", "-p", folder])
-        t.put_text(xml, xml_path)
+        t.put_text(xml, xml_path)  # in the disk's folder
         todo.append(["define", xml_path])
         state = state or "shut off"
     if redefine and defined and state in ("running", "paused"):
@@ -419,8 +439,9 @@ def ensure_guest(t: Transport, plan: Plan, host: HostPlan, guest: GuestPlan,
         todo.append(["start", guest.domain_name])
     if not todo:
         return acted
-    after = _virsh_all(t, *todo, ["domstate", guest.domain_name])
-    if after.stdout.strip().splitlines()[-1:] != ["running"]:
+    after, tables = _act_then_tables(t, *todo)
+    states = _domain_states(tables.domains, [guest.domain_name]) if tables else {}
+    if states.get(guest.domain_name) != "running":
         raise _not_done(host, f"{guest.name} running", after)
     return True
 
@@ -479,7 +500,11 @@ def guest_states(t: Transport, domains: list[str]) -> dict[str, str]:
     `virsh list --all` (one round trip, not one per domain; ``libvirt_tables``). A
     libvirt that does not answer raises ``CommandFailed``: the L2s are then unknown, not
     absent."""
-    table = libvirt_tables(t, timeout=_STATES_TIMEOUT).domains
+    return _domain_states(libvirt_tables(t, timeout=_STATES_TIMEOUT).domains, domains)
+
+
+def _domain_states(table: str, domains: list[str]) -> dict[str, str]:
+    """Domain name -> state for those of ``domains`` in `virsh list --all`'s table."""
     states = {}
     # " Id   Name   State" and a rule, then " 1    NAME   running" / " -    NAME   shut off".
     # Names may hold spaces and states do ("shut off"): match the names asked for.

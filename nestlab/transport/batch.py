@@ -66,10 +66,12 @@ def parse_batch(output: bytes, argvs: Sequence[list[str]], mark: str,
 class RememberedReads(Transport):
     """A session whose answers to some commands were fetched earlier in one batch
     (``fetch``). Such a command is answered from the batch, with no round trip, until
-    anything else goes to the guest (a command not in the batch, a file, a reconnect):
-    from then on every command goes to the guest, so a step that acted reads what it
-    did, never an answer from before. The batch must hold only commands that change
-    nothing."""
+    anything else goes to the guest (a command not in the batch, a reconnect): from then
+    on every command goes to the guest, so a step that acted reads what it did, never an
+    answer from before. A file put there changes that file alone: only the answers of
+    commands that name its path are forgotten. A step that read again after it acted,
+    in the same command, may say so (``remember``). The batch must hold only commands
+    that change nothing."""
 
     def __init__(self, session: Transport) -> None:
         self.name = session.name
@@ -88,6 +90,17 @@ class RememberedReads(Transport):
         with self._lock:
             self._answers = {}
 
+    def remember(self, argv: list[str], result: CommandResult) -> None:
+        """``result`` is what ``argv`` answers now (read after the last change, by the
+        command that made it): answer ``argv`` with it until the next change."""
+        with self._lock:
+            self._answers[tuple(argv)] = result
+
+    def _forget_naming(self, path: str) -> None:
+        with self._lock:
+            self._answers = {argv: result for argv, result in self._answers.items()
+                             if not any(path in arg for arg in argv)}
+
     def run(self, argv: list[str], timeout: float = 600.0) -> CommandResult:
         with self._lock:
             remembered = self._answers.get(tuple(argv))
@@ -103,11 +116,11 @@ class RememberedReads(Transport):
         return self._session.run_batch(argvs, timeout)
 
     def put(self, local: Path, remote: str) -> None:
-        self.forget()
+        self._forget_naming(remote)
         self._session.put(local, remote)
 
     def put_text(self, text: str, remote: str, mode: int = 0o644) -> None:
-        self.forget()
+        self._forget_naming(remote)
         self._session.put_text(text, remote, mode)
 
     def wait_until_reachable(self, timeout: float, waiting: Callable[[str], None] | None = None,

@@ -292,6 +292,8 @@ class FakeLinuxL1(Transport):
                 return (0 if path in self.files or path in self.folders else 1), "", ""
             case ["test", "-s", path]:
                 return (0 if self.files.get(path) else 1), "", ""
+            case ["test", "-d", path]:
+                return (0 if path in self.folders else 1), "", ""
             case ["cat", path] if path == QEMU_PROBE:
                 if path not in self.files:
                     return 1, "", f"cat: {path}: No such file or directory\n"

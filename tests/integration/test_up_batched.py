@@ -3,16 +3,25 @@ and still repairs what is not done (the lab on libvirt's test driver, FAKE guest
 
 from __future__ import annotations
 
+import shlex
 import textwrap
 import threading
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import libvirt
 import pytest
 
+from nestlab.build.images import find_image
 from nestlab.drivers import Proof
 from nestlab.drivers.linux import LinuxDriver
+from nestlab.provision.linux import (
+    _LIBVIRT_TABLES,
+    _NETWORKS_FOLDER,
+    _PROBE_FOLDER,
+    _TABLES,
+    _copies,
+)
 from tests.fakes.linux import FakeLinuxL1
 from tests.integration.conftest import bring_up
 
@@ -96,3 +105,31 @@ def test_the_l2s_of_an_l1_are_proven_at_the_same_time(
     monkeypatch.setattr(LinuxDriver, "prove", prove)
     proofs, _reporter = bring_up(lab(tmp_path), home)
     assert [p.guest for p in proofs] == ["g1", "g2"]  # in the steps' order
+
+
+def test_a_first_up_asks_each_question_once(
+        l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
+        tmp_path: Path) -> None:
+    """A new L1 is asked libvirt's tables and the L2 image's hashes in the first batch
+    alone (~0.4 s each in an emulated L1): the images are checked before the network's
+    start makes the batch old, and each virsh that acts reads the tables after it, which
+    answer the next step's question. The L1 is as nestlab's image boots: libvirt answers
+    (its socket starts it), the L2 image is there and so are the folders nestlab puts
+    files in (asked in the batch: no command makes them)."""
+    l1 = guests["kvm1"] = FakeLinuxL1("kvm1", libvirtd_active=True, cpus=2)
+    l1.folders |= {_PROBE_FOLDER, _NETWORKS_FOLDER}
+    prime = find_image("prime")
+    assert prime is not None
+    for local, remote in _copies(prime):
+        l1.folders.add(str(PurePosixPath(remote).parent))
+        l1.files[remote] = local.read_bytes()
+    bring_up(lab(tmp_path), home)
+    assert not any(c.startswith("put /var/lib/nestlab/images/") for c in l1.calls)
+    assert not any(c.startswith(f"mkdir -p {_NETWORKS_FOLDER}") for c in l1.calls)
+    tables = shlex.join(_LIBVIRT_TABLES)
+    hashes = [c for c in l1.calls if c.startswith("sha256sum /var/lib/nestlab/images/")]
+    assert l1.calls.count(tables) == 1 and tables in l1.batches[0]
+    assert len(hashes) == len(set(hashes)) == 2 and set(hashes) <= set(l1.batches[0])
+    acts = [c for c in l1.calls if c.startswith("virsh") and c != tables]
+    assert len(acts) == 3  # the network's, then each L2's define + start
+    assert all(c.endswith(f"echo nestlab-tables-follow; {_TABLES}'") for c in acts)

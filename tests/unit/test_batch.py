@@ -133,17 +133,44 @@ def test_reads_come_from_the_batch_until_anything_else_is_sent() -> None:
 
 
 @pytest.mark.parametrize("act", [
-    lambda reads: reads.put_text("x", "/f"),
-    lambda reads: reads.put(Path("/dev/null"), "/f"),
+    lambda reads: reads.put_text("x", "/d/f"),
+    lambda reads: reads.put(Path("/dev/null"), "/d/f"),
     lambda reads: reads.reconnect(1),
 ])
 def test_a_file_or_a_reconnect_makes_the_batch_old(act: Callable[[RememberedReads], None]
                                                      ) -> None:
     session = Recorder()
     reads = RememberedReads(session)
-    reads.fetch([["state", "a"]])
+    reads.fetch([["sha256sum", "/d/f"]])
     act(reads)
-    assert reads.run(["state", "a"]).stdout != "batched state a"
+    assert reads.run(["sha256sum", "/d/f"]).stdout != "batched sha256sum /d/f"
+
+
+@pytest.mark.parametrize("put", [
+    lambda reads: reads.put_text("x", "/d/f"),
+    lambda reads: reads.put(Path("/dev/null"), "/d/f"),
+])
+def test_a_file_put_there_leaves_the_answers_about_others(
+        put: Callable[[RememberedReads], None]) -> None:
+    """It changes that file alone: ``/d/g`` and ``/d`` are other paths."""
+    session = Recorder()
+    reads = RememberedReads(session)
+    reads.fetch([["test", "-s", "/d/f"], ["sha256sum", "/d/g"], ["test", "-d", "/d"]])
+    put(reads)
+    assert reads.run(["sha256sum", "/d/g"]).stdout == "batched sha256sum /d/g"
+    assert reads.run(["test", "-d", "/d"]).stdout == "batched test -d /d"
+    assert reads.run(["test", "-s", "/d/f"]).stdout != "batched test -s /d/f"
+
+
+def test_an_answer_read_after_a_change_is_remembered_until_the_next() -> None:
+    session = Recorder()
+    reads = RememberedReads(session)
+    reads.fetch([["state", "a"], ["state", "b"]])
+    reads.run(["start", "a"])
+    reads.remember(["state", "a"], CommandResult("state a", 0, "running", ""))
+    assert reads.run(["state", "a"]).stdout == "running"
+    assert reads.run(["state", "b"]).stdout == "3"  # the change made the batch old
+    assert reads.run(["state", "a"]).stdout == "4"  # and so did the read of b
 
 
 class LocalSSH(SSHTransport):
