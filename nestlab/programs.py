@@ -107,6 +107,9 @@ PROGRAMS: tuple[Program, ...] = (
             "runs the prime's network script with stand-ins for ip and udhcpc"),
     Program("chroot", "coreutils", RunBy.TESTS, (Need.TESTS,),
             "runs the prime's own host-key script inside its initramfs"),
+    Program("sha256sum", "coreutils", RunBy.TESTS, (Need.TESTS,),
+            "prints the list of an L2 image's hashes an L1 keeps beside it, as nestlab "
+            "writes it"),
     Program("make", "make", RunBy.TESTS, (Need.TESTS,),
             "runs the Makefile `nestlab init` writes (.ci/run installs it first)"),
     Program("git", "git", RunBy.TESTS, (Need.TESTS,),

@@ -401,9 +401,10 @@ def _build_disk_image(recipe: Path, out: Path, log: Path, progress: Progress,
 
 def _bake_guest_image(root: Path, image: BuiltImage) -> None:
     """An L2 image's files in an L1 image's tree, laid out as `up` leaves them in an L1
-    (nestlab.provision.linux.ensure_guest_image): `up` then finds them identical and
-    copies nothing (13 MB through the emulated L1's SSH, then the kernel unpacked: 5 s).
-    An L2 image built anew later differs from them and is copied as before."""
+    (nestlab.provision.linux.ensure_guest_image), with their list of hashes last: `up`
+    then finds them listed, unchanged since, and copies nothing (13 MB through the
+    emulated L1's SSH, then the kernel unpacked: 5 s). An L2 image built anew later
+    differs from them and is copied as before."""
     folder = root / L1_GUEST_DIR.lstrip("/") / "images" / image.name
     folder.mkdir(parents=True, exist_ok=True)
     kernel, initrd = image.boot_files()
@@ -412,6 +413,25 @@ def _bake_guest_image(root: Path, image: BuiltImage) -> None:
         files["vmlinux.zst"] = image.vmlinux_zst
     for target, source in files.items():
         shutil.copyfile(source, folder / target)
+    (folder / L1_SUMS).write_text(l1_sums(image))
+
+
+L1_SUMS = "SHA256SUMS"
+"""The file, in an L2 image's folder in an L1, that lists the SHA-256 of each file `up`
+copies there as it is (``l1_copies``), as `sha256sum` prints them; written after them."""
+
+
+def l1_copies(image: BuiltImage) -> list[tuple[Path, str]]:
+    """(file on L0, its name in the image's folder in an L1) for each file of an L2 image
+    that an L1 gets as it is: the zstd of the uncompressed kernel (unpacked there as
+    ``vmlinuz``), or the bzImage itself for an image without one, and the initrd."""
+    kernel, initrd = image.bzimage_files()
+    return [(local, local.name) for local in (image.vmlinux_zst or kernel, initrd)]
+
+
+def l1_sums(image: BuiltImage) -> str:
+    """What ``L1_SUMS`` holds for ``image``."""
+    return "".join(f"{file_sha256(local)}  {name}\n" for local, name in l1_copies(image))
 
 
 def _build_prime(recipe: Path, out: Path, log: Path, progress: Progress) -> None:

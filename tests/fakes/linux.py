@@ -136,6 +136,10 @@ class FakeLinuxL1(Transport):
     probes: int = 0
     """How often its libvirt probed QEMU: at a define, when its record of the probe
     (QEMU_PROBE) is missing or does not fit ``qemu_caps`` (``_checked_part``)."""
+    written: dict[str, int] = field(default_factory=dict)
+    """When each file was last written (``tick``); a file a test put into ``files`` itself
+    was written at 0."""
+    _clock: int = field(default=1_700_000_000, repr=False)
     cpu_reads: list[tuple[str, str]] = field(default_factory=list)
     """(domain, how libvirt read its CPU) per start: "per feature" (a QMP `qom-get` for
     each of ~400 properties) where the probe in use records that QEMU reports unavailable
@@ -268,6 +272,13 @@ class FakeLinuxL1(Transport):
                                  f"folder {parent})")
         self.calls.append(f"put {remote}")
         self.files[remote] = data
+        self.written[remote] = self.tick()
+
+    def tick(self) -> int:
+        """The L1's clock, in whole seconds as `stat -c %Y` shows them: one more at each
+        write, so that a later write has a later time."""
+        self._clock += 1
+        return self._clock
 
     def _answer(self, argv: list[str]) -> tuple[int, str, str]:
         match argv:
@@ -294,7 +305,13 @@ class FakeLinuxL1(Transport):
                 return (0 if self.files.get(path) else 1), "", ""
             case ["test", "-d", path]:
                 return (0 if path in self.folders else 1), "", ""
-            case ["cat", path] if path == QEMU_PROBE:
+            case ["stat", "-c", "%Y %n", *paths]:  # GNU stat: the missing ones on stderr
+                there = [p for p in paths if p in self.files]
+                return ((0 if len(there) == len(paths) else 1),
+                        "".join(f"{self.written.get(p, 0)} {p}\n" for p in there),
+                        "".join(f"stat: cannot statx '{p}': No such file or directory\n"
+                                for p in paths if p not in self.files))
+            case ["cat", path] if path.startswith(("/var/", "/etc/")):
                 if path not in self.files:
                     return 1, "", f"cat: {path}: No such file or directory\n"
                 return 0, self.files[path].decode(), ""

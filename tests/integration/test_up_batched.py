@@ -12,7 +12,7 @@ from typing import Any
 import libvirt
 import pytest
 
-from nestlab.build.images import find_image
+from nestlab.build.images import L1_SUMS, find_image, l1_sums
 from nestlab.drivers import Proof
 from nestlab.drivers.linux import LinuxDriver
 from nestlab.provision.linux import (
@@ -110,12 +110,13 @@ def test_the_l2s_of_an_l1_are_proven_at_the_same_time(
 def test_a_first_up_asks_each_question_once(
         l0: libvirt.virConnect, guests: dict[str, FakeLinuxL1], home: Path,
         tmp_path: Path) -> None:
-    """A new L1 is asked libvirt's tables and the L2 image's hashes in the first batch
-    alone (~0.4 s each in an emulated L1): the images are checked before the network's
-    start makes the batch old, and each virsh that acts reads the tables after it, which
+    """A new L1 is asked libvirt's tables and about the L2 image in the first batch alone
+    (~0.4 s each in an emulated L1): the images are checked before the network's start
+    makes the batch old, and each virsh that acts reads the tables after it, which
     answer the next step's question. The L1 is as nestlab's image boots: libvirt answers
-    (its socket starts it), the L2 image is there and so are the folders nestlab puts
-    files in (asked in the batch: no command makes them)."""
+    (its socket starts it), the L2 image is there with the list of its hashes (nothing is
+    hashed) and so are the folders nestlab puts files in (asked in the batch: no command
+    makes them)."""
     l1 = guests["kvm1"] = FakeLinuxL1("kvm1", libvirtd_active=True, cpus=2)
     l1.folders |= {_PROBE_FOLDER, _NETWORKS_FOLDER}
     prime = find_image("prime")
@@ -123,13 +124,15 @@ def test_a_first_up_asks_each_question_once(
     for local, remote in _copies(prime):
         l1.folders.add(str(PurePosixPath(remote).parent))
         l1.files[remote] = local.read_bytes()
+    l1.files[f"/var/lib/nestlab/images/prime/{L1_SUMS}"] = l1_sums(prime).encode()
     bring_up(lab(tmp_path), home)
     assert not any(c.startswith("put /var/lib/nestlab/images/") for c in l1.calls)
     assert not any(c.startswith(f"mkdir -p {_NETWORKS_FOLDER}") for c in l1.calls)
+    assert not any(c.startswith("sha256sum /var/lib/nestlab/images/") for c in l1.calls)
     tables = shlex.join(_LIBVIRT_TABLES)
-    hashes = [c for c in l1.calls if c.startswith("sha256sum /var/lib/nestlab/images/")]
+    listed = [c for c in l1.calls if L1_SUMS in c]
     assert l1.calls.count(tables) == 1 and tables in l1.batches[0]
-    assert len(hashes) == len(set(hashes)) == 2 and set(hashes) <= set(l1.batches[0])
+    assert len(listed) == len(set(listed)) == 2 and set(listed) <= set(l1.batches[0])
     acts = [c for c in l1.calls if c.startswith("virsh") and c != tables]
     assert len(acts) == 3  # the network's, then each L2's define + start
     assert all(c.endswith(f"echo nestlab-tables-follow; {_TABLES}'") for c in acts)

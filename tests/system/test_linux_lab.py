@@ -166,6 +166,9 @@ def test_up_again_changes_nothing(nestlab: Nestlab, lab_dir: Path) -> None:
     domid_after, uptime_after = l2_state()
     assert domid_after == domid  # the same running L2, not a new one
     assert uptime_after > uptime
+    # The L2 image was known by the list of its hashes, which the L1's own tools agree with.
+    nestlab.ok("exec", "-f", LAB_FILE, "kvm1", "--", "sh", "-c",
+               "cd /var/lib/nestlab/images/prime && sha256sum -c --strict SHA256SUMS")
 
 
 def test_guests_boot_lean(nestlab: Nestlab, lab_dir: Path) -> None:

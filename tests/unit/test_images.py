@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -215,6 +216,14 @@ def test_an_l2_image_is_laid_out_in_the_l1_image_as_up_copies_it(tmp_path: Path)
         assert in_root(remote).read_bytes() == local.read_bytes()
     # The L2's <kernel> (the plan's path) is the uncompressed kernel, as `up` unpacks it.
     assert in_root(f"{L1_GUEST_DIR}/images/prime/vmlinuz").read_bytes() == b"vmlinux of prime"
+    # The list of the copies' hashes, as sha256sum prints them (`sha256sum -c` checks it
+    # in the L1's folder), written after them.
+    sums = in_root(f"{L1_GUEST_DIR}/images/prime/{images.L1_SUMS}")
+    printed = subprocess.run(["sha256sum", "vmlinux.zst", "initrd.img"], cwd=folder,
+                             capture_output=True, text=True, check=True).stdout
+    assert sums.read_text() == images.l1_sums(image) == printed
+    assert all(in_root(remote).stat().st_mtime_ns <= sums.stat().st_mtime_ns
+               for _local, remote in copies)
 
 
 def test_a_failed_build_fails_its_image_and_those_that_carry_it_only(
