@@ -96,7 +96,7 @@ def recipe_names() -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/packages"))
 
 
-BUILD_FORMAT = "3: one initramfs"
+BUILD_FORMAT = "4: the L2 image listed by its hashes in the L1 image"
 """What an image folder holds besides the recipe's output, and how it is made; changed when
 a build makes new files or makes them differently (then every image is built again, next
 to the old ones). 3: Debian's initramfs made once (INITRAMFS_AT_THE_END), vmlinux.zst at
