@@ -512,12 +512,14 @@ is appended after the size the log had when asked (tail follows the file by inot
 polling; coreutils' tail ends as soon as grep has, without a further write). Anything
 written after that size is seen, so a line written while this starts is not missed.
 
-What the log holds of earlier boots is what makes "at once" safe. Each start of a
-guest's QEMU begins its log anew (``append='off'`` in the L1's and the L2's domain): an
-L2's kernel is quiet (no banner), so with the earlier boots kept, an L2 started again
-would be "heard" from its last boot's line before its own, and SSH tried until it came.
-The banner still tells a reboot inside the same QEMU apart where the kernel prints it
-(an L1's)."""
+What the log holds of earlier boots is what makes "at once" safe. Each start of an L2's
+QEMU begins its log anew (``append='off'`` in its domain): its kernel is quiet (no
+banner), so with the earlier boots kept, an L2 started again would be "heard" from its
+last boot's line before its own, and SSH tried until it came. An L1's log on L0 keeps
+its boots (``append='on'``): an L1 restored from its memory is a new QEMU that does not
+boot, and is heard from its last announcement; its kernel's banner, the first line of
+each boot, tells a boot from the one before (an L1 started again before its banner is
+written is "heard" early, and SSH is tried, every second, until it answers)."""
 
 
 def announcement_watch(console_log: str, line: str, seconds: float) -> list[str]:
