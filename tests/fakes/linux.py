@@ -380,6 +380,7 @@ class FakeLinuxL1(Transport):
             return 1, "", unpacked.stderr.decode(errors="replace")
         self._write(kernel, unpacked.stdout)
         self.files[zst] = self.files.pop(f"{zst}.new")
+        self.written[zst] = self.written.pop(f"{zst}.new")  # mv keeps the time
         return 0, "", ""
 
     def _await_announcement(self, script: str, seconds: int, log: str,
