@@ -17,7 +17,6 @@ from nestlab.build.images import (
     L1_GUEST_DIR,
     L1_SUMS,
     BuiltImage,
-    file_sha256,
     l1_copies,
     l1_sums,
 )
@@ -280,13 +279,11 @@ def _act_then_tables(t: Transport, *commands: list[str]) -> tuple[CommandResult,
     result = t.run(_virsh_argv("; ".join([*(shlex.join(c) for c in commands),
                                           f"echo {_TABLES_FOLLOW}", _TABLES])),
                    timeout=_VIRSH_TIMEOUT)
-    _did, follow, tables = result.stdout.partition(f"{_TABLES_FOLLOW}\n")
-    if not follow or f"{_DOMAINS_FOLLOW}\n" not in tables or not result.ok:
-        return result, None
-    if isinstance(t, RememberedReads):
-        t.remember(_LIBVIRT_TABLES, CommandResult(shlex.join(_LIBVIRT_TABLES), 0, tables, ""))
-    networks, _, domains = tables.partition(f"{_DOMAINS_FOLLOW}\n")
-    return result, LibvirtTables(networks=networks, domains=domains)
+    _did, follow, text = result.stdout.partition(f"{_TABLES_FOLLOW}\n")
+    tables = _parse_tables(text) if follow and result.ok else None
+    if tables is not None and isinstance(t, RememberedReads):
+        t.remember(_LIBVIRT_TABLES, CommandResult(shlex.join(_LIBVIRT_TABLES), 0, text, ""))
+    return result, tables
 
 
 @dataclass(frozen=True)
@@ -301,10 +298,16 @@ def libvirt_tables(t: Transport, timeout: float = _VIRSH_TIMEOUT) -> LibvirtTabl
     """The L1's networks and domains as virsh lists them (``_LIBVIRT_TABLES``). A libvirt
     that does not answer raises ``CommandFailed``."""
     result = t.check(_LIBVIRT_TABLES, timeout=timeout)
-    networks, follow, domains = result.stdout.partition(f"{_DOMAINS_FOLLOW}\n")
-    if not follow:
+    tables = _parse_tables(result.stdout)
+    if tables is None:
         raise CommandFailed(t.name, result)
-    return LibvirtTables(networks=networks, domains=domains)
+    return tables
+
+
+def _parse_tables(text: str) -> LibvirtTables | None:
+    """What ``_TABLES`` printed, split into its two tables; None without the mark."""
+    networks, follow, domains = text.partition(f"{_DOMAINS_FOLLOW}\n")
+    return LibvirtTables(networks=networks, domains=domains) if follow else None
 
 
 def _network_row(table: str, name: str) -> tuple[str, str] | None:
@@ -374,10 +377,11 @@ def ensure_guest_image(t: Transport, image: BuiltImage) -> bool:
     sums = l1_sums(image)
     if _listed_unchanged(t, image, sums):
         return False
+    digests = [line.split()[0] for line in sums.splitlines()]  # hashed once, on L0
     missing = []
-    for local, remote in _copies(image):
+    for (local, remote), digest in zip(_copies(image), digests, strict=True):
         have = t.run(["sha256sum", remote]).stdout.split()
-        if not have or have[0] != file_sha256(local):
+        if not have or have[0] != digest:
             missing.append((local, remote))
     if missing:
         t.check(["mkdir", "-p", _image_folder(image)])
